@@ -1,0 +1,132 @@
+// Command pgsvc keeps HAProxy's PostgreSQL services true to the live state of
+// Patroni clusters. See `pgsvc help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// command is one subcommand: its flags are parsed by run itself.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, out, errOut io.Writer) error
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"render":    {"render HAProxy listen sections from the inventory (and optional Patroni state)", runRender},
+		"validate":  {"check the inventory and service definitions, print a summary", runValidate},
+		"reconcile": {"show (--dry-run) or apply the changes HAProxy needs", runReconcile},
+		"version":   {"print version and build information", runVersion},
+	}
+}
+
+// exitError carries a specific exit status (2: changes pending).
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, out, errOut io.Writer) int {
+	cmds := commands()
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(out, cmds)
+		if len(args) == 0 {
+			return 1
+		}
+		return 0
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(errOut, "pgsvc: unknown command %q (see pgsvc help)\n", args[0])
+		return 1
+	}
+	err := cmd.run(ctx, args[1:], out, errOut)
+	var ee *exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ee):
+		if ee.msg != "" {
+			fmt.Fprintln(errOut, ee.msg)
+		}
+		return ee.code
+	default:
+		fmt.Fprintf(errOut, "pgsvc %s: %s\n", args[0], oneLine(err))
+		return 1
+	}
+}
+
+// oneLine keeps joined errors readable on one line each, prefixed.
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", "\n  ")
+}
+
+func usage(w io.Writer, cmds map[string]command) {
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "pgsvc keeps HAProxy's PostgreSQL services true to the live state of Patroni clusters.")
+	fmt.Fprintln(w, "\nUsage: pgsvc <command> [flags]   (pgsvc <command> --help for its flags)\n\nCommands:")
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
+	}
+}
+
+// newFlags returns a flag set that reports errors instead of exiting.
+func newFlags(name, synopsis string, errOut io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	fs.Usage = func() {
+		fmt.Fprintf(errOut, "Usage: pgsvc %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags and refuses stray positional arguments.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+// listFlag is a repeatable string flag (--cluster a --cluster b, or a,b).
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}

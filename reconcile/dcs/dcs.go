@@ -1,0 +1,218 @@
+// Package dcs understands the keys pgsvc reads from etcd: Patroni's cluster
+// keys (<namespace><scope>/leader, .../members/<name>) and pgsvc's own
+// per-instance overrides. It is pure: callers bring the key/value pairs.
+package dcs
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/pgsvc/pgsvc/selector"
+)
+
+// DefaultNamespace is Pigsty's pg_namespace.
+const DefaultNamespace = "/pg/"
+
+// DefaultOverridePrefix is where `pgsvc set` stores per-instance variables.
+const DefaultOverridePrefix = "/pgsvc/overrides/"
+
+// NormalizePrefix turns "/pg", "pg/" or "//pg//" into "/pg/", as Patroni does.
+func NormalizePrefix(p string) string {
+	parts := strings.FieldsFunc(p, func(r rune) bool { return r == '/' })
+	if len(parts) == 0 {
+		return "/"
+	}
+	return "/" + strings.Join(parts, "/") + "/"
+}
+
+// Cluster is what etcd holds about one Patroni cluster.
+type Cluster struct {
+	Leader  string // value of the leader key, "" when the key is absent
+	Members map[string]selector.Member
+}
+
+// State is the live view read from etcd: Patroni clusters by scope and the
+// operators' overrides by instance.
+type State struct {
+	Revision  int64
+	Clusters  map[string]*Cluster
+	Overrides selector.Overrides
+}
+
+// NewState returns an empty state.
+func NewState() *State {
+	return &State{Clusters: map[string]*Cluster{}, Overrides: selector.Overrides{}}
+}
+
+// Layout names the two prefixes pgsvc reads.
+type Layout struct {
+	Namespace      string // Patroni namespace, e.g. "/pg/"
+	OverridePrefix string // e.g. "/pgsvc/overrides/"
+}
+
+// DefaultLayout is Pigsty's namespace and pgsvc's default override prefix.
+func DefaultLayout() Layout {
+	return Layout{Namespace: DefaultNamespace, OverridePrefix: DefaultOverridePrefix}
+}
+
+// Put records a key's value. Keys outside both prefixes and Patroni keys
+// pgsvc does not use are ignored. A malformed value is an error naming the
+// key; the state is left unchanged then.
+func (s *State) Put(l Layout, key string, value []byte) error {
+	if inst, ok := strings.CutPrefix(key, l.OverridePrefix); ok {
+		vars, err := ParseOverride(value)
+		if err != nil {
+			return fmt.Errorf("override %s: %w", key, err)
+		}
+		s.Overrides[inst] = vars
+		return nil
+	}
+	scope, name, kind := l.split(key)
+	switch kind {
+	case keyLeader:
+		s.cluster(scope).Leader = strings.TrimSpace(string(value))
+	case keyMember:
+		m, err := ParseMember(value)
+		if err != nil {
+			return fmt.Errorf("patroni member %s: %w", key, err)
+		}
+		s.cluster(scope).Members[name] = m
+	}
+	return nil
+}
+
+// Delete forgets a key. A deleted member key only means Patroni's lease
+// expired; the caller decides what that does to routing (nothing, by design).
+func (s *State) Delete(l Layout, key string) {
+	if inst, ok := strings.CutPrefix(key, l.OverridePrefix); ok {
+		delete(s.Overrides, inst)
+		return
+	}
+	scope, name, kind := l.split(key)
+	c := s.Clusters[scope]
+	if c == nil {
+		return
+	}
+	switch kind {
+	case keyLeader:
+		c.Leader = ""
+	case keyMember:
+		delete(c.Members, name)
+	}
+}
+
+func (s *State) cluster(scope string) *Cluster {
+	c := s.Clusters[scope]
+	if c == nil {
+		c = &Cluster{Members: map[string]selector.Member{}}
+		s.Clusters[scope] = c
+	}
+	return c
+}
+
+type keyKind int
+
+const (
+	keyOther keyKind = iota
+	keyLeader
+	keyMember
+)
+
+func (l Layout) split(key string) (scope, member string, kind keyKind) {
+	rest, ok := strings.CutPrefix(key, l.Namespace)
+	if !ok {
+		return "", "", keyOther
+	}
+	parts := strings.Split(rest, "/")
+	switch {
+	case len(parts) == 2 && parts[1] == "leader":
+		return parts[0], "", keyLeader
+	case len(parts) == 3 && parts[1] == "members" && parts[2] != "":
+		return parts[0], parts[2], keyMember
+	}
+	return "", "", keyOther
+}
+
+// ParseMember decodes a Patroni member value (JSON; very old Patroni wrote a
+// bare conn_url string, which carries no role).
+func ParseMember(value []byte) (selector.Member, error) {
+	v := strings.TrimSpace(string(value))
+	if strings.HasPrefix(v, "postgres://") || strings.HasPrefix(v, "postgresql://") {
+		return selector.Member{}, nil
+	}
+	var raw struct {
+		Role  *string        `json:"role"`
+		State string         `json:"state"`
+		Tags  map[string]any `json:"tags"`
+	}
+	if err := json.Unmarshal(value, &raw); err != nil {
+		return selector.Member{}, fmt.Errorf("not Patroni member JSON: %v", err)
+	}
+	if raw.Role == nil {
+		return selector.Member{}, fmt.Errorf("member JSON has no role")
+	}
+	return selector.Member{Role: *raw.Role, State: raw.State, Tags: raw.Tags}, nil
+}
+
+// Live resolves the state into the selector's view. lastLeader holds the
+// last known leader per cluster; it is used when a cluster has no leader
+// key and no member claims the primary role (failsafe, pause, a switchover in
+// flight) and is updated with every leader resolved here.
+func (s *State) Live(lastLeader map[string]string) map[string]selector.ClusterLive {
+	out := make(map[string]selector.ClusterLive, len(s.Clusters))
+	for scope, c := range s.Clusters {
+		leader := ResolveLeader(c)
+		if leader == "" {
+			leader = lastLeader[scope]
+		} else if lastLeader != nil {
+			lastLeader[scope] = leader
+		}
+		out[scope] = selector.ClusterLive{Leader: leader, Members: c.Members}
+	}
+	return out
+}
+
+// ResolveLeader names the member that routes as primary: the leader key,
+// else the one member whose role says primary (master, primary,
+// standby_leader), else the one being promoted; "" when unknown or ambiguous.
+func ResolveLeader(c *Cluster) string {
+	if c.Leader != "" {
+		return c.Leader
+	}
+	var primaries, promoted []string
+	for name, m := range c.Members {
+		if m.State != "running" {
+			continue // a stopped or crashed member claims nothing
+		}
+		switch m.Role {
+		case "master", "primary", "standby_leader":
+			primaries = append(primaries, name)
+		case "promoted":
+			promoted = append(promoted, name)
+		}
+	}
+	if len(primaries) == 1 {
+		return primaries[0]
+	}
+	if len(primaries) == 0 && len(promoted) == 1 {
+		return promoted[0]
+	}
+	return ""
+}
+
+// IsPrimaryRole reports whether a Patroni role means "serving as primary".
+func IsPrimaryRole(role string) bool {
+	return role == "master" || role == "primary" || role == "standby_leader"
+}
+
+// Scopes returns the cluster scopes present, sorted.
+func (s *State) Scopes() []string {
+	out := make([]string, 0, len(s.Clusters))
+	for k := range s.Clusters {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

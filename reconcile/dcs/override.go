@@ -1,0 +1,74 @@
+package dcs
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+)
+
+// ParseOverride decodes an override value: a JSON object of scalar variables.
+func ParseOverride(value []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(value))
+	var vars map[string]any
+	if err := dec.Decode(&vars); err != nil {
+		return nil, fmt.Errorf("not a JSON object of variables: %v", err)
+	}
+	if vars == nil {
+		return nil, fmt.Errorf("not a JSON object of variables: null")
+	}
+	for _, k := range sortedKeys(vars) {
+		if err := CheckOverride(k, vars[k]); err != nil {
+			return nil, err
+		}
+	}
+	return vars, nil
+}
+
+// protectedVars are identity variables an override must not change: they
+// decide which cluster and server an instance is.
+var protectedVars = map[string]bool{"pg_cluster": true, "pg_seq": true, "inventory_hostname": true}
+
+// CheckOverride validates one override variable.
+func CheckOverride(key string, v any) error {
+	if key == "" {
+		return fmt.Errorf("empty variable name")
+	}
+	if protectedVars[key] {
+		return fmt.Errorf("%s identifies the instance and cannot be overridden", key)
+	}
+	switch t := v.(type) {
+	case bool, string, nil:
+	case float64:
+		if key == "pg_weight" && (t != float64(int(t)) || t < 0 || t > 256) {
+			return fmt.Errorf("pg_weight %v is outside 0-256", t)
+		}
+	default:
+		return fmt.Errorf("%s: value must be a string, number, boolean or null", key)
+	}
+	if key == "pg_role" {
+		switch v {
+		case "primary", "replica", "standby", "offline", "delayed":
+		default:
+			return fmt.Errorf("pg_role %v is not one of primary, replica, standby, offline, delayed", v)
+		}
+	}
+	if s, ok := v.(string); ok && key == "pg_weight" {
+		return fmt.Errorf("pg_weight %q is not a number", s)
+	}
+	return nil
+}
+
+// EncodeOverride is the value `pgsvc set` stores.
+func EncodeOverride(vars map[string]any) ([]byte, error) {
+	return json.Marshal(vars)
+}
+
+func sortedKeys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

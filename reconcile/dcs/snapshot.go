@@ -1,0 +1,74 @@
+package dcs
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// KV is one etcd key and value.
+type KV struct {
+	Key   string
+	Value []byte
+}
+
+// snapshotJSON is the output of `etcdctl get --prefix <ns> -w json`: keys and
+// values base64-encoded.
+type snapshotJSON struct {
+	Header *struct {
+		Revision int64 `json:"revision"`
+	} `json:"header"`
+	KVs []struct {
+		Key   string `json:"key"`
+		Value string `json:"value"`
+	} `json:"kvs"`
+}
+
+// ParseSnapshot decodes etcdctl's JSON output.
+func ParseSnapshot(data []byte) (revision int64, kvs []KV, err error) {
+	var snap snapshotJSON
+	if strings.TrimSpace(string(data)) == "" {
+		return 0, nil, fmt.Errorf("empty file, want the output of `etcdctl get --prefix <namespace> -w json`")
+	}
+	if err := json.Unmarshal(data, &snap); err != nil {
+		return 0, nil, fmt.Errorf("not etcdctl JSON output: %v", err)
+	}
+	if snap.Header == nil {
+		return 0, nil, fmt.Errorf("no header: want the output of `etcdctl get --prefix <namespace> -w json`")
+	}
+	for i, kv := range snap.KVs {
+		k, err := base64.StdEncoding.DecodeString(kv.Key)
+		if err != nil {
+			return 0, nil, fmt.Errorf("kvs[%d]: key is not base64: %v", i, err)
+		}
+		v, err := base64.StdEncoding.DecodeString(kv.Value)
+		if err != nil {
+			return 0, nil, fmt.Errorf("kvs[%d] (%s): value is not base64: %v", i, k, err)
+		}
+		kvs = append(kvs, KV{Key: string(k), Value: v})
+	}
+	return snap.Header.Revision, kvs, nil
+}
+
+// LoadSnapshot reads a --state file into a State. Every malformed key is an
+// error naming the file and the key.
+func LoadSnapshot(path string, l Layout) (*State, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	rev, kvs, err := ParseSnapshot(data)
+	if err != nil {
+		return nil, fmt.Errorf("state %s: %w", path, err)
+	}
+	st := NewState()
+	st.Revision = rev
+	for _, kv := range kvs {
+		if err := st.Put(l, kv.Key, kv.Value); err != nil {
+			return nil, fmt.Errorf("state %s: %w", path, err)
+		}
+	}
+	return st, nil
+}

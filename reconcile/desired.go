@@ -1,0 +1,202 @@
+// Package reconcile computes the desired HAProxy services from the service
+// model and the live Patroni view, diffs desired states into ordered plans,
+// and (in the daemon) keeps HAProxy equal to the desired state.
+package reconcile
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/pgsvc/pgsvc/selector"
+)
+
+// Slot says how a cluster member takes part in a service.
+type Slot int
+
+// A member is an active server, a backup server, or out of the service.
+const (
+	Out Slot = iota
+	Active
+	Backup
+)
+
+func (s Slot) String() string {
+	switch s {
+	case Active:
+		return "active"
+	case Backup:
+		return "backup"
+	default:
+		return "out"
+	}
+}
+
+// Server is one cluster member as a server of one service.
+type Server struct {
+	Name      string // <cluster>-<seq>, Patroni's member name
+	Host      string // inventory_hostname
+	Port      int
+	CheckPort int // 0: no health check
+	CheckSSL  bool
+	Weight    int
+	Slot      Slot
+	Role      string // pg_role after the live overlay, for status and logs
+}
+
+// Service is the desired state of one listen section.
+type Service struct {
+	Name      string // <cluster>-<service>: listen section and file name
+	Cluster   string
+	Service   string
+	IP        string
+	Port      int
+	Maxconn   int
+	Balance   string
+	HTTPCheck bool
+	CheckURI  string
+	CheckCode int
+	Options   string
+	// Servers lists every cluster member: first the servers Pigsty renders,
+	// in Pigsty's order, then the members out of the service, in inventory
+	// order. Every member keeps a place so membership changes are live.
+	Servers []Server
+}
+
+// Bind is the listen address, e.g. "*:5433".
+func (s *Service) Bind() string { return s.IP + ":" + strconv.Itoa(s.Port) }
+
+// ChecksPrimary reports whether the service admits only the primary, judged
+// by Patroni's endpoints that return 200 on the leader alone.
+func (s *Service) ChecksPrimary() bool {
+	switch s.CheckURI {
+	case "/", "/primary", "/master", "/read-write":
+		return s.HTTPCheck
+	}
+	return false
+}
+
+// Server returns the named server.
+func (s *Service) Server(name string) (Server, bool) {
+	for _, sv := range s.Servers {
+		if sv.Name == name {
+			return sv, true
+		}
+	}
+	return Server{}, false
+}
+
+// Desired is the desired state of every service one HAProxy carries, sorted
+// by name. It is a plain value: render, dry-run and apply all read it.
+type Desired struct {
+	Services []Service
+}
+
+// Service returns the named service.
+func (d *Desired) Service(name string) (*Service, bool) {
+	i := sort.Search(len(d.Services), func(i int) bool { return d.Services[i].Name >= name })
+	if i < len(d.Services) && d.Services[i].Name == name {
+		return &d.Services[i], true
+	}
+	return nil, false
+}
+
+// Live is the live input to the desired state: per-cluster Patroni views and
+// operator overrides. The zero value is the static (inventory-only) view.
+type Live struct {
+	Clusters  map[string]selector.ClusterLive
+	Overrides selector.Overrides
+}
+
+// Compute evaluates every service of the given clusters against the live
+// view. sameNode says the clusters share one HAProxy (a --node scope), so
+// their binds must not collide. All errors are reported, joined.
+func Compute(clusters []*selector.Cluster, live Live, sameNode bool) (Desired, error) {
+	var d Desired
+	var errs []error
+	for _, c := range clusters {
+		records := c.Records(live.Clusters[c.Name], live.Overrides)
+		for _, def := range c.Services {
+			svc, err := buildService(c, def, records)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			d.Services = append(d.Services, svc)
+		}
+	}
+	if len(errs) > 0 {
+		return Desired{}, errors.Join(errs...)
+	}
+	sort.Slice(d.Services, func(i, j int) bool { return d.Services[i].Name < d.Services[j].Name })
+	if sameNode {
+		if err := checkBinds(d); err != nil {
+			return Desired{}, err
+		}
+	}
+	return d, nil
+}
+
+func buildService(c *selector.Cluster, def *selector.Service, records []selector.Record) (Service, error) {
+	picks, err := def.Evaluate(records)
+	if err != nil {
+		return Service{}, err
+	}
+	svc := Service{
+		Name: def.FullName(), Cluster: c.Name, Service: def.Name, IP: def.IP, Port: def.Port,
+		Maxconn: def.Maxconn, Balance: def.Balance, HTTPCheck: def.HTTPCheck, CheckURI: def.CheckURI,
+		CheckCode: def.CheckCode, Options: def.Options,
+		Servers: make([]Server, 0, len(records)),
+	}
+	in := make(map[string]bool, len(picks))
+	for _, p := range picks {
+		slot := Active
+		if p.Backup {
+			slot = Backup
+		}
+		svc.Servers = append(svc.Servers, server(c.Name, def, p.Record, slot))
+		in[p.Record["inventory_hostname"].(string)] = true
+	}
+	for _, r := range records {
+		if !in[r["inventory_hostname"].(string)] {
+			svc.Servers = append(svc.Servers, server(c.Name, def, r, Out))
+		}
+	}
+	return svc, nil
+}
+
+func server(cluster string, def *selector.Service, r selector.Record, slot Slot) Server {
+	role, _ := r["pg_role"].(string)
+	ssl, _ := r["patroni_ssl_enabled"].(bool)
+	return Server{
+		Name:      selector.InstanceName(cluster, selector.Seq(r)),
+		Host:      r["inventory_hostname"].(string),
+		Port:      def.ServerPort(r),
+		CheckPort: def.HealthPort(r),
+		CheckSSL:  ssl,
+		Weight:    intVar(r, "pg_weight", 100),
+		Slot:      slot,
+		Role:      role,
+	}
+}
+
+func intVar(r selector.Record, key string, def int) int {
+	if f, ok := r[key].(float64); ok && f == float64(int(f)) {
+		return int(f)
+	}
+	return def
+}
+
+// checkBinds rejects two services of one HAProxy that would bind the same
+// address and port ("*" overlaps every address).
+func checkBinds(d Desired) error {
+	for i, a := range d.Services {
+		for _, b := range d.Services[i+1:] {
+			if a.Port == b.Port && (a.IP == b.IP || a.IP == "*" || b.IP == "*") {
+				return &selector.InputError{Msg: fmt.Sprintf("services %s (%s) and %s (%s) bind the same port on this HAProxy", a.Name, a.Bind(), b.Name, b.Bind())}
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,184 @@
+package selector
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/jmespath/go-jmespath"
+)
+
+// Expr is a compiled JMESPath selector with its source text.
+type Expr struct {
+	Src string
+	jp  *jmespath.JMESPath
+}
+
+// exprCache compiles each distinct expression once per model: 1,000 clusters
+// sharing the four default services compile four selectors, not 4,000.
+type exprCache struct{ byText map[string]*Expr }
+
+func (c *exprCache) compile(src, at string) (*Expr, error) {
+	if e, ok := c.byText[src]; ok {
+		return e, nil
+	}
+	jp, err := compileJMESPath(src)
+	if err != nil {
+		return nil, inputErrorf("%s: invalid JMESPath %q: %v", at, src, err)
+	}
+	e := &Expr{Src: src, jp: jp}
+	c.byText[src] = e
+	return e, nil
+}
+
+// compileJMESPath guards against panics inside the JMESPath library on
+// pathological input: bad input must be an error, never a crash.
+func compileJMESPath(src string) (jp *jmespath.JMESPath, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("parser failure: %v", r)
+		}
+	}()
+	return jmespath.Compile(pythonLiterals(src))
+}
+
+// Pick is one server chosen by a service: a cluster member and its backup flag.
+type Pick struct {
+	Record Record
+	Backup bool
+}
+
+// Evaluate runs the service's selector and backup expressions over the
+// cluster's member records, exactly as Pigsty's template does: selector
+// members in selector order (backup when also in the backup result), then
+// backup-only members in backup order. Identity is inventory_hostname.
+func (s *Service) Evaluate(members []Record) ([]Pick, error) {
+	input := make([]any, len(members))
+	byHost := make(map[string]Record, len(members))
+	for i, m := range members {
+		input[i] = m
+		byHost[m["inventory_hostname"].(string)] = m
+	}
+	selected, err := s.hosts(s.Selector, input, byHost, "selector")
+	if err != nil {
+		return nil, err
+	}
+	var backups []string
+	if s.Backup != nil {
+		if backups, err = s.hosts(s.Backup, input, byHost, "backup"); err != nil {
+			return nil, err
+		}
+	}
+	isBackup := make(map[string]bool, len(backups))
+	for _, h := range backups {
+		isBackup[h] = true
+	}
+	picks := make([]Pick, 0, len(selected)+len(backups))
+	seen := make(map[string]bool, len(selected))
+	for _, h := range selected {
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
+		picks = append(picks, Pick{Record: byHost[h], Backup: isBackup[h]})
+	}
+	for _, h := range backups {
+		if !seen[h] {
+			seen[h] = true
+			picks = append(picks, Pick{Record: byHost[h], Backup: true})
+		}
+	}
+	return picks, nil
+}
+
+// hosts evaluates e and returns the inventory_hostname of each member it
+// selected. The result must be a list of member hosts; null or false count
+// as empty, as Pigsty's `|default([])` does.
+func (s *Service) hosts(e *Expr, input []any, byHost map[string]Record, what string) (out []string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = inputErrorf("cluster %s service %s: %s %q failed: %v", s.Cluster, s.Name, what, e.Src, r)
+		}
+	}()
+	res, err := e.jp.Search(input)
+	if err != nil {
+		return nil, inputErrorf("cluster %s service %s: %s %q failed: %v", s.Cluster, s.Name, what, e.Src, err)
+	}
+	if res == nil || res == false {
+		return nil, nil
+	}
+	list, ok := res.([]any)
+	if !ok {
+		return nil, inputErrorf("cluster %s service %s: %s %q returned %s, want a list of hosts", s.Cluster, s.Name, what, e.Src, describe(res))
+	}
+	out = make([]string, 0, len(list))
+	for _, item := range list {
+		m, ok := item.(map[string]any)
+		h, _ := m["inventory_hostname"].(string)
+		if !ok || byHost[h] == nil {
+			return nil, inputErrorf("cluster %s service %s: %s %q returned %s, want a list of hosts", s.Cluster, s.Name, what, e.Src, describeItem(item))
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+func describeItem(v any) string {
+	if _, ok := v.(map[string]any); ok {
+		return "an object that is not a member of the cluster"
+	}
+	return "a list holding " + describe(v)
+}
+
+// pythonLiterals rewrites backtick literals the way Python's jmespath (which
+// Pigsty runs through Ansible's json_query) reads them: a literal that is not
+// valid JSON, like `primary`, is the string "primary". go-jmespath only
+// accepts JSON, so such literals are quoted before compiling.
+func pythonLiterals(src string) string {
+	var b strings.Builder
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		switch c {
+		case '\'', '"':
+			j := skipQuoted(src, i, c)
+			b.WriteString(src[i:j])
+			i = j - 1
+		case '`':
+			j := skipQuoted(src, i, '`')
+			if j > len(src) || src[j-1] != '`' || j-1 == i {
+				b.WriteString(src[i:]) // unterminated: let the parser report it
+				return b.String()
+			}
+			b.WriteString(literal(src[i+1 : j-1]))
+			i = j - 1
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// skipQuoted returns the index just past the quote that closes the one at i.
+func skipQuoted(src string, i int, q byte) int {
+	for j := i + 1; j < len(src); j++ {
+		switch src[j] {
+		case '\\':
+			j++
+		case q:
+			return j + 1
+		}
+	}
+	return len(src)
+}
+
+func literal(body string) string {
+	raw := strings.ReplaceAll(body, "\\`", "`")
+	if json.Valid([]byte(raw)) {
+		return "`" + body + "`"
+	}
+	quoted := `"` + strings.TrimLeft(raw, " \t\n\r") + `"`
+	if !json.Valid([]byte(quoted)) {
+		return "`" + body + "`"
+	}
+	return "`" + strings.ReplaceAll(quoted, "`", "\\`") + "`"
+}
