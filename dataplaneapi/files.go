@@ -1,21 +1,31 @@
 package dataplaneapi
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+
+	"golang.org/x/sys/unix"
 )
 
 // WriteFiles writes each file into dir atomically: every file is first
-// written and synced under a temporary name, and only when all of them are
-// complete are they renamed into place. On any failure the temporaries are
-// removed and no file in dir has changed.
-func WriteFiles(dir string, files map[string][]byte) error {
+// written under a temporary name, flushed, and only when all of them are
+// complete are they renamed into place. Files whose content is already in
+// place are left untouched. On any failure the temporaries are removed and no
+// file in dir has changed. It returns the names of the files it replaced.
+func WriteFiles(dir string, files map[string][]byte) ([]string, error) {
 	names := make([]string, 0, len(files))
-	for n := range files {
+	for n, data := range files {
+		if old, err := os.ReadFile(filepath.Join(dir, n)); err == nil && bytes.Equal(old, data) {
+			continue
+		}
 		names = append(names, n)
+	}
+	if len(names) == 0 {
+		return nil, nil
 	}
 	sort.Strings(names)
 	temps := make(map[string]string, len(names))
@@ -28,18 +38,24 @@ func WriteFiles(dir string, files map[string][]byte) error {
 		t, err := writeTemp(dir, n, files[n])
 		if err != nil {
 			cleanup()
-			return err
+			return nil, err
 		}
 		temps[n] = t
+	}
+	// One filesystem-wide flush instead of an fsync per file: thousands of
+	// service files are durable before any of them replaces an old one.
+	if err := syncFS(dir); err != nil {
+		cleanup()
+		return nil, err
 	}
 	for _, n := range names {
 		if err := os.Rename(temps[n], filepath.Join(dir, n)); err != nil {
 			cleanup()
-			return fmt.Errorf("install %s: %w", filepath.Join(dir, n), err)
+			return nil, fmt.Errorf("install %s: %w", filepath.Join(dir, n), err)
 		}
 		delete(temps, n)
 	}
-	return syncDir(dir)
+	return names, syncDir(dir)
 }
 
 func writeTemp(dir, name string, data []byte) (string, error) {
@@ -48,9 +64,8 @@ func writeTemp(dir, name string, data []byte) (string, error) {
 		return "", fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
 	}
 	_, werr := f.Write(data)
-	serr := f.Sync()
 	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
+	if err := errors.Join(werr, cerr); err != nil {
 		os.Remove(f.Name())
 		return "", fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
 	}
@@ -59,6 +74,18 @@ func writeTemp(dir, name string, data []byte) (string, error) {
 		return "", fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
 	}
 	return f.Name(), nil
+}
+
+func syncFS(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
 }
 
 func syncDir(dir string) error {

@@ -106,9 +106,9 @@ func ParseInventory(path string, data []byte) (*Inventory, error) {
 type parser struct {
 	path       string
 	inv        *Inventory
-	hostVars   map[string]*yaml.Node      // host -> its own vars mapping (last definition wins, as in Ansible)
-	membership map[string]map[string]int  // host -> group -> depth
-	groupVars  map[string]*yaml.Node      // group -> vars mapping
+	hostVars   map[string]*yaml.Node     // host -> its own vars mapping (last definition wins, as in Ansible)
+	membership map[string]map[string]int // host -> group -> depth
+	groupVars  map[string]*yaml.Node     // group -> vars mapping
 	groupDepth map[string]int
 }
 

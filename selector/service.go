@@ -40,10 +40,10 @@ type CheckPortKind int
 
 // Health-check port choices. v2 always uses Patroni; v1 could choose.
 const (
-	CheckPatroni    CheckPortKind = iota // patroni_port|8008
-	CheckExporter                        // pg_exporter_port|9630 (v1)
-	CheckFixed                           // a fixed port (v1 numeric check_port)
-	CheckNone                            // no health check at all (v1 check_port: none)
+	CheckPatroni  CheckPortKind = iota // patroni_port|8008
+	CheckExporter                      // pg_exporter_port|9630 (v1)
+	CheckFixed                         // a fixed port (v1 numeric check_port)
+	CheckNone                          // no health check at all (v1 check_port: none)
 )
 
 // CheckPort is where servers are health-checked.

@@ -99,10 +99,11 @@ func runRender(_ context.Context, args []string, out, errOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := dataplaneapi.WriteFiles(dir, files); err != nil {
+	written, err := dataplaneapi.WriteFiles(dir, files)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(errOut, "wrote %d service files to %s\n", len(files), dir)
+	fmt.Fprintf(errOut, "%d service files in %s, %d written, %d unchanged\n", len(files), dir, len(written), len(files)-len(written))
 	return nil
 }
 
