@@ -15,7 +15,10 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files in fixtures/golden")
 
-const fixtures = "../../fixtures/"
+const (
+	fixtures = "../../fixtures/"
+	sandbox  = fixtures + "inventory/sandbox.yml"
+)
 
 // Golden renders: each case's full stdout is compared with a reviewed file.
 // Semantics (which servers, backup flags, ports) are asserted independently
@@ -25,17 +28,46 @@ func TestRenderGolden(t *testing.T) {
 		golden string
 		args   []string
 	}{
-		{"sandbox.cfg", []string{"--inventory", fixtures + "inventory/sandbox.yml"}},
-		{"sandbox-node-pg-meta.cfg", []string{"--inventory", fixtures + "inventory/sandbox.yml", "--node", "10.10.10.10"}},
-		{"v1.cfg", []string{"--inventory", fixtures + "inventory/v1.yml"}},
-		{"standby.cfg", []string{"--inventory", fixtures + "inventory/standby.yml"}},
-		{"dest.cfg", []string{"--inventory", fixtures + "inventory/dest.yml"}},
-		{"proxy-node.cfg", []string{"--inventory", fixtures + "inventory/proxy.yml", "--node", "10.10.10.30"}},
+		{"sandbox.cfg", []string{"render", "--inventory", sandbox}},
+		{"sandbox-node-pg-meta.cfg", []string{"render", "--inventory", sandbox, "--node", "10.10.10.10"}},
+		{"v1.cfg", []string{"render", "--inventory", fixtures + "inventory/v1.yml"}},
+		{"standby.cfg", []string{"render", "--inventory", fixtures + "inventory/standby.yml"}},
+		{"dest.cfg", []string{"render", "--inventory", fixtures + "inventory/dest.yml"}},
+		{"proxy-node.cfg", []string{"render", "--inventory", fixtures + "inventory/proxy.yml", "--node", "10.10.10.30"}},
+		// Live snapshots recorded from a real Patroni 3.0.2 (and the 4.x variant).
+		{"live-p3-switchover.cfg", []string{"render", "--inventory", sandbox, "--cluster", "pg-test", "--state", fixtures + "patroni/p3-switchover.json"}},
+		{"live-p4-switchover.cfg", []string{"render", "--inventory", sandbox, "--cluster", "pg-test", "--state", fixtures + "patroni/p4-switchover.json"}},
+		{"live-p3-stopped-member.cfg", []string{"render", "--inventory", sandbox, "--cluster", "pg-test", "--state", fixtures + "patroni/p3-stopped-member.json"}},
+		{"live-p3-crash-failover.cfg", []string{"render", "--inventory", sandbox, "--cluster", "pg-test", "--state", fixtures + "patroni/p3-crash-failover.json"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.golden, func(t *testing.T) {
-			code, out, stderr := runCLI(t, append([]string{"render"}, tc.args...)...)
+			code, out, stderr := runCLI(t, tc.args...)
 			require.Equal(t, 0, code, stderr)
+			checkGolden(t, tc.golden, out)
+		})
+	}
+}
+
+func TestReconcileDryRunOffline(t *testing.T) {
+	tests := []struct {
+		golden string
+		state  string
+		format string
+		code   int
+	}{
+		{"plan-p3-steady.txt", "p3-steady.json", "text", 0},
+		{"plan-p3-switchover.txt", "p3-switchover.json", "text", 2},
+		{"plan-p3-switchover.json", "p3-switchover.json", "json", 2},
+		{"plan-p4-switchover.txt", "p4-switchover.json", "text", 2},
+		{"plan-p3-crash-failover.txt", "p3-crash-failover.json", "text", 2},
+		{"plan-p3-no-leader.txt", "p3-no-leader.json", "text", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.golden, func(t *testing.T) {
+			code, out, stderr := runCLI(t, "reconcile", "--dry-run", "--inventory", sandbox, "--cluster", "pg-test",
+				"--state", fixtures+"patroni/"+tc.state, "-o", tc.format)
+			require.Equal(t, tc.code, code, stderr)
 			checkGolden(t, tc.golden, out)
 		})
 	}

@@ -48,9 +48,11 @@ func CheckOverride(key string, v any) error {
 	}
 	if key == "pg_role" {
 		switch v {
-		case "primary", "replica", "standby", "offline", "delayed":
+		case "replica", "standby", "offline", "delayed":
+		case "primary":
+			return fmt.Errorf("pg_role primary follows Patroni's leader and cannot be overridden")
 		default:
-			return fmt.Errorf("pg_role %v is not one of primary, replica, standby, offline, delayed", v)
+			return fmt.Errorf("pg_role %v is not one of replica, standby, offline, delayed", v)
 		}
 	}
 	if s, ok := v.(string); ok && key == "pg_weight" {

@@ -1,0 +1,128 @@
+package dcs
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgsvc/pgsvc/selector"
+)
+
+func load(t *testing.T, name string) *State {
+	t.Helper()
+	st, err := LoadSnapshot("../../fixtures/patroni/"+name, DefaultLayout())
+	require.NoError(t, err)
+	return st
+}
+
+// Snapshots recorded from a real Patroni 3.0.2 cluster on etcd 3.4
+// (fixtures/patroni/README.md), and the Patroni 4 variants derived from them.
+func TestRecordedSnapshots(t *testing.T) {
+	tests := []struct {
+		file, leader string
+		roles        map[string]string
+		states       map[string]string
+	}{
+		{"p3-steady.json", "pg-test-1", map[string]string{"pg-test-1": "master", "pg-test-2": "replica", "pg-test-3": "replica"}, nil},
+		{"p3-switchover.json", "pg-test-2", map[string]string{"pg-test-1": "replica", "pg-test-2": "master", "pg-test-3": "replica"}, nil},
+		{"p3-stopped-member.json", "pg-test-2", nil, map[string]string{"pg-test-3": "stopped", "pg-test-2": "running"}},
+		{"p3-no-leader.json", "", map[string]string{"pg-test-1": "replica", "pg-test-3": "replica"}, nil},
+		{"p4-steady.json", "pg-test-1", map[string]string{"pg-test-1": "primary", "pg-test-2": "replica"}, nil},
+		{"p4-switchover.json", "pg-test-2", map[string]string{"pg-test-2": "primary", "pg-test-1": "replica"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			st := load(t, tc.file)
+			require.Equal(t, []string{"pg-test"}, st.Scopes())
+			c := st.Clusters["pg-test"]
+			assert.Equal(t, tc.leader, c.Leader)
+			assert.Equal(t, tc.leader, ResolveLeader(c))
+			for name, role := range tc.roles {
+				assert.Equal(t, role, c.Members[name].Role, name)
+			}
+			for name, state := range tc.states {
+				assert.Equal(t, state, c.Members[name].State, name)
+			}
+			assert.Positive(t, st.Revision)
+		})
+	}
+}
+
+func TestResolveLeader(t *testing.T) {
+	m := func(role, state string) selector.Member { return selector.Member{Role: role, State: state} }
+	tests := []struct {
+		name    string
+		cluster Cluster
+		want    string
+	}{
+		{"leader key wins", Cluster{Leader: "a", Members: map[string]selector.Member{"b": m("master", "running")}}, "a"},
+		{"no key: the running master", Cluster{Members: map[string]selector.Member{"a": m("replica", "running"), "b": m("master", "running")}}, "b"},
+		{"no key: Patroni 4 primary", Cluster{Members: map[string]selector.Member{"b": m("primary", "running")}}, "b"},
+		{"no key: standby leader", Cluster{Members: map[string]selector.Member{"b": m("standby_leader", "running")}}, "b"},
+		{"no key: promoted", Cluster{Members: map[string]selector.Member{"b": m("promoted", "running")}}, "b"},
+		{"no key: a stopped master claims nothing", Cluster{Members: map[string]selector.Member{"b": m("master", "stopped")}}, ""},
+		{"no key: two masters is ambiguous", Cluster{Members: map[string]selector.Member{"a": m("master", "running"), "b": m("primary", "running")}}, ""},
+		{"nothing known", Cluster{}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, ResolveLeader(&tc.cluster))
+		})
+	}
+}
+
+func TestLiveKeepsLastLeader(t *testing.T) {
+	st := load(t, "p3-switchover.json")
+	last := map[string]string{}
+	assert.Equal(t, "pg-test-2", st.Live(last)["pg-test"].Leader)
+	assert.Equal(t, "pg-test-2", last["pg-test"])
+	st.Delete(DefaultLayout(), "/pg/pg-test/leader")
+	st.Delete(DefaultLayout(), "/pg/pg-test/members/pg-test-2")
+	assert.Equal(t, "pg-test-2", st.Live(last)["pg-test"].Leader, "no leader key and no primary member: last known leader stays")
+}
+
+func TestPutAndDelete(t *testing.T) {
+	l := Layout{Namespace: NormalizePrefix("//pg"), OverridePrefix: DefaultOverridePrefix}
+	st := NewState()
+	require.NoError(t, st.Put(l, "/pg/pg-a/leader", []byte("pg-a-1")))
+	require.NoError(t, st.Put(l, "/pg/pg-a/members/pg-a-1", []byte(`{"role":"master","state":"running","tags":{"nofailover":true}}`)))
+	require.NoError(t, st.Put(l, "/pg/pg-a/config", []byte(`not even json`)), "keys pgsvc does not use are ignored")
+	require.NoError(t, st.Put(l, "/pg/pg-a/1/leader", []byte("citus group: ignored")))
+	require.NoError(t, st.Put(l, "/pgsvc/overrides/pg-a-1", []byte(`{"pg_weight":20,"pg_offline_query":true}`)))
+	assert.Equal(t, "pg-a-1", st.Clusters["pg-a"].Leader)
+	assert.Equal(t, map[string]any{"nofailover": true}, st.Clusters["pg-a"].Members["pg-a-1"].Tags)
+	assert.Equal(t, map[string]any{"pg_weight": 20.0, "pg_offline_query": true}, st.Overrides["pg-a-1"])
+
+	err := st.Put(l, "/pg/pg-a/members/pg-a-2", []byte(`{"state":"running"}`))
+	assert.EqualError(t, err, "patroni member /pg/pg-a/members/pg-a-2: member JSON has no role")
+	assert.NotContains(t, st.Clusters["pg-a"].Members, "pg-a-2", "a bad value changes nothing")
+
+	st.Delete(l, "/pg/pg-a/leader")
+	st.Delete(l, "/pgsvc/overrides/pg-a-1")
+	assert.Equal(t, "", st.Clusters["pg-a"].Leader)
+	assert.Empty(t, st.Overrides)
+}
+
+func TestOverrideValidation(t *testing.T) {
+	tests := []struct {
+		value, want string
+	}{
+		{`{"pg_weight":300}`, "pg_weight 300 is outside 0-256"},
+		{`{"pg_weight":"heavy"}`, `pg_weight "heavy" is not a number`},
+		{`{"pg_seq":4}`, "pg_seq identifies the instance and cannot be overridden"},
+		{`{"pg_role":"primary"}`, "pg_role primary follows Patroni's leader and cannot be overridden"},
+		{`{"pg_role":"boss"}`, "pg_role boss is not one of replica, standby, offline, delayed"},
+		{`{"tags":{"a":1}}`, "tags: value must be a string, number, boolean or null"},
+		{`[1,2]`, "not a JSON object of variables"},
+		{`null`, "not a JSON object of variables: null"},
+		{`{`, "not a JSON object of variables"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.value, func(t *testing.T) {
+			_, err := ParseOverride([]byte(tc.value))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
