@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
+	"sort"
 	"strings"
 
 	"github.com/pgsvc/pgsvc/reconcile"
@@ -34,6 +36,7 @@ func SlotName(member string, backup bool) string {
 func RenderService(w io.Writer, s *reconcile.Service) error {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# service: %s @ %s (managed by pgsvc: edits are overwritten)\n", s.Name, s.Bind())
+	fmt.Fprintf(&b, "# cluster %s\n", s.Cluster)
 	fmt.Fprintf(&b, "# service instances%s\n", hostsIn(s, reconcile.Active, reconcile.Backup))
 	fmt.Fprintf(&b, "# service backups%s\n", hostsIn(s, reconcile.Backup))
 	fmt.Fprintf(&b, "listen %s\n", s.Name)
@@ -51,13 +54,21 @@ func RenderService(w io.Writer, s *reconcile.Service) error {
 		fmt.Fprintf(&b, "    default-server %s\n", s.Options)
 	}
 	b.WriteString("\n    # servers: an active and a backup slot per member, pgsvc enables at most one\n")
-	for _, sv := range s.Servers {
+	// Slots are written in inventory order, whatever the membership: the
+	// file's structure then never changes with roles, so no reload is needed.
+	for _, sv := range byMember(s.Servers) {
 		writeServer(&b, sv, false)
 		writeServer(&b, sv, true)
 	}
 	b.WriteString("\n")
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+func byMember(servers []reconcile.Server) []reconcile.Server {
+	out := slices.Clone(servers)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Member < out[j].Member })
+	return out
 }
 
 func writeServer(b *bytes.Buffer, sv reconcile.Server, backup bool) {

@@ -43,6 +43,7 @@ type Server struct {
 	Weight    int
 	Slot      Slot
 	Role      string // pg_role after the live overlay, for status and logs
+	Member    int    // position of the member in the inventory
 }
 
 // Service is the desired state of one listen section.
@@ -149,24 +150,29 @@ func buildService(c *selector.Cluster, def *selector.Service, records []selector
 		CheckCode: def.CheckCode, Options: def.Options,
 		Servers: make([]Server, 0, len(records)),
 	}
+	index := make(map[string]int, len(records))
+	for i, r := range records {
+		index[r["inventory_hostname"].(string)] = i
+	}
 	in := make(map[string]bool, len(picks))
 	for _, p := range picks {
 		slot := Active
 		if p.Backup {
 			slot = Backup
 		}
-		svc.Servers = append(svc.Servers, server(c.Name, def, p.Record, slot))
-		in[p.Record["inventory_hostname"].(string)] = true
+		host := p.Record["inventory_hostname"].(string)
+		svc.Servers = append(svc.Servers, server(c.Name, def, p.Record, slot, index[host]))
+		in[host] = true
 	}
-	for _, r := range records {
+	for i, r := range records {
 		if !in[r["inventory_hostname"].(string)] {
-			svc.Servers = append(svc.Servers, server(c.Name, def, r, Out))
+			svc.Servers = append(svc.Servers, server(c.Name, def, r, Out, i))
 		}
 	}
 	return svc, nil
 }
 
-func server(cluster string, def *selector.Service, r selector.Record, slot Slot) Server {
+func server(cluster string, def *selector.Service, r selector.Record, slot Slot, member int) Server {
 	role, _ := r["pg_role"].(string)
 	ssl, _ := r["patroni_ssl_enabled"].(bool)
 	return Server{
@@ -178,6 +184,7 @@ func server(cluster string, def *selector.Service, r selector.Record, slot Slot)
 		Weight:    intVar(r, "pg_weight", 100),
 		Slot:      slot,
 		Role:      role,
+		Member:    member,
 	}
 }
 

@@ -95,8 +95,8 @@ func TestEvaluateOrder(t *testing.T) {
 		{"[? pg_seq > `2`] | reverse(@)", "[? pg_role == `primary`] ", []string{"d", "c", "a(b)"}},
 		{"[? pg_role == `standby`]", "", nil},
 		{"[? pg_role == `standby`] | [0]", "", nil}, // null result: no servers, as |default([])
-		{"[a, a][]", "", nil},                        // fields that do not exist select nothing
-		{"[] | [@[0], @[0]]", "", []string{"a"}},     // a host listed twice appears once
+		{"[a, a][]", "", nil},                    // fields that do not exist select nothing
+		{"[] | [@[0], @[0]]", "", []string{"a"}}, // a host listed twice appears once
 	}
 	for _, tc := range tests {
 		s := &Service{Cluster: "c", Name: "s", Selector: compile(tc.selector)}

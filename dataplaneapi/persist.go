@@ -1,0 +1,207 @@
+package dataplaneapi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/pgsvc/pgsvc/reconcile"
+)
+
+// managedMarker is in the first line of every file pgsvc writes; files
+// without it are never touched.
+const managedMarker = "(managed by pgsvc"
+
+// ConfigDir keeps the service files HAProxy loads equal to the desired state.
+type ConfigDir struct {
+	Dir        string   // one <cluster>-<service>.cfg per service
+	MainConfig string   // global/defaults file loaded before Dir ("" = Dir/haproxy.cfg if present)
+	HAProxy    string   // haproxy binary for `haproxy -c`
+	Reloader   Reloader // nil: never reload (structural changes are then an error)
+}
+
+// PersistResult says what Persist did or, in a dry run, would do.
+type PersistResult struct {
+	Written []string `json:"written,omitempty"`
+	Removed []string `json:"removed,omitempty"`
+	Reload  []string `json:"reload_reasons,omitempty"`
+}
+
+// Changed reports whether any file changes.
+func (r PersistResult) Changed() bool { return len(r.Written)+len(r.Removed) > 0 }
+
+// Persist renders the services of the given clusters (nil: every service
+// and every managed file) and writes the files that differ, after checking
+// them with `haproxy -c`. A change that HAProxy cannot apply at runtime (a
+// service added or removed, a new server line, a setting of the listen
+// section) asks the Reloader for one graceful reload.
+func (c *ConfigDir) Persist(ctx context.Context, services []reconcile.Service, clusters map[string]bool, dryRun bool) (PersistResult, error) {
+	var res PersistResult
+	existing, err := c.managedFiles(clusters)
+	if err != nil {
+		return res, err
+	}
+	changed := map[string][]byte{}
+	for i := range services {
+		s := &services[i]
+		var b bytes.Buffer
+		if err := RenderService(&b, s); err != nil {
+			return res, err
+		}
+		name := FileName(s.Name)
+		old, had := existing[name]
+		delete(existing, name)
+		if had && bytes.Equal(old, b.Bytes()) {
+			continue
+		}
+		changed[name] = b.Bytes()
+		res.Written = append(res.Written, name)
+		switch {
+		case !had:
+			res.Reload = append(res.Reload, "service "+s.Name+" added")
+		case structure(old) != structure(b.Bytes()):
+			res.Reload = append(res.Reload, "service "+s.Name+" changed beyond runtime settings")
+		}
+	}
+	for name := range existing {
+		res.Removed = append(res.Removed, name)
+		res.Reload = append(res.Reload, "service "+strings.TrimSuffix(name, ".cfg")+" removed")
+	}
+	sort.Strings(res.Written)
+	sort.Strings(res.Removed)
+	sort.Strings(res.Reload)
+	if dryRun || !res.Changed() {
+		return res, nil
+	}
+	if err := c.check(ctx, changed); err != nil {
+		return res, err
+	}
+	if _, err := WriteFiles(c.Dir, changed); err != nil {
+		return res, err
+	}
+	for _, name := range res.Removed {
+		if err := os.Remove(filepath.Join(c.Dir, name)); err != nil && !os.IsNotExist(err) {
+			return res, fmt.Errorf("remove %s: %w", filepath.Join(c.Dir, name), err)
+		}
+	}
+	if len(res.Reload) == 0 {
+		return res, nil
+	}
+	if c.Reloader == nil {
+		return res, fmt.Errorf("config changed structurally (%s) and no reload is configured", strings.Join(res.Reload, "; "))
+	}
+	if err := c.Reloader.Reload(ctx); err != nil {
+		return res, fmt.Errorf("reload haproxy for %s: %w", strings.Join(res.Reload, "; "), err)
+	}
+	return res, nil
+}
+
+// managedFiles reads pgsvc's files in Dir, limited to the given clusters.
+func (c *ConfigDir) managedFiles(clusters map[string]bool) (map[string][]byte, error) {
+	entries, err := os.ReadDir(c.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("read config dir: %w", err)
+	}
+	out := map[string][]byte{}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".cfg") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(c.Dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("read config dir: %w", err)
+		}
+		first, _, _ := bytes.Cut(data, []byte("\n"))
+		if !bytes.Contains(first, []byte(managedMarker)) {
+			continue
+		}
+		if clusters != nil && !clusters[clusterOfFile(data)] {
+			continue
+		}
+		out[name] = data
+	}
+	return out, nil
+}
+
+// clusterOfFile reads the cluster from a managed file's "# cluster" line.
+func clusterOfFile(data []byte) string {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "# cluster "); ok {
+			return strings.TrimSpace(rest)
+		}
+	}
+	return ""
+}
+
+// structure is a file with everything HAProxy can change at runtime left
+// out: slot admin state (disabled), weights, addresses, check ports. Two files
+// with the same structure differ only in what pgsvc applies live.
+func structure(data []byte) string {
+	var b strings.Builder
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[0] == "server" {
+			backup := strings.Contains(" "+line+" ", " backup ")
+			fmt.Fprintf(&b, "server %s backup=%v ssl=%v\n", f[1], backup, strings.Contains(line, "check-ssl"))
+			continue
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.String()
+}
+
+// check runs `haproxy -c` on the changed files together with the main config.
+func (c *ConfigDir) check(ctx context.Context, changed map[string][]byte) error {
+	staging, err := os.MkdirTemp("", "pgsvc-check-")
+	if err != nil {
+		return fmt.Errorf("check config: %w", err)
+	}
+	defer os.RemoveAll(staging)
+	for name, data := range changed {
+		if err := os.WriteFile(filepath.Join(staging, name), data, 0o600); err != nil {
+			return fmt.Errorf("check config: %w", err)
+		}
+	}
+	args := []string{"-c", "-q"}
+	if main := c.mainConfig(); main != "" {
+		args = append(args, "-f", main)
+	}
+	args = append(args, "-f", staging)
+	bin := c.HAProxy
+	if bin == "" {
+		bin = "haproxy"
+	}
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("haproxy -c rejected the new service files, nothing written: %v: %s", err, oneLine(string(out)))
+	}
+	return nil
+}
+
+func (c *ConfigDir) mainConfig() string {
+	if c.MainConfig != "" {
+		return c.MainConfig
+	}
+	p := filepath.Join(c.Dir, "haproxy.cfg")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	return ""
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " | ")), " ")
+}

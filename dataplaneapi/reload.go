@@ -1,0 +1,193 @@
+package dataplaneapi
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Reloader gracefully reloads HAProxy (master-worker): new workers start
+// from the files on disk, old ones finish their sessions.
+type Reloader interface {
+	Reload(ctx context.Context) error
+	String() string
+}
+
+// ParseReloader reads the --haproxy-reload setting:
+//
+//	master:/run/haproxy-master.sock   `reload` on the master CLI, confirmed with `show proc`
+//	signal:/run/haproxy.pid           SIGUSR2 to the master whose pid is in the file
+//	exec:systemctl reload haproxy     any command (also without the exec: prefix)
+func ParseReloader(spec string) (Reloader, error) {
+	switch {
+	case spec == "":
+		return nil, nil
+	case strings.HasPrefix(spec, "master:"):
+		return &MasterReloader{Socket: strings.TrimPrefix(spec, "master:"), Timeout: 10 * time.Second}, nil
+	case strings.HasPrefix(spec, "signal:"):
+		return &SignalReloader{PIDFile: strings.TrimPrefix(spec, "signal:")}, nil
+	}
+	argv := strings.Fields(strings.TrimPrefix(spec, "exec:"))
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("--haproxy-reload %q: empty command", spec)
+	}
+	return &CommandReloader{Argv: argv}, nil
+}
+
+// CommandReloader runs a command, e.g. systemctl reload haproxy.
+type CommandReloader struct{ Argv []string }
+
+func (r *CommandReloader) String() string { return "exec:" + strings.Join(r.Argv, " ") }
+
+// Reload runs the command and fails with its output on a non-zero exit.
+func (r *CommandReloader) Reload(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, r.Argv[0], r.Argv[1:]...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %v: %s", r, err, oneLine(string(out)))
+	}
+	return nil
+}
+
+// SignalReloader sends SIGUSR2 to the master process.
+type SignalReloader struct{ PIDFile string }
+
+func (r *SignalReloader) String() string { return "signal:" + r.PIDFile }
+
+// Reload signals the master named in the pid file.
+func (r *SignalReloader) Reload(context.Context) error {
+	data, err := os.ReadFile(r.PIDFile)
+	if err != nil {
+		return fmt.Errorf("%s: %w", r, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(firstLine(string(data))))
+	if err != nil || pid <= 1 {
+		return fmt.Errorf("%s: no master pid in %q", r, firstLine(string(data)))
+	}
+	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+		return fmt.Errorf("%s: %w", r, err)
+	}
+	return nil
+}
+
+// MasterReloader asks the master CLI to reload. On 2.6 `reload` returns at
+// once, so completion is confirmed by a higher reload count in `show proc`.
+type MasterReloader struct {
+	Socket  string
+	Timeout time.Duration
+}
+
+func (r *MasterReloader) String() string { return "master:" + r.Socket }
+
+// Reload reloads and waits until a new worker runs.
+func (r *MasterReloader) Reload(ctx context.Context) error {
+	before, err := ReadMaster(ctx, r.Socket)
+	if err != nil {
+		return err
+	}
+	if _, err := masterCommand(ctx, r.Socket, "reload"); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	defer cancel()
+	for {
+		after, err := ReadMaster(ctx, r.Socket)
+		switch {
+		case err == nil && after.Failed > before.Failed:
+			return fmt.Errorf("%s: reload failed (show proc: failed %d)", r, after.Failed)
+		case err == nil && after.Reloads > before.Reloads:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: reload not confirmed by show proc: %w", r, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// MasterStatus is what the master's `show proc` says.
+type MasterStatus struct {
+	Reloads int   // master reload count
+	Failed  int   // failed reloads
+	Workers []int // current workers' pids
+}
+
+// ReadMaster reads `show proc` from the master CLI.
+func ReadMaster(ctx context.Context, socket string) (MasterStatus, error) {
+	out, err := masterCommand(ctx, socket, "show proc")
+	if err != nil {
+		return MasterStatus{}, err
+	}
+	return ParseShowProc(out)
+}
+
+// ParseShowProc parses the master CLI's `show proc` output.
+func ParseShowProc(out string) (MasterStatus, error) {
+	var st MasterStatus
+	sawMaster := false
+	section := ""
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "#") {
+			section = line
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		switch {
+		case f[1] == "master":
+			sawMaster = true
+			st.Reloads, _ = strconv.Atoi(f[2])
+			if i := strings.Index(line, "[failed: "); i >= 0 {
+				st.Failed, _ = strconv.Atoi(strings.TrimRight(strings.Fields(line[i+9:])[0], "]"))
+			}
+		case f[1] == "worker" && strings.HasPrefix(section, "# workers"):
+			if pid, err := strconv.Atoi(f[0]); err == nil {
+				st.Workers = append(st.Workers, pid)
+			}
+		}
+	}
+	if !sawMaster {
+		return st, fmt.Errorf("show proc: no master line in %q", firstLine(out))
+	}
+	return st, nil
+}
+
+func masterCommand(ctx context.Context, socket, command string) (string, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return "", fmt.Errorf("haproxy master socket %s: %w", socket, err)
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	if err := conn.SetDeadline(deadline); err != nil {
+		return "", err
+	}
+	if _, err := conn.Write([]byte(command + ";quit\n")); err != nil {
+		return "", fmt.Errorf("haproxy master socket %s: %q: %w", socket, command, err)
+	}
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := conn.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return b.String(), nil
+}

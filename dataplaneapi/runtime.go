@@ -1,0 +1,114 @@
+package dataplaneapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	cnruntime "github.com/haproxytech/client-native/v5/runtime"
+	cnoptions "github.com/haproxytech/client-native/v5/runtime/options"
+)
+
+// Runtime talks to one HAProxy through its stats socket (client-native v5;
+// the master socket does not work with it on 2.6). One per process.
+type Runtime struct {
+	socket string
+	rt     cnruntime.Runtime
+	life   context.Context // client-native stops serving when it ends
+}
+
+// NewRuntime connects lazily: HAProxy need not be up yet. ctx must live as
+// long as the Runtime (client-native's socket goroutine ends with it).
+func NewRuntime(ctx context.Context, socket string) (*Runtime, error) {
+	rt, err := cnruntime.New(ctx, cnoptions.Socket(socket), cnoptions.DoNotCheckRuntimeOnInit)
+	if err != nil {
+		return nil, fmt.Errorf("haproxy socket %s: %w", socket, err)
+	}
+	return &Runtime{socket: socket, rt: rt, life: ctx}, nil
+}
+
+// Socket is the stats socket path.
+func (r *Runtime) Socket() string { return r.socket }
+
+// Execute sends one command and returns HAProxy's reply. client-native has
+// no context; a cancelled ctx returns at once while the reply is discarded.
+func (r *Runtime) Execute(ctx context.Context, command string) (string, error) {
+	type result struct {
+		out []string
+		err error
+	}
+	if err := r.life.Err(); err != nil {
+		return "", fmt.Errorf("haproxy socket %s: client closed: %w", r.socket, err)
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := r.rt.ExecuteRaw(command)
+		done <- result{out, err}
+	}()
+	select {
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-r.life.Done():
+		return "", fmt.Errorf("haproxy socket %s: client closed: %w", r.socket, r.life.Err())
+	case res := <-done:
+		if res.err != nil {
+			return "", fmt.Errorf("haproxy socket %s: %q: %w", r.socket, command, res.err)
+		}
+		if len(res.out) == 0 {
+			return "", fmt.Errorf("haproxy socket %s: %q: no reply", r.socket, command)
+		}
+		return res.out[0], nil
+	}
+}
+
+// ErrNoBackend is returned for a backend HAProxy does not have.
+var ErrNoBackend = errors.New("no such backend")
+
+// Backend reads a backend's servers: admin state, address, ports and user
+// weight from `show servers state`, status and backup flag from `show stat`.
+func (r *Runtime) Backend(ctx context.Context, name string) (BackendState, error) {
+	out, err := r.Execute(ctx, "show servers state "+name)
+	if err != nil {
+		return BackendState{}, err
+	}
+	if strings.HasPrefix(out, "[") && strings.Contains(out, "Can't find backend") {
+		return BackendState{}, fmt.Errorf("haproxy backend %s: %w", name, ErrNoBackend)
+	}
+	slots, err := ParseServersState(out)
+	if err != nil {
+		return BackendState{}, fmt.Errorf("haproxy backend %s: %w", name, err)
+	}
+	stat, err := r.Execute(ctx, "show stat "+name+" 4 -1")
+	if err != nil {
+		return BackendState{}, err
+	}
+	if err := ParseStat(stat, slots); err != nil {
+		return BackendState{}, fmt.Errorf("haproxy backend %s: %w", name, err)
+	}
+	return BackendState{Name: name, Slots: slots}, nil
+}
+
+// Apply sends one command and checks its reply. HAProxy answers set-server
+// commands with nothing on success; a `[N]:` reply is a failure, except the
+// `[4]:` notice by which `set server addr` reports the change it made.
+func (r *Runtime) Apply(ctx context.Context, c Command) error {
+	out, err := r.Execute(ctx, c.Line)
+	if err != nil {
+		return err
+	}
+	return CheckReply(c, out)
+}
+
+// CheckReply decides whether a runtime reply means the command worked.
+func CheckReply(c Command, reply string) error {
+	reply = strings.TrimSpace(reply)
+	if reply == "" {
+		return nil
+	}
+	if c.Kind == "addr" && strings.HasPrefix(reply, "[4]:") &&
+		(strings.Contains(reply, "changed from") || strings.Contains(reply, "no need to change")) {
+		return nil
+	}
+	return fmt.Errorf("haproxy refused %q: %s", c.Line, firstLine(reply))
+}

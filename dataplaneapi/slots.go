@@ -1,0 +1,113 @@
+package dataplaneapi
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/pgsvc/pgsvc/reconcile"
+)
+
+// Command is one runtime API command with what it is for.
+type Command struct {
+	Backend string `json:"backend"`
+	Server  string `json:"server"`
+	Kind    string `json:"kind"` // state, weight, addr, check-port, health, shutdown
+	Line    string `json:"command"`
+}
+
+func (c Command) String() string { return c.Line }
+
+func cmd(backend, server, kind, format string, args ...any) Command {
+	return Command{Backend: backend, Server: server, Kind: kind,
+		Line: fmt.Sprintf(format, args...)}
+}
+
+// StructuralError says HAProxy's servers cannot reach the desired state at
+// runtime (a backend or slot is missing, a backup flag differs): the config
+// must be rewritten and reloaded.
+type StructuralError struct{ Reason string }
+
+func (e *StructuralError) Error() string { return "needs reload: " + e.Reason }
+
+// PlanService returns the runtime commands that make HAProxy's backend equal
+// to the desired service. The order is: addresses and weights, slots turned
+// on, forced health changes (downs before the up), slots drained.
+func PlanService(s *reconcile.Service, actual BackendState, accel reconcile.Accel) ([]Command, error) {
+	var fix, on, health, off []Command
+	for _, sv := range s.Servers {
+		want := EnabledSlot(sv)
+		for _, kind := range []SlotKind{ActiveSlot, BackupSlot} {
+			name := SlotName(sv.Name, kind == BackupSlot)
+			got, ok := actual.Slots[name]
+			if !ok {
+				return nil, &StructuralError{Reason: fmt.Sprintf("%s has no server %s", s.Name, name)}
+			}
+			if got.Backup != (kind == BackupSlot) {
+				return nil, &StructuralError{Reason: fmt.Sprintf("%s/%s backup flag differs from the desired slot layout", s.Name, name)}
+			}
+			fix = append(fix, fixSlot(s.Name, name, sv, got)...)
+			sibling := actual.Slots[SlotName(sv.Name, kind != BackupSlot)]
+			switch {
+			case kind == want && got.Admin != AdminReady:
+				on = append(on, cmd(s.Name, name, "state", "set server %s/%s state ready", s.Name, name))
+				if !sibling.Up() || sibling.Admin == AdminMaint {
+					// Nothing vouches for this host's health yet: start DOWN
+					// and let the checks admit it (2.6 starts it UP otherwise).
+					on = append(on, cmd(s.Name, name, "health", "set server %s/%s health down", s.Name, name))
+				}
+			case kind != want && got.Admin == AdminReady:
+				off = append(off, cmd(s.Name, name, "state", "set server %s/%s state drain", s.Name, name))
+			}
+		}
+	}
+	if s.ChecksPrimary() {
+		health = accelerate(s, actual, accel)
+	}
+	out := append(fix, on...)
+	out = append(out, health...)
+	return append(out, off...), nil
+}
+
+func fixSlot(backend, name string, sv reconcile.Server, got SlotState) []Command {
+	var out []Command
+	if got.Addr != sv.Host || got.Port != sv.Port {
+		out = append(out, cmd(backend, name, "addr", "set server %s/%s addr %s port %d", backend, name, sv.Host, sv.Port))
+	}
+	if sv.CheckPort > 0 && got.CheckPort != sv.CheckPort {
+		out = append(out, cmd(backend, name, "check-port", "set server %s/%s check-port %d", backend, name, sv.CheckPort))
+	}
+	if got.UWeight != sv.Weight {
+		out = append(out, cmd(backend, name, "weight", "set server %s/%s weight %s", backend, name, strconv.Itoa(sv.Weight)))
+	}
+	return out
+}
+
+// accelerate forces the old primary's enabled slot down (and its sessions
+// shut) and the new primary's up, so writes move without waiting for
+// rise x fastinter. Only one server is ever forced up.
+func accelerate(s *reconcile.Service, actual BackendState, accel reconcile.Accel) []Command {
+	var out []Command
+	for _, name := range accel.Down {
+		sv, ok := s.Server(name)
+		if !ok || sv.Slot == reconcile.Out {
+			continue
+		}
+		slot := SlotName(name, sv.Slot == reconcile.Backup)
+		if actual.Slots[slot].Up() {
+			out = append(out, cmd(s.Name, slot, "health", "set server %s/%s health down", s.Name, slot))
+		}
+		out = append(out, cmd(s.Name, slot, "shutdown", "shutdown sessions server %s/%s", s.Name, slot))
+	}
+	if accel.Up == "" {
+		return out
+	}
+	sv, ok := s.Server(accel.Up)
+	if !ok || sv.Slot == reconcile.Out {
+		return out
+	}
+	slot := SlotName(accel.Up, sv.Slot == reconcile.Backup)
+	if actual.Slots[slot].Status != "UP" {
+		out = append(out, cmd(s.Name, slot, "health", "set server %s/%s health up", s.Name, slot))
+	}
+	return out
+}

@@ -1,0 +1,146 @@
+package dataplaneapi
+
+import (
+	"encoding/csv"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Admin state bits of `show servers state` (HAProxy's SRV_ADMF_*).
+const (
+	admForcedMaint   = 0x01
+	admInheritMaint  = 0x02
+	admForcedDrain   = 0x08
+	admInheritDrain  = 0x10
+	admResolverMaint = 0x20
+	admHostMaint     = 0x40
+)
+
+// AdminState is what an operator (or pgsvc) set on a server.
+type AdminState int
+
+// Admin states: ready takes traffic per health, drain finishes sessions but
+// takes no new ones, maint takes nothing.
+const (
+	AdminReady AdminState = iota
+	AdminDrain
+	AdminMaint
+)
+
+func (a AdminState) String() string {
+	return [...]string{"ready", "drain", "maint"}[a]
+}
+
+// SlotState is one HAProxy server (a slot) as HAProxy reports it.
+type SlotState struct {
+	Name      string
+	Addr      string
+	Port      int
+	CheckPort int
+	Admin     AdminState
+	UWeight   int    // the configured/user weight (show servers state srv_uweight)
+	Status    string // show stat status: UP, DOWN, MAINT, DRAIN, NOLB, "UP 1/3", ...
+	Backup    bool   // show stat bck
+}
+
+// Up reports whether HAProxy currently considers the server's health up
+// (whatever its admin state).
+func (s SlotState) Up() bool {
+	return strings.HasPrefix(s.Status, "UP") || s.Status == "DRAIN" || s.Status == "NOLB"
+}
+
+// BackendState is a backend's slots by name.
+type BackendState struct {
+	Name  string
+	Slots map[string]SlotState
+}
+
+// ParseServersState parses `show servers state <backend>` output (format 1).
+func ParseServersState(out string) (map[string]SlotState, error) {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) == 0 || strings.TrimSpace(lines[0]) != "1" {
+		return nil, fmt.Errorf("show servers state: unexpected reply %q", firstLine(out))
+	}
+	slots := map[string]SlotState{}
+	for _, line := range lines[1:] {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 22 {
+			return nil, fmt.Errorf("show servers state: short line %q", line)
+		}
+		nums, err := atois(f[6], f[7], f[18], f[21])
+		if err != nil {
+			return nil, fmt.Errorf("show servers state: line %q: %w", line, err)
+		}
+		admin := AdminReady
+		switch {
+		// CMAINT alone (a `disabled` server set ready at runtime) takes traffic.
+		case nums[0]&(admForcedMaint|admInheritMaint|admResolverMaint|admHostMaint) != 0:
+			admin = AdminMaint
+		case nums[0]&(admForcedDrain|admInheritDrain) != 0:
+			admin = AdminDrain
+		}
+		slots[f[3]] = SlotState{Name: f[3], Addr: f[4], Admin: admin, UWeight: nums[1], Port: nums[2], CheckPort: nums[3]}
+	}
+	return slots, nil
+}
+
+// ParseStat merges `show stat <backend> 4 -1` (CSV) status and backup flag
+// into slots parsed from `show servers state`.
+func ParseStat(out string, slots map[string]SlotState) error {
+	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(strings.TrimSpace(out), "# ")))
+	r.FieldsPerRecord = -1
+	rows, err := r.ReadAll()
+	if err != nil || len(rows) == 0 {
+		return fmt.Errorf("show stat: unexpected reply %q", firstLine(out))
+	}
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[h] = i
+	}
+	for _, need := range []string{"svname", "status", "bck"} {
+		if _, ok := col[need]; !ok {
+			return fmt.Errorf("show stat: no %s column in %q", need, firstLine(out))
+		}
+	}
+	for _, row := range rows[1:] {
+		if len(row) <= col["bck"] || len(row) <= col["status"] {
+			continue
+		}
+		name := row[col["svname"]]
+		s, ok := slots[name]
+		if !ok {
+			continue // FRONTEND/BACKEND rows, or a server added since
+		}
+		s.Status = row[col["status"]]
+		s.Backup = row[col["bck"]] == "1"
+		slots[name] = s
+	}
+	return nil
+}
+
+func atois(ss ...string) ([]int, error) {
+	out := make([]int, len(ss))
+	for i, s := range ss {
+		if s == "-" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

@@ -1,0 +1,142 @@
+package dataplaneapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pgsvc/pgsvc/reconcile"
+)
+
+// Syncer is the reconciler's HAProxy: runtime API first, config files
+// always, a reload only when the runtime cannot express the change.
+type Syncer struct {
+	Runtime *Runtime
+	Config  *ConfigDir // nil: runtime only (no files, no reloads)
+	// ReloadWait bounds the wait for the new worker after a reload.
+	ReloadWait time.Duration
+}
+
+// Apply implements reconcile.HAProxy.
+func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, clusters map[string]bool, accel map[string]reconcile.Accel, dryRun bool) (reconcile.Report, error) {
+	var rep reconcile.Report
+	structural, err := s.runtimePass(ctx, services, accel, dryRun, &rep)
+	if err != nil {
+		return rep, err
+	}
+	if s.Config == nil {
+		if len(structural) > 0 {
+			return rep, fmt.Errorf("runtime cannot reach the desired state and no config dir is configured: %s", strings.Join(structural, "; "))
+		}
+		return rep, nil
+	}
+	var pidBefore string
+	if !dryRun {
+		pidBefore, _ = s.workerPID(ctx)
+	}
+	res, err := s.Config.Persist(ctx, services, clusters, dryRun)
+	rep.Written, rep.Removed, rep.Reload = res.Written, res.Removed, res.Reload
+	if err != nil {
+		return rep, err
+	}
+	if len(res.Reload) == 0 && len(structural) > 0 {
+		// The files already hold the structure but the running HAProxy does
+		// not (edited by hand, or a reload that never happened): reload.
+		rep.Reload = structural
+		if dryRun {
+			return rep, nil
+		}
+		if s.Config.Reloader == nil {
+			return rep, fmt.Errorf("haproxy needs a reload (%s) and no reload is configured", strings.Join(structural, "; "))
+		}
+		if err := s.Config.Reloader.Reload(ctx); err != nil {
+			return rep, fmt.Errorf("reload haproxy for %s: %w", strings.Join(structural, "; "), err)
+		}
+	}
+	if dryRun || len(rep.Reload) == 0 {
+		return rep, nil
+	}
+	rep.Reloaded = true
+	if err := s.waitNewWorker(ctx, pidBefore); err != nil {
+		return rep, err
+	}
+	// The new worker started from the files; verify and re-apply what only
+	// the runtime holds (forced health).
+	if _, err := s.runtimePass(ctx, services, accel, false, &rep); err != nil {
+		return rep, fmt.Errorf("after reload: %w", err)
+	}
+	return rep, nil
+}
+
+// runtimePass plans and applies every service; it returns the structural
+// reasons of services the runtime cannot fix.
+func (s *Syncer) runtimePass(ctx context.Context, services []reconcile.Service, accel map[string]reconcile.Accel, dryRun bool, rep *reconcile.Report) ([]string, error) {
+	var structural []string
+	for i := range services {
+		svc := &services[i]
+		actual, err := s.Runtime.Backend(ctx, svc.Name)
+		if errors.Is(err, ErrNoBackend) {
+			structural = append(structural, "haproxy has no backend "+svc.Name)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		cmds, err := PlanService(svc, actual, accel[svc.Cluster])
+		var se *StructuralError
+		if errors.As(err, &se) {
+			structural = append(structural, se.Reason)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cmds {
+			if !dryRun {
+				if err := s.Runtime.Apply(ctx, c); err != nil {
+					return nil, err
+				}
+			}
+			rep.Commands = append(rep.Commands, reconcile.AppliedCommand{Service: c.Backend, Server: c.Server, Kind: c.Kind, Line: c.Line})
+		}
+	}
+	return structural, nil
+}
+
+func (s *Syncer) workerPID(ctx context.Context) (string, error) {
+	out, err := s.Runtime.Execute(ctx, "show info")
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "Pid: "); ok {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", fmt.Errorf("show info: no Pid line")
+}
+
+// waitNewWorker waits until the stats socket answers from a new worker: for
+// some tens of milliseconds after a reload the old worker still answers and
+// commands sent to it are lost.
+func (s *Syncer) waitNewWorker(ctx context.Context, before string) error {
+	wait := s.ReloadWait
+	if wait == 0 {
+		wait = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for {
+		pid, err := s.workerPID(ctx)
+		if err == nil && pid != before {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("after reload the stats socket still answers from worker %s: %w", before, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

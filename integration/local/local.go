@@ -1,0 +1,254 @@
+// Package local starts the real components pgsvc works with (etcd and
+// HAProxy from Debian's packages) as processes on loopback, in temp dirs on
+// free ports, for tests and benchmarks. A missing binary fails the test: CI
+// must install it (.ci/run), never skip.
+package local
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// FreePort returns a TCP port free on ip at the time of the call.
+func FreePort(t testing.TB, ip string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatalf("free port on %s: %v", ip, err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func need(t testing.TB, bin string) string {
+	t.Helper()
+	p, err := exec.LookPath(bin)
+	if err != nil {
+		t.Fatalf("%s is not installed (Debian package needed; .ci/run installs it): %v", bin, err)
+	}
+	return p
+}
+
+// Etcd is a single-node etcd 3.4 on loopback.
+type Etcd struct {
+	t        testing.TB
+	Endpoint string
+	dir      string
+	args     []string
+	cmd      *exec.Cmd
+}
+
+// StartEtcd starts etcd and waits until it answers.
+func StartEtcd(t testing.TB) *Etcd {
+	t.Helper()
+	bin := need(t, "etcd")
+	dir := t.TempDir()
+	client, peer := FreePort(t, "127.0.0.1"), FreePort(t, "127.0.0.1")
+	cu, pu := fmt.Sprintf("http://127.0.0.1:%d", client), fmt.Sprintf("http://127.0.0.1:%d", peer)
+	e := &Etcd{t: t, Endpoint: cu, dir: dir, args: []string{bin,
+		"--name", "test", "--data-dir", filepath.Join(dir, "data"),
+		"--listen-client-urls", cu, "--advertise-client-urls", cu,
+		"--listen-peer-urls", pu, "--initial-advertise-peer-urls", pu,
+		"--initial-cluster", "test=" + pu, "--logger", "zap", "--log-outputs", filepath.Join(dir, "etcd.log")}}
+	e.Start()
+	t.Cleanup(e.Stop)
+	return e
+}
+
+// Start (re)starts etcd on the same data dir and waits until it answers.
+func (e *Etcd) Start() {
+	e.t.Helper()
+	e.cmd = exec.Command(e.args[0], e.args[1:]...)
+	e.cmd.Env = append(os.Environ(), "ETCD_UNSUPPORTED_ARCH=amd64")
+	if err := e.cmd.Start(); err != nil {
+		e.t.Fatalf("start etcd: %v", err)
+	}
+	cli := e.Client()
+	defer cli.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := cli.Get(ctx, "probe")
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(e.dir, "etcd.log"))
+			e.t.Fatalf("etcd did not start: %v\n%s", err, tail(string(log), 2000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop kills etcd (a crash, as far as clients can tell).
+func (e *Etcd) Stop() {
+	if e.cmd != nil && e.cmd.Process != nil {
+		_ = e.cmd.Process.Kill()
+		_ = e.cmd.Wait()
+		e.cmd = nil
+	}
+}
+
+// Client returns a new client for this etcd.
+func (e *Etcd) Client() *clientv3.Client {
+	e.t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		e.t.Fatalf("etcd client: %v", err)
+	}
+	return cli
+}
+
+// HAProxy is a master-worker HAProxy 2.6 loading a global file and a
+// config dir, with a stats socket and a master socket.
+type HAProxy struct {
+	t            testing.TB
+	Dir          string
+	ConfDir      string
+	GlobalConfig string
+	StatsSocket  string
+	MasterSocket string
+	PIDFile      string
+	cmd          *exec.Cmd
+}
+
+// NewHAProxy prepares (but does not start) an HAProxy in a temp dir.
+func NewHAProxy(t testing.TB) *HAProxy {
+	t.Helper()
+	need(t, "haproxy")
+	dir := t.TempDir()
+	h := &HAProxy{t: t, Dir: dir, ConfDir: filepath.Join(dir, "conf.d"), GlobalConfig: filepath.Join(dir, "haproxy.cfg"),
+		StatsSocket: filepath.Join(dir, "admin.sock"), MasterSocket: filepath.Join(dir, "master.sock"), PIDFile: filepath.Join(dir, "haproxy.pid")}
+	if err := os.Mkdir(h.ConfDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	global := fmt.Sprintf(`global
+    stats socket %s mode 600 level admin
+    pidfile %s
+    maxconn 2000
+defaults
+    mode tcp
+    retries 3
+    timeout queue 3s
+    timeout connect 3s
+    timeout check 3s
+    timeout client 24h
+    timeout server 24h
+`, h.StatsSocket, h.PIDFile)
+	if err := os.WriteFile(h.GlobalConfig, []byte(global), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Stop)
+	return h
+}
+
+// Start starts HAProxy from the files on disk and waits for its stats socket.
+func (h *HAProxy) Start() {
+	h.t.Helper()
+	_ = os.Remove(h.StatsSocket)
+	h.cmd = exec.Command("haproxy", "-W", "-S", h.MasterSocket, "-f", h.GlobalConfig, "-f", h.ConfDir)
+	log, err := os.Create(filepath.Join(h.Dir, "haproxy.log"))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.cmd.Stdout, h.cmd.Stderr = log, log
+	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := h.cmd.Start(); err != nil {
+		h.t.Fatalf("start haproxy: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if answers(h.StatsSocket, "show info") && answers(h.MasterSocket, "show proc;quit") {
+			return
+		}
+		if time.Now().After(deadline) {
+			out, _ := os.ReadFile(filepath.Join(h.Dir, "haproxy.log"))
+			h.t.Fatalf("haproxy did not start:\n%s", tail(string(out), 2000))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// answers reports whether a CLI socket replies to a command.
+func answers(socket, command string) bool {
+	c, err := net.Dial("unix", socket)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte(command + "\n")); err != nil {
+		return false
+	}
+	buf := make([]byte, 64)
+	n, _ := c.Read(buf)
+	return n > 0
+}
+
+// Stop stops the master and its workers.
+func (h *HAProxy) Stop() {
+	if h.cmd != nil && h.cmd.Process != nil {
+		_ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
+		_ = h.cmd.Wait()
+		h.cmd = nil
+	}
+}
+
+// Restart stops and starts HAProxy: it comes up from the files on disk.
+func (h *HAProxy) Restart() {
+	h.t.Helper()
+	h.Stop()
+	h.Start()
+}
+
+// Exec sends one command to the stats socket and returns the reply.
+func (h *HAProxy) Exec(command string) string {
+	h.t.Helper()
+	c, err := net.DialTimeout("unix", h.StatsSocket, 2*time.Second)
+	if err != nil {
+		h.t.Fatalf("stats socket: %v", err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(command + "\n")); err != nil {
+		h.t.Fatalf("stats socket: %v", err)
+	}
+	var b strings.Builder
+	buf := make([]byte, 8192)
+	for {
+		n, err := c.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			return b.String()
+		}
+	}
+}
+
+// Log returns HAProxy's output so far.
+func (h *HAProxy) Log() string {
+	out, _ := os.ReadFile(filepath.Join(h.Dir, "haproxy.log"))
+	return string(out)
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// Itoa is a short strconv.Itoa for building configs in tests.
+func Itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,233 @@
+package reconcile
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/pgsvc/pgsvc/reconcile/dcs"
+)
+
+// EtcdConfig is how pgsvc reaches etcd.
+type EtcdConfig struct {
+	Endpoints []string
+	Username  string
+	Password  string
+	CACert    string
+	Cert      string
+	Key       string
+	Timeout   time.Duration
+}
+
+// NewEtcdClient builds a client (TLS and user/password when configured).
+func NewEtcdClient(cfg EtcdConfig) (*clientv3.Client, error) {
+	if len(cfg.Endpoints) == 0 {
+		return nil, errors.New("no etcd endpoints (--etcd)")
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 3 * time.Second
+	}
+	c := clientv3.Config{
+		Endpoints:            cfg.Endpoints,
+		DialTimeout:          cfg.Timeout,
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: cfg.Timeout,
+		Username:             cfg.Username,
+		Password:             cfg.Password,
+		Logger:               zap.NewNop(), // pgsvc logs etcd trouble itself, once per event
+	}
+	if cfg.CACert != "" || cfg.Cert != "" {
+		t, err := tlsConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		c.TLS = t
+	}
+	cli, err := clientv3.New(c)
+	if err != nil {
+		return nil, fmt.Errorf("etcd %s: %w", strings.Join(cfg.Endpoints, ","), err)
+	}
+	return cli, nil
+}
+
+func tlsConfig(cfg EtcdConfig) (*tls.Config, error) {
+	t := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.CACert != "" {
+		pem, err := os.ReadFile(cfg.CACert)
+		if err != nil {
+			return nil, fmt.Errorf("etcd CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("etcd CA %s: no PEM certificate", cfg.CACert)
+		}
+		t.RootCAs = pool
+	}
+	if cfg.Cert != "" || cfg.Key != "" {
+		pair, err := tls.LoadX509KeyPair(cfg.Cert, cfg.Key)
+		if err != nil {
+			return nil, fmt.Errorf("etcd client certificate: %w", err)
+		}
+		t.Certificates = []tls.Certificate{pair}
+	}
+	return t, nil
+}
+
+// ListState reads both prefixes once, at one revision: the Patroni
+// namespace and pgsvc's overrides. Malformed values are reported and
+// skipped (the rest of the state still counts; Put leaves state unchanged).
+func ListState(ctx context.Context, cli *clientv3.Client, l dcs.Layout, log *slog.Logger) (*dcs.State, error) {
+	resp, err := cli.Get(ctx, l.Namespace, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("etcd get %s: %w", l.Namespace, err)
+	}
+	st := dcs.NewState()
+	st.Revision = resp.Header.Revision
+	for _, kv := range resp.Kvs {
+		if err := st.Put(l, string(kv.Key), kv.Value); err != nil && log != nil {
+			log.Warn("ignored malformed key", "err", err)
+		}
+	}
+	ov, err := cli.Get(ctx, l.OverridePrefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision))
+	if err != nil {
+		return nil, fmt.Errorf("etcd get %s: %w", l.OverridePrefix, err)
+	}
+	for _, kv := range ov.Kvs {
+		if err := st.Put(l, string(kv.Key), kv.Value); err != nil && log != nil {
+			log.Warn("ignored malformed override", "err", err)
+		}
+	}
+	return st, nil
+}
+
+// EtcdSource lists then watches Patroni's namespace and the overrides, the
+// way Patroni does: one range read, then a watch from that revision + 1. A
+// compaction or a lost watch re-lists; failures retry with capped backoff.
+type EtcdSource struct {
+	Client *clientv3.Client
+	Layout dcs.Layout
+	Log    *slog.Logger
+	// ProbeInterval is how often a live watch checks that etcd answers (default 1s).
+	ProbeInterval time.Duration
+	// BadValue is called for every malformed value seen (metrics); may be nil.
+	BadValue func(err error)
+}
+
+func (s *EtcdSource) probeInterval() time.Duration {
+	if s.ProbeInterval > 0 {
+		return s.ProbeInterval
+	}
+	return time.Second
+}
+
+func (s *EtcdSource) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*s.probeInterval())
+	defer cancel()
+	if _, err := s.Client.Get(ctx, s.Layout.Namespace, clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil {
+		return fmt.Errorf("etcd probe: %w", err)
+	}
+	return nil
+}
+
+// Run feeds in until ctx ends.
+func (s *EtcdSource) Run(ctx context.Context, in *Inputs) error {
+	b := newBackoff(200*time.Millisecond, 10*time.Second)
+	for {
+		err := s.listAndWatch(ctx, in)
+		if ctx.Err() != nil {
+			return nil
+		}
+		in.SetEtcdReady(false)
+		d := b.next()
+		s.Log.Warn("etcd watch lost, HAProxy left as it is; re-listing", "err", err, "retry_in", d)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(d):
+		}
+		if err == nil {
+			b.reset()
+		}
+	}
+}
+
+func (s *EtcdSource) listAndWatch(ctx context.Context, in *Inputs) error {
+	listCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	st, err := ListState(listCtx, s.Client, s.Layout, s.Log)
+	cancel()
+	if err != nil {
+		return err
+	}
+	in.ReplaceState(st)
+	s.Log.Info("etcd listed", "revision", st.Revision, "clusters", len(st.Clusters), "overrides", len(st.Overrides))
+	watchCtx, stop := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer stop()
+	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithRev(st.Revision + 1), clientv3.WithPrevKV()}
+	patroni := s.Client.Watch(watchCtx, s.Layout.Namespace, opts...)
+	overrides := s.Client.Watch(watchCtx, s.Layout.OverridePrefix, opts...)
+	probe := time.NewTicker(s.probeInterval())
+	defer probe.Stop()
+	for {
+		var resp clientv3.WatchResponse
+		var ok bool
+		select {
+		case resp, ok = <-patroni:
+		case resp, ok = <-overrides:
+		case <-probe.C:
+			// The client retries a dead endpoint silently; a failed probe
+			// ends this watch so pgsvc stops applying until etcd answers.
+			if err := s.probe(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		if !ok {
+			return errors.New("watch channel closed")
+		}
+		if resp.CompactRevision != 0 {
+			return fmt.Errorf("watch compacted at revision %d", resp.CompactRevision)
+		}
+		if err := resp.Err(); err != nil {
+			return fmt.Errorf("watch: %w", err)
+		}
+		if len(resp.Events) > 0 {
+			s.apply(in, resp)
+		}
+	}
+}
+
+// apply records one watch response; a burst of events in one response is
+// one update and one wake-up.
+func (s *EtcdSource) apply(in *Inputs, resp clientv3.WatchResponse) {
+	in.Update(resp.Header.Revision, func(st *dcs.State) (clusters, instances []string) {
+		for _, ev := range resp.Events {
+			key := string(ev.Kv.Key)
+			if inst, ok := strings.CutPrefix(key, s.Layout.OverridePrefix); ok {
+				instances = append(instances, inst)
+			} else if scope, _, found := strings.Cut(strings.TrimPrefix(key, s.Layout.Namespace), "/"); found {
+				clusters = append(clusters, scope)
+			}
+			if ev.Type == mvccpb.DELETE {
+				st.Delete(s.Layout, key)
+				continue
+			}
+			if err := st.Put(s.Layout, key, ev.Kv.Value); err != nil {
+				s.Log.Warn("ignored malformed value, keeping the previous one", "err", err)
+				if s.BadValue != nil {
+					s.BadValue(err)
+				}
+			}
+		}
+		return clusters, instances
+	})
+}
