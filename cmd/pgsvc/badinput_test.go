@@ -140,7 +140,13 @@ func TestBadFlags(t *testing.T) {
 		{"missing inventory", []string{"validate"}, "--inventory is required"},
 		{"missing inventory file", []string{"validate", "--inventory", filepath.Join(dir, "nope.yml")}, "read inventory: open"},
 		{"stray argument", []string{"validate", "--inventory", inv, "extra"}, `unexpected argument "extra"`},
-		{"reconcile needs state", []string{"reconcile", "--dry-run", "--inventory", inv}, "--state is required"},
+		{"reconcile without etcd", []string{"reconcile", "--dry-run", "--inventory", inv, "--etcd", "http://127.0.0.1:1", "--timeout", "300ms"}, "etcd get /pg/"},
+		{"set unknown instance", []string{"set", "pg-test-9", "pg_weight=10", "--inventory", inv, "--etcd", "http://127.0.0.1:1", "--timeout", "300ms"}, "unknown instance pg-test-9"},
+		{"set bad weight", []string{"set", "pg-test-1", "pg_weight=300", "--inventory", inv}, "pg-test-1: pg_weight 300 is outside 0-256"},
+		{"set not an assignment", []string{"set", "pg-test-1", "pg_weight", "--inventory", inv}, `pg-test-1: "pg_weight": want key=value`},
+		{"set primary role", []string{"set", "pg-test-1", "pg_role=primary", "--inventory", inv}, "pg_role primary follows Patroni's leader"},
+		{"run bad config key", []string{"run", "--config", writeFile(t, dir, "c.yml", "inventroy: x\n")}, "field inventroy not found"},
+		{"run bad reload", []string{"run", "--inventory", inv, "--haproxy-reload", "exec:"}, `--haproxy-reload "exec:": empty command`},
 		{"reconcile bad format", []string{"reconcile", "--dry-run", "--inventory", inv, "--state", inv, "-o", "yaml"}, `-o "yaml": want text or json`},
 	}
 	for _, tc := range tests {

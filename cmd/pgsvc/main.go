@@ -25,7 +25,12 @@ func commands() map[string]command {
 	return map[string]command{
 		"render":    {"render HAProxy listen sections from the inventory (and optional Patroni state)", runRender},
 		"validate":  {"check the inventory and service definitions, print a summary", runValidate},
-		"reconcile": {"show (--dry-run) or apply the changes HAProxy needs", runReconcile},
+		"reconcile": {"one pass against live etcd and HAProxy: show (--dry-run) or apply the changes", runReconcile},
+		"run":       {"the daemon: watch etcd and the inventory, keep HAProxy equal to the desired state", runDaemon},
+		"status":    {"per service and server: address, live role, desired vs what HAProxy has", runStatus},
+		"set":       {"set per-instance variables (overrides in etcd), e.g. pgsvc set pg-test-3 pg_offline_query=true", runSet},
+		"unset":     {"remove per-instance overrides, e.g. pgsvc unset pg-test-3 pg_offline_query", runUnset},
+		"overrides": {"list every instance's overrides", runOverrides},
 		"version":   {"print version and build information", runVersion},
 	}
 }

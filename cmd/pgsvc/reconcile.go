@@ -9,7 +9,7 @@ import (
 	"github.com/pgsvc/pgsvc/reconcile"
 )
 
-func runReconcile(ctx context.Context, args []string, out, errOut io.Writer) error {
+func runReconcileOffline(ctx context.Context, args []string, out, errOut io.Writer) error {
 	var mf modelFlags
 	var state, format string
 	var dryRun bool

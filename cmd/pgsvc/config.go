@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/pgsvc/pgsvc/dataplaneapi"
+	"github.com/pgsvc/pgsvc/reconcile"
+	"github.com/pgsvc/pgsvc/reconcile/dcs"
+)
+
+// daemonConfig is every setting of the live commands. Each key can be set in
+// the --config YAML file; flags given on the command line win.
+type daemonConfig struct {
+	Inventory      string        `yaml:"inventory"`
+	Etcd           string        `yaml:"etcd"`
+	EtcdUser       string        `yaml:"etcd_user"`
+	EtcdPassword   string        `yaml:"etcd_password"`
+	EtcdCACert     string        `yaml:"etcd_cacert"`
+	EtcdCert       string        `yaml:"etcd_cert"`
+	EtcdKey        string        `yaml:"etcd_key"`
+	Namespace      string        `yaml:"namespace"`
+	OverridePrefix string        `yaml:"override_prefix"`
+	Node           string        `yaml:"node"`
+	Clusters       listFlag      `yaml:"cluster"`
+	Socket         string        `yaml:"haproxy_socket"`
+	ConfDir        string        `yaml:"haproxy_conf_dir"`
+	MainConfig     string        `yaml:"haproxy_config"`
+	Reload         string        `yaml:"haproxy_reload"`
+	HAProxyBin     string        `yaml:"haproxy_bin"`
+	Resync         time.Duration `yaml:"resync"`
+	LogFormat      string        `yaml:"log_format"`
+	LogLevel       string        `yaml:"log_level"`
+	Timeout        time.Duration `yaml:"timeout"`
+}
+
+func defaultConfig() daemonConfig {
+	return daemonConfig{
+		Etcd:           "http://127.0.0.1:2379",
+		Namespace:      dcs.DefaultNamespace,
+		OverridePrefix: dcs.DefaultOverridePrefix,
+		Socket:         "/var/run/haproxy.sock",
+		ConfDir:        "/etc/haproxy/conf.d",
+		HAProxyBin:     "haproxy",
+		Resync:         30 * time.Second,
+		LogFormat:      "text",
+		LogLevel:       "info",
+		Timeout:        10 * time.Second,
+	}
+}
+
+// register binds every setting to a flag.
+func (c *daemonConfig) register(fs *flag.FlagSet) *string {
+	path := fs.String("config", "", "YAML `file` with any of the settings below (flags win)")
+	fs.StringVar(&c.Inventory, "inventory", c.Inventory, "Pigsty inventory YAML `file`")
+	fs.StringVar(&c.Etcd, "etcd", c.Etcd, "etcd `endpoints`, comma-separated")
+	fs.StringVar(&c.EtcdUser, "etcd-user", c.EtcdUser, "etcd `user` (password from --etcd-password or PGSVC_ETCD_PASSWORD)")
+	fs.StringVar(&c.EtcdPassword, "etcd-password", c.EtcdPassword, "etcd `password`")
+	fs.StringVar(&c.EtcdCACert, "etcd-cacert", c.EtcdCACert, "CA `file` to verify etcd's TLS certificate")
+	fs.StringVar(&c.EtcdCert, "etcd-cert", c.EtcdCert, "client certificate `file` for etcd")
+	fs.StringVar(&c.EtcdKey, "etcd-key", c.EtcdKey, "client key `file` for etcd")
+	fs.StringVar(&c.Namespace, "namespace", c.Namespace, "Patroni namespace in etcd")
+	fs.StringVar(&c.OverridePrefix, "override-prefix", c.OverridePrefix, "etcd `prefix` of pgsvc's per-instance overrides")
+	fs.StringVar(&c.Node, "node", c.Node, "inventory `host` of this HAProxy: serve the clusters Pigsty renders onto it")
+	fs.Var(&c.Clusters, "cluster", "only this `cluster` (repeatable or comma-separated; default all)")
+	fs.StringVar(&c.Socket, "haproxy-socket", c.Socket, "HAProxy stats socket `path` (admin level)")
+	fs.StringVar(&c.ConfDir, "haproxy-conf-dir", c.ConfDir, "`dir` HAProxy loads, one <cluster>-<service>.cfg per service")
+	fs.StringVar(&c.MainConfig, "haproxy-config", c.MainConfig, "global/defaults `file` checked with the service files (default: <conf-dir>/haproxy.cfg if present)")
+	fs.StringVar(&c.Reload, "haproxy-reload", c.Reload, "how to reload for structural changes: master:SOCKET, signal:PIDFILE or a command (e.g. 'systemctl reload haproxy')")
+	fs.StringVar(&c.HAProxyBin, "haproxy-bin", c.HAProxyBin, "haproxy `binary` for config checks")
+	fs.DurationVar(&c.Resync, "resync", c.Resync, "full check of HAProxy against the desired state every `interval` (0: never)")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
+	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "one-shot commands (reconcile, status, set, unset, overrides) give up after `duration`")
+	return path
+}
+
+// parseDaemonFlags parses flags, loads --config if given, and parses the
+// flags again so the command line wins over the file.
+func parseDaemonFlags(fs *flag.FlagSet, args []string, c *daemonConfig) error {
+	path := c.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return c.finish()
+	}
+	data, err := os.ReadFile(*path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	fromFile := defaultConfig()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fromFile); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: %v", *path, err)
+	}
+	*c = fromFile
+	fs2 := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+	fs2.SetOutput(io.Discard)
+	c.register(fs2)
+	if err := fs2.Parse(args); err != nil {
+		return err
+	}
+	return c.finish()
+}
+
+func (c *daemonConfig) finish() error {
+	if c.EtcdPassword == "" {
+		c.EtcdPassword = os.Getenv("PGSVC_ETCD_PASSWORD")
+	}
+	if c.Inventory == "" {
+		return errors.New("--inventory is required")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+func (c *daemonConfig) layout() dcs.Layout {
+	return dcs.Layout{Namespace: dcs.NormalizePrefix(c.Namespace), OverridePrefix: dcs.NormalizePrefix(c.OverridePrefix)}
+}
+
+func (c *daemonConfig) etcd() reconcile.EtcdConfig {
+	var eps []string
+	for _, e := range strings.Split(c.Etcd, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			eps = append(eps, e)
+		}
+	}
+	return reconcile.EtcdConfig{Endpoints: eps, Username: c.EtcdUser, Password: c.EtcdPassword,
+		CACert: c.EtcdCACert, Cert: c.EtcdCert, Key: c.EtcdKey}
+}
+
+func (c *daemonConfig) logger(w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel)) // validated in finish
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func (c *daemonConfig) configDir() (*dataplaneapi.ConfigDir, error) {
+	r, err := dataplaneapi.ParseReloader(c.Reload)
+	if err != nil {
+		return nil, err
+	}
+	return &dataplaneapi.ConfigDir{Dir: c.ConfDir, MainConfig: c.MainConfig, HAProxy: c.HAProxyBin, Reloader: r}, nil
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/pgsvc/pgsvc/dataplaneapi"
+	"github.com/pgsvc/pgsvc/reconcile"
+	"github.com/pgsvc/pgsvc/selector"
+)
+
+// live holds what the live commands share: config, etcd client, model.
+type live struct {
+	cfg   daemonConfig
+	cli   *clientv3.Client
+	model *selector.Model
+}
+
+func openLive(cfg daemonConfig) (*live, error) {
+	model, err := selector.Load(cfg.Inventory)
+	if err != nil {
+		return nil, err
+	}
+	cli, err := reconcile.NewEtcdClient(cfg.etcd())
+	if err != nil {
+		return nil, err
+	}
+	return &live{cfg: cfg, cli: cli, model: model}, nil
+}
+
+func (l *live) close() { l.cli.Close() }
+
+// inputs builds one-shot inputs from a fresh etcd list.
+func (l *live) inputs(ctx context.Context) (*reconcile.Inputs, error) {
+	in := reconcile.NewInputs(l.cfg.Node, l.cfg.Clusters)
+	if err := in.SetModel(l.model); err != nil {
+		return nil, err
+	}
+	st, err := reconcile.ListState(ctx, l.cli, l.cfg.layout(), nil)
+	if err != nil {
+		return nil, err
+	}
+	in.ReplaceState(st)
+	return in, nil
+}
+
+func runDaemon(ctx context.Context, args []string, _, errOut io.Writer) error {
+	cfg := defaultConfig()
+	fs := newFlags("run", "run --inventory FILE [--config FILE] [flags]", errOut)
+	if err := parseDaemonFlags(fs, args, &cfg); err != nil {
+		return err
+	}
+	log := cfg.logger(errOut)
+	cli, err := reconcile.NewEtcdClient(cfg.etcd())
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	rt, err := dataplaneapi.NewRuntime(ctx, cfg.Socket)
+	if err != nil {
+		return err
+	}
+	dir, err := cfg.configDir()
+	if err != nil {
+		return err
+	}
+	in := reconcile.NewInputs(cfg.Node, cfg.Clusters)
+	hup := make(chan struct{}, 1)
+	sighup := make(chan os.Signal, 1)
+	signal.Notify(sighup, syscall.SIGHUP)
+	defer signal.Stop(sighup)
+	inv := &reconcile.InventorySource{Path: cfg.Inventory, Log: log, Reload: hup}
+	if err := inv.Load(in, true); err != nil {
+		return err // the first inventory must be valid: there is no last good one
+	}
+	src := &reconcile.EtcdSource{Client: cli, Layout: cfg.layout(), Log: log}
+	rec := &reconcile.Reconciler{In: in, Log: log, Resync: cfg.Resync,
+		HAProxy: &dataplaneapi.Syncer{Runtime: rt, Config: dir}}
+	log.Info("pgsvc running", "inventory", cfg.Inventory, "etcd", cfg.Etcd, "namespace", cfg.Namespace,
+		"node", cfg.Node, "clusters", cfg.Clusters.String(), "socket", cfg.Socket, "conf_dir", cfg.ConfDir,
+		"reload", cfg.Reload, "resync", cfg.Resync)
+	var wg sync.WaitGroup
+	goRun := func(f func(context.Context, *reconcile.Inputs) error) {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = f(ctx, in) }()
+	}
+	goRun(src.Run)
+	goRun(inv.Run)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sighup:
+				log.Info("SIGHUP: re-reading the inventory")
+				select {
+				case hup <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	err = rec.Run(ctx) // returns when ctx ends, after the pass in flight
+	wg.Wait()
+	log.Info("pgsvc stopped")
+	return err
+}
+
+func runReconcile(ctx context.Context, args []string, out, errOut io.Writer) error {
+	if hasFlag(args, "state") {
+		return runReconcileOffline(ctx, args, out, errOut)
+	}
+	cfg := defaultConfig()
+	var dryRun bool
+	var format string
+	fs := newFlags("reconcile", "reconcile [--dry-run] [-o text|json] --inventory FILE [flags]   (offline: --state FILE)", errOut)
+	fs.BoolVar(&dryRun, "dry-run", false, "print the runtime commands and config changes it would make, change nothing")
+	fs.StringVar(&format, "o", "text", "output `format`: text or json")
+	fs.String("state", "", "Patroni snapshot `file` instead of live etcd and HAProxy (offline, implies --dry-run)")
+	if err := parseDaemonFlags(fs, args, &cfg); err != nil {
+		return err
+	}
+	if format != "text" && format != "json" {
+		return fmt.Errorf("-o %q: want text or json", format)
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	l, err := openLive(cfg)
+	if err != nil {
+		return err
+	}
+	defer l.close()
+	in, err := l.inputs(ctx)
+	if err != nil {
+		return err
+	}
+	rt, err := dataplaneapi.NewRuntime(ctx, cfg.Socket)
+	if err != nil {
+		return err
+	}
+	dir, err := cfg.configDir()
+	if err != nil {
+		return err
+	}
+	rec := &reconcile.Reconciler{In: in, Log: cfg.logger(errOut), HAProxy: &dataplaneapi.Syncer{Runtime: rt, Config: dir}}
+	rep, err := rec.Pass(ctx, dryRun)
+	if err != nil {
+		return err
+	}
+	if err := writeReport(out, rep, format, dryRun, cfg.ConfDir); err != nil {
+		return err
+	}
+	if dryRun && !rep.Empty() {
+		return &exitError{code: 2}
+	}
+	return nil
+}
+
+func writeReport(w io.Writer, rep reconcile.Report, format string, dryRun bool, dir string) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if rep.Commands == nil {
+			rep.Commands = []reconcile.AppliedCommand{}
+		}
+		return enc.Encode(rep)
+	}
+	if rep.Empty() {
+		_, err := fmt.Fprintln(w, "nothing to change")
+		return err
+	}
+	verb := "applied"
+	if dryRun {
+		verb = "would run"
+	}
+	for _, c := range rep.Commands {
+		fmt.Fprintf(w, "%s: %s\n", verb, c.Line)
+	}
+	for _, f := range rep.Written {
+		fmt.Fprintf(w, "%s: write %s\n", verb, filepath.Join(dir, f))
+	}
+	for _, f := range rep.Removed {
+		fmt.Fprintf(w, "%s: remove %s\n", verb, filepath.Join(dir, f))
+	}
+	for _, r := range rep.Reload {
+		fmt.Fprintf(w, "reload: %s\n", r)
+	}
+	return nil
+}
+
+// hasFlag reports whether args set -name or --name (with or without =value).
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		if k, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); k == name {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/pgsvc/pgsvc/dataplaneapi"
+	"github.com/pgsvc/pgsvc/reconcile"
+)
+
+func runStatus(ctx context.Context, args []string, out, errOut io.Writer) error {
+	cfg := defaultConfig()
+	fs := newFlags("status", "status --inventory FILE [flags]", errOut)
+	if err := parseDaemonFlags(fs, args, &cfg); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	l, err := openLive(cfg)
+	if err != nil {
+		return err
+	}
+	defer l.close()
+	in, err := l.inputs(ctx)
+	if err != nil {
+		return err
+	}
+	desired, err := reconcile.DesiredNow(in)
+	if err != nil {
+		return err
+	}
+	rt, err := dataplaneapi.NewRuntime(ctx, cfg.Socket)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tSERVER\tADDRESS\tROLE\tDESIRED\tHAPROXY\tSTATUS\tWEIGHT\t")
+	drift := 0
+	for i := range desired.Services {
+		s := &desired.Services[i]
+		actual, err := rt.Backend(ctx, s.Name)
+		if errors.Is(err, dataplaneapi.ErrNoBackend) {
+			fmt.Fprintf(tw, "%s\t-\t%s\t-\t-\tmissing (reload pending)\t-\t-\t\n", s.Name, s.Bind())
+			drift++
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for _, sv := range s.Servers {
+			got, status, weight := slotSummary(sv, actual)
+			want := sv.Slot.String()
+			if got != want || weight != sv.Weight {
+				drift++
+				got += " *"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s:%d\t%s\t%s w%d\t%s\t%s\tw%d\t\n", s.Name, sv.Name, sv.Host, sv.Port, sv.Role, want, sv.Weight, got, status, weight)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if drift > 0 {
+		fmt.Fprintf(out, "%d servers differ from the desired state (*): pgsvc run converges them; pgsvc reconcile --dry-run shows how\n", drift)
+	}
+	return nil
+}
+
+// slotSummary says which slot of a member HAProxy has enabled.
+func slotSummary(sv reconcile.Server, b dataplaneapi.BackendState) (slot, status string, weight int) {
+	var on []string
+	for _, backup := range []bool{false, true} {
+		st, ok := b.Slots[dataplaneapi.SlotName(sv.Name, backup)]
+		if !ok {
+			return "no slot", "-", 0
+		}
+		if st.Admin == dataplaneapi.AdminReady {
+			on = append(on, map[bool]string{false: "active", true: "backup"}[backup])
+			status, weight = st.Status, st.UWeight
+		} else if status == "" {
+			status, weight = st.Admin.String(), st.UWeight
+		}
+	}
+	sort.Strings(on)
+	switch len(on) {
+	case 0:
+		return "out", status, weight
+	case 1:
+		return on[0], status, weight
+	}
+	return strings.Join(on, "+"), status, weight
+}
