@@ -29,3 +29,23 @@ bench:
 
 clean:
 	rm -rf bin
+
+# --- compose lab (lab/README.md): etcd, Patroni/PostgreSQL 15 x3, HAProxy + pgsvc ---
+# docker compose v2 if present, else docker-compose v1.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo 'docker compose' || echo docker-compose)
+
+.PHONY: lab-image demo demo-down
+
+# Static pgsvc for the haproxy image (no Go toolchain image needed), the base
+# image (pulled, or debootstrapped when there is no registry), then the images.
+lab-image:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o lab/bin/pgsvc ./cmd/pgsvc
+	lab/base-image.sh
+	$(COMPOSE) build
+
+demo: lab-image
+	$(COMPOSE) up -d
+	lab/wait-ready.sh
+
+demo-down:
+	$(COMPOSE) down -v --remove-orphans

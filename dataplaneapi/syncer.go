@@ -26,6 +26,7 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 	if err != nil {
 		return rep, err
 	}
+	rep.RuntimeDone = time.Now()
 	if s.Config == nil {
 		if len(structural) > 0 {
 			return rep, fmt.Errorf("runtime cannot reach the desired state and no config dir is configured: %s", strings.Join(structural, "; "))

@@ -25,6 +25,9 @@ type Report struct {
 	Removed  []string         `json:"files_removed,omitempty"`
 	Reload   []string         `json:"reload_reasons,omitempty"`
 	Reloaded bool             `json:"reloaded,omitempty"`
+	// RuntimeDone is when the last runtime command was acknowledged: the
+	// moment HAProxy's state changed (files are written after it).
+	RuntimeDone time.Time `json:"-"`
 }
 
 // AppliedCommand is one runtime command, with its subjects for logs and metrics.

@@ -130,4 +130,3 @@ func takesValue(flag string) bool {
 	}
 	return true
 }
-

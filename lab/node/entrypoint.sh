@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# lab-node-entrypoint: start pgbouncer, then Patroni (which runs PostgreSQL),
+# both as user postgres. Patroni is exec'd, so the container lives exactly as
+# long as Patroni: `docker stop` is a graceful Patroni shutdown (leader key
+# released), `docker kill` a whole-node crash (keys expire after ttl).
+#
+# Environment:
+#   PATRONI_NAME   member name, required (pg-test-1 ...)
+#   PATRONI_SCOPE  cluster name (default pg-test)
+#   ETCD_HOSTS     etcd3 host:port list (default etcd:2379)
+#   NODE_IP        address other nodes and HAProxy use (default: this container's IP)
+#   LAB_TTL, LAB_LOOP_WAIT, LAB_RETRY_TIMEOUT  bootstrap DCS timings (default 30/5/5);
+#                  only used when the cluster is first created
+set -euo pipefail
+
+: "${PATRONI_NAME:?set PATRONI_NAME, e.g. pg-test-1}"
+export PATRONI_SCOPE=${PATRONI_SCOPE:-pg-test}
+ETCD_HOSTS=${ETCD_HOSTS:-etcd:2379}
+NODE_IP=${NODE_IP:-$(hostname -i | awk '{print $1}')}
+
+# Data lives on a volume mounted at /pg; the socket dir is not in the image.
+chown postgres:postgres /pg
+chmod 0700 /pg
+install -d -o postgres -g postgres -m 2775 /var/run/postgresql
+
+sed -e "s|@NAME@|$PATRONI_NAME|g" -e "s|@SCOPE@|$PATRONI_SCOPE|g" -e "s|@IP@|$NODE_IP|g" \
+    -e "s|@ETCD_HOSTS@|$ETCD_HOSTS|g" -e "s|@TTL@|${LAB_TTL:-30}|g" \
+    -e "s|@LOOP_WAIT@|${LAB_LOOP_WAIT:-5}|g" -e "s|@RETRY_TIMEOUT@|${LAB_RETRY_TIMEOUT:-5}|g" \
+    /etc/patroni/patroni.yml.in >/etc/patroni/patroni.yml
+chmod 0644 /etc/patroni/patroni.yml
+echo "lab-node: $PATRONI_NAME ($NODE_IP), scope $PATRONI_SCOPE, etcd $ETCD_HOSTS"
+
+as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups env HOME=/var/lib/postgresql "$@"; }
+
+# pgbouncer in the background (logs to the container's stderr); it connects to
+# PostgreSQL lazily, so it may start first.
+as_postgres pgbouncer /etc/pgbouncer/pgbouncer.ini &
+
+exec setpriv --reuid=postgres --regid=postgres --init-groups \
+  env HOME=/var/lib/postgresql patroni /etc/patroni/patroni.yml
