@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,13 +35,9 @@ func WriteFiles(dir string, files map[string][]byte) ([]string, error) {
 			os.Remove(t)
 		}
 	}
-	for _, n := range names {
-		t, err := writeTemp(dir, n, files[n])
-		if err != nil {
-			cleanup()
-			return nil, err
-		}
-		temps[n] = t
+	if err := writeTemps(dir, names, files, temps); err != nil {
+		cleanup()
+		return nil, err
 	}
 	// One filesystem-wide flush instead of an fsync per file: thousands of
 	// service files are durable before any of them replaces an old one.
@@ -56,6 +53,46 @@ func WriteFiles(dir string, files map[string][]byte) ([]string, error) {
 		delete(temps, n)
 	}
 	return names, syncDir(dir)
+}
+
+// writeTemps writes the temporaries with a few workers: creating thousands
+// of files is bound by filesystem latency, not CPU.
+func writeTemps(dir string, names []string, files map[string][]byte, temps map[string]string) error {
+	const workers = 8
+	type result struct {
+		name, temp string
+		err        error
+	}
+	jobs := make(chan string)
+	results := make(chan result)
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range jobs {
+				t, err := writeTemp(dir, n, files[n])
+				results <- result{n, t, err}
+			}
+		}()
+	}
+	go func() {
+		for _, n := range names {
+			jobs <- n
+		}
+		close(jobs)
+		wg.Wait()
+		close(results)
+	}()
+	var errs []error
+	for r := range results {
+		if r.err != nil {
+			errs = append(errs, r.err)
+			continue
+		}
+		temps[r.name] = r.temp
+	}
+	return errors.Join(errs...)
 }
 
 func writeTemp(dir, name string, data []byte) (string, error) {
