@@ -50,9 +50,10 @@ func PlanService(s *reconcile.Service, actual BackendState, accel reconcile.Acce
 			switch {
 			case kind == want && got.Admin != AdminReady:
 				on = append(on, cmd(s.Name, name, "state", "set server %s/%s state ready", s.Name, name))
-				if !sibling.Up() || sibling.Admin == AdminMaint {
-					// Nothing vouches for this host's health yet: start DOWN
-					// and let the checks admit it (2.6 starts it UP otherwise).
+				if got.Admin == AdminMaint && (sibling.Admin == AdminMaint || !sibling.Up()) {
+					// Leaving MAINT, 2.6 starts the slot UP before any check.
+					// Unless its twin (same host, same check) is up, nothing
+					// vouches for the host: start DOWN, let the checks admit it.
 					on = append(on, cmd(s.Name, name, "health", "set server %s/%s health down", s.Name, name))
 				}
 			case kind != want && got.Admin == AdminReady:

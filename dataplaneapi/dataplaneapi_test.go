@@ -1,0 +1,237 @@
+package dataplaneapi
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgsvc/pgsvc/reconcile"
+)
+
+// Replies captured from Debian's HAProxy 2.6.12 with a rendered replica
+// service: pg-test-1 in its backup slot, pg-test-2 drained by hand.
+const serversState = `1
+# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port
+5 pg-test-replica 1 pg-test-1 127.0.0.11 0 5 100 100 0 1 0 0 14 0 0 0 - 6432 - 0 8008 - - 8008
+5 pg-test-replica 2 pg-test-1.b 127.0.0.11 2 4 100 100 0 1 0 3 6 0 0 0 - 6432 - 0 8008 - - 8008
+5 pg-test-replica 3 pg-test-2 127.0.0.12 2 8 100 100 0 1 0 3 6 0 0 0 - 6432 - 0 8008 - - 8008
+5 pg-test-replica 4 pg-test-2.b 127.0.0.12 0 5 100 100 0 1 0 0 14 0 0 0 - 6432 - 0 8008 - - 8008
+5 pg-test-replica 5 pg-test-3 127.0.0.13 2 0 40 40 0 1 0 3 6 0 0 0 - 6432 - 0 8008 - - 8008
+5 pg-test-replica 6 pg-test-3.b 127.0.0.13 0 5 100 100 0 1 0 0 14 0 0 0 - 6432 - 0 8008 - - 8008
+`
+
+const showStat = `# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck
+pg-test-replica,pg-test-1,0,0,0,0,3000,0,0,0,,0,,0,0,0,0,MAINT,100,1,0
+pg-test-replica,pg-test-1.b,0,0,0,0,3000,0,0,0,,0,,0,0,0,0,UP,100,0,1
+pg-test-replica,pg-test-2,0,0,0,0,3000,0,0,0,,0,,0,0,0,0,DRAIN,100,1,0
+pg-test-replica,pg-test-2.b,0,0,0,0,3000,0,0,0,,0,,0,0,0,0,MAINT,100,0,1
+pg-test-replica,pg-test-3,0,0,0,0,3000,0,0,0,,0,,0,0,0,0,UP 1/3,40,1,0
+pg-test-replica,pg-test-3.b,0,0,0,0,3000,0,0,0,,0,,0,0,0,0,MAINT,100,0,1
+`
+
+func parsed(t *testing.T) BackendState {
+	t.Helper()
+	slots, err := ParseServersState(serversState)
+	require.NoError(t, err)
+	require.NoError(t, ParseStat(showStat, slots))
+	return BackendState{Name: "pg-test-replica", Slots: slots}
+}
+
+func TestParseState(t *testing.T) {
+	b := parsed(t)
+	assert.Equal(t, SlotState{Name: "pg-test-1", Addr: "127.0.0.11", Port: 6432, CheckPort: 8008, Admin: AdminMaint, UWeight: 100, Status: "MAINT"}, b.Slots["pg-test-1"])
+	assert.Equal(t, AdminReady, b.Slots["pg-test-1.b"].Admin, "a `disabled` slot set ready keeps bit 0x04 and takes traffic")
+	assert.True(t, b.Slots["pg-test-1.b"].Backup)
+	assert.Equal(t, AdminDrain, b.Slots["pg-test-2"].Admin)
+	assert.Equal(t, 40, b.Slots["pg-test-3"].UWeight)
+	assert.True(t, b.Slots["pg-test-3"].Up())
+	assert.False(t, b.Slots["pg-test-2.b"].Up())
+
+	_, err := ParseServersState("[3]: Can't find backend.\n")
+	assert.ErrorContains(t, err, "unexpected reply")
+	_, err = ParseServersState("1\n5 pg-test-replica 1 pg-test-1\n")
+	assert.ErrorContains(t, err, "short line")
+	assert.ErrorContains(t, ParseStat("Unknown command", map[string]SlotState{}), "no svname column")
+}
+
+func replica(slots ...reconcile.Slot) *reconcile.Service {
+	s := &reconcile.Service{Name: "pg-test-replica", Cluster: "pg-test", HTTPCheck: true, CheckURI: "/read-only"}
+	for i, sl := range slots {
+		name := []string{"pg-test-1", "pg-test-2", "pg-test-3"}[i]
+		addr := []string{"127.0.0.11", "127.0.0.12", "127.0.0.13"}[i]
+		s.Servers = append(s.Servers, reconcile.Server{Name: name, Host: addr, Port: 6432, CheckPort: 8008, Weight: 100, Slot: sl, Member: i})
+	}
+	return s
+}
+
+func lines(cmds []Command) []string {
+	var out []string
+	for _, c := range cmds {
+		out = append(out, c.Line)
+	}
+	return out
+}
+
+func TestPlanService(t *testing.T) {
+	b := parsed(t)
+	tests := []struct {
+		name    string
+		service *reconcile.Service
+		accel   reconcile.Accel
+		want    []string
+	}{
+		{"hand edits repaired: drained slot readied, weight restored",
+			replica(reconcile.Backup, reconcile.Active, reconcile.Active), reconcile.Accel{},
+			[]string{"set server pg-test-replica/pg-test-3 weight 100", "set server pg-test-replica/pg-test-2 state ready"}},
+		{"switchover: backup slot readied (sibling up: starts up), active drained",
+			replica(reconcile.Active, reconcile.Backup, reconcile.Active), reconcile.Accel{},
+			[]string{"set server pg-test-replica/pg-test-3 weight 100",
+				"set server pg-test-replica/pg-test-1 state ready", // its twin 1.b is UP: no forced health
+				"set server pg-test-replica/pg-test-2.b state ready",
+				"set server pg-test-replica/pg-test-1.b state drain"}},
+		{"member out: its enabled slot drains, nothing is killed",
+			replica(reconcile.Out, reconcile.Active, reconcile.Active), reconcile.Accel{},
+			[]string{"set server pg-test-replica/pg-test-3 weight 100", "set server pg-test-replica/pg-test-2 state ready",
+				"set server pg-test-replica/pg-test-1.b state drain"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmds, err := PlanService(tc.service, b, tc.accel)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, lines(cmds))
+		})
+	}
+}
+
+func TestPlanServiceConvergedIsEmpty(t *testing.T) {
+	b := parsed(t)
+	b.Slots["pg-test-2"] = SlotState{Name: "pg-test-2", Addr: "127.0.0.12", Port: 6432, CheckPort: 8008, UWeight: 100, Status: "UP"}
+	s3b := b.Slots["pg-test-3.b"]
+	s3b.UWeight = 40
+	b.Slots["pg-test-3.b"] = s3b
+	s := replica(reconcile.Backup, reconcile.Active, reconcile.Active)
+	s.Servers[2].Weight = 40
+	cmds, err := PlanService(s, b, reconcile.Accel{})
+	require.NoError(t, err)
+	assert.Empty(t, cmds)
+}
+
+func TestPlanAddressAndAccel(t *testing.T) {
+	b := parsed(t)
+	s := replica(reconcile.Active, reconcile.Active, reconcile.Active)
+	s.Name, s.CheckURI = "pg-test-primary", "/primary"
+	for k, v := range b.Slots {
+		v.Admin, v.UWeight = AdminReady, 100
+		if !v.Backup {
+			v.Status = "UP"
+		}
+		b.Slots[k] = v
+	}
+	b.Slots["pg-test-2"] = SlotState{Name: "pg-test-2", Addr: "127.0.0.12", Port: 6432, CheckPort: 8008, UWeight: 100, Status: "DOWN"}
+	s.Servers[2].Host, s.Servers[2].Port, s.Servers[2].CheckPort = "127.0.0.23", 6433, 8009
+	cmds, err := PlanService(s, b, reconcile.Accel{Down: []string{"pg-test-1"}, Up: "pg-test-2"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{
+		"set server pg-test-primary/pg-test-3 addr 127.0.0.23 port 6433",
+		"set server pg-test-primary/pg-test-3 check-port 8009",
+		"set server pg-test-primary/pg-test-3.b addr 127.0.0.23 port 6433",
+		"set server pg-test-primary/pg-test-3.b check-port 8009",
+	}, lines(cmds)[:4], "addresses first, on both slots")
+	l := lines(cmds)
+	assert.Contains(t, l, "set server pg-test-primary/pg-test-1 health down")
+	assert.Contains(t, l, "shutdown sessions server pg-test-primary/pg-test-1")
+	assert.Contains(t, l, "set server pg-test-primary/pg-test-2 health up")
+	assert.Less(t, indexOf(l, "set server pg-test-primary/pg-test-1 health down"), indexOf(l, "set server pg-test-primary/pg-test-2 health up"),
+		"the old primary is forced down before the new one is forced up: never two at once")
+}
+
+func indexOf(l []string, s string) int {
+	for i, v := range l {
+		if v == s {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestPlanStructural(t *testing.T) {
+	b := parsed(t)
+	delete(b.Slots, "pg-test-3.b")
+	_, err := PlanService(replica(reconcile.Backup, reconcile.Active, reconcile.Active), b, reconcile.Accel{})
+	var se *StructuralError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, "pg-test-replica has no server pg-test-3.b", se.Reason)
+}
+
+func TestCheckReply(t *testing.T) {
+	addr := Command{Kind: "addr", Line: "set server b/s addr 10.0.0.1 port 5432"}
+	assert.NoError(t, CheckReply(addr, "[4]: IP changed from '127.0.0.11' to '10.0.0.1', port changed from '6432' to '5432' by 'stats socket command'"))
+	assert.EqualError(t, CheckReply(addr, "[4]: Invalid addr 'bogus' by 'stats socket command'"), `haproxy refused "set server b/s addr 10.0.0.1 port 5432": [4]: Invalid addr 'bogus' by 'stats socket command'`)
+	w := Command{Kind: "weight", Line: "set server b/s weight 300"}
+	assert.NoError(t, CheckReply(w, "\n"))
+	assert.ErrorContains(t, CheckReply(w, "[3]: Absolute weight can only be between 0 and 256 inclusive."), "Absolute weight")
+	assert.ErrorContains(t, CheckReply(w, "No such server."), "No such server")
+}
+
+func TestParseShowProc(t *testing.T) {
+	st, err := ParseShowProc(`#<PID>          <type>          <reloads>       <uptime>        <version>
+31448           master          2 [failed: 1]   0d00h00m00s     2.6.12-1+deb12u4
+# workers
+31470           worker          0               0d00h00m00s     2.6.12-1+deb12u4
+# old workers
+31450           worker          1               0d00h00m10s     2.6.12-1+deb12u4
+# programs
+`)
+	require.NoError(t, err)
+	assert.Equal(t, MasterStatus{Reloads: 2, Failed: 1, Workers: []int{31470}}, st)
+	_, err = ParseShowProc("Unknown command.")
+	assert.Error(t, err)
+}
+
+func TestWriteFilesIsAllOrNothing(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "a.cfg"), []byte("old a"), 0o644))
+	// b.cfg cannot be replaced: a directory stands in its place.
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "b.cfg"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "b.cfg", "x"), nil, 0o644))
+	_, err := WriteFiles(dir, map[string][]byte{"a.cfg": []byte("new a"), "b.cfg": []byte("new b")})
+	require.Error(t, err)
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	assert.Equal(t, []string{"a.cfg", "b.cfg"}, names, "no temporaries left")
+	a, _ := os.ReadFile(filepath.Join(dir, "a.cfg"))
+	assert.Equal(t, "new a", string(a), "renames happen only after every file is complete; a.cfg sorts first")
+
+	written, err := WriteFiles(dir, map[string][]byte{"a.cfg": []byte("new a")})
+	require.NoError(t, err)
+	assert.Empty(t, written, "unchanged files are not rewritten")
+}
+
+// A file HAProxy rejects is never installed: haproxy -c (the real binary)
+// runs on the candidate files before anything in the config dir changes.
+func TestPersistRefusesWhatHAProxyRejects(t *testing.T) {
+	dir := t.TempDir()
+	global := filepath.Join(t.TempDir(), "haproxy.cfg")
+	require.NoError(t, os.WriteFile(global, []byte("global\n    maxconn 100\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n"), 0o644))
+	c := &ConfigDir{Dir: dir, MainConfig: global, Reloader: &CommandReloader{Argv: []string{"true"}}}
+	good := replica(reconcile.Backup, reconcile.Active, reconcile.Active)
+	good.IP, good.Port, good.Maxconn, good.Balance = "127.0.0.1", 15434, 100, "roundrobin"
+	res, err := c.Persist(context.Background(), []reconcile.Service{*good}, nil, false)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"pg-test-replica.cfg"}, res.Written)
+	before, _ := os.ReadFile(filepath.Join(dir, "pg-test-replica.cfg"))
+
+	bad := *good
+	bad.Balance = "no-such-algorithm"
+	_, err = c.Persist(context.Background(), []reconcile.Service{bad}, nil, false)
+	require.ErrorContains(t, err, "haproxy -c rejected the new service files, nothing written")
+	after, _ := os.ReadFile(filepath.Join(dir, "pg-test-replica.cfg"))
+	assert.Equal(t, string(before), string(after))
+}
