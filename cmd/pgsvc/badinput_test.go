@@ -167,3 +167,14 @@ func TestHelpOnEveryCommand(t *testing.T) {
 		})
 	}
 }
+
+// The shipped example config must stay loadable (unknown keys fail loudly).
+func TestExampleConfigLoads(t *testing.T) {
+	cfg := defaultConfig()
+	fs := newFlags("run", "run", &bytes.Buffer{})
+	require.NoError(t, parseDaemonFlags(fs, []string{"--config", "dist/pgsvc.yml", "--log-level", "debug"}, &cfg))
+	assert.Equal(t, "/etc/pgsvc/inventory.yml", cfg.Inventory)
+	assert.Equal(t, "systemctl reload haproxy", cfg.Reload)
+	assert.Equal(t, "debug", cfg.LogLevel, "flags win over the file")
+	assert.Equal(t, "json", cfg.LogFormat)
+}
