@@ -158,7 +158,7 @@ func ParseShowProc(out string) (MasterStatus, error) {
 		}
 	}
 	if !sawMaster {
-		return st, fmt.Errorf("show proc: no master line in %q", firstLine(out))
+		return MasterStatus{}, fmt.Errorf("show proc: no master line in %q", firstLine(out))
 	}
 	return st, nil
 }

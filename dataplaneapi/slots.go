@@ -13,12 +13,14 @@ type Command struct {
 	Server  string `json:"server"`
 	Kind    string `json:"kind"` // state, weight, addr, check-port, health, shutdown
 	Line    string `json:"command"`
+	From    string `json:"from,omitempty"` // what HAProxy had
+	To      string `json:"to,omitempty"`   // what it gets
 }
 
 func (c Command) String() string { return c.Line }
 
-func cmd(backend, server, kind, format string, args ...any) Command {
-	return Command{Backend: backend, Server: server, Kind: kind,
+func cmd(backend, server, kind, from, to, format string, args ...any) Command {
+	return Command{Backend: backend, Server: server, Kind: kind, From: from, To: to,
 		Line: fmt.Sprintf(format, args...)}
 }
 
@@ -49,15 +51,15 @@ func PlanService(s *reconcile.Service, actual BackendState, accel reconcile.Acce
 			sibling := actual.Slots[SlotName(sv.Name, kind != BackupSlot)]
 			switch {
 			case kind == want && got.Admin != AdminReady:
-				on = append(on, cmd(s.Name, name, "state", "set server %s/%s state ready", s.Name, name))
+				on = append(on, cmd(s.Name, name, "state", got.Admin.String(), "ready", "set server %s/%s state ready", s.Name, name))
 				if got.Admin == AdminMaint && (sibling.Admin == AdminMaint || !sibling.Up()) {
 					// Leaving MAINT, 2.6 starts the slot UP before any check.
 					// Unless its twin (same host, same check) is up, nothing
 					// vouches for the host: start DOWN, let the checks admit it.
-					on = append(on, cmd(s.Name, name, "health", "set server %s/%s health down", s.Name, name))
+					on = append(on, cmd(s.Name, name, "health", "unknown", "down", "set server %s/%s health down", s.Name, name))
 				}
 			case kind != want && got.Admin == AdminReady:
-				off = append(off, cmd(s.Name, name, "state", "set server %s/%s state drain", s.Name, name))
+				off = append(off, cmd(s.Name, name, "state", "ready", "drain", "set server %s/%s state drain", s.Name, name))
 			}
 		}
 	}
@@ -72,13 +74,16 @@ func PlanService(s *reconcile.Service, actual BackendState, accel reconcile.Acce
 func fixSlot(backend, name string, sv reconcile.Server, got SlotState) []Command {
 	var out []Command
 	if got.Addr != sv.Host || got.Port != sv.Port {
-		out = append(out, cmd(backend, name, "addr", "set server %s/%s addr %s port %d", backend, name, sv.Host, sv.Port))
+		out = append(out, cmd(backend, name, "addr", fmt.Sprintf("%s:%d", got.Addr, got.Port), fmt.Sprintf("%s:%d", sv.Host, sv.Port),
+			"set server %s/%s addr %s port %d", backend, name, sv.Host, sv.Port))
 	}
 	if sv.CheckPort > 0 && got.CheckPort != sv.CheckPort {
-		out = append(out, cmd(backend, name, "check-port", "set server %s/%s check-port %d", backend, name, sv.CheckPort))
+		out = append(out, cmd(backend, name, "check-port", strconv.Itoa(got.CheckPort), strconv.Itoa(sv.CheckPort),
+			"set server %s/%s check-port %d", backend, name, sv.CheckPort))
 	}
 	if got.UWeight != sv.Weight {
-		out = append(out, cmd(backend, name, "weight", "set server %s/%s weight %s", backend, name, strconv.Itoa(sv.Weight)))
+		out = append(out, cmd(backend, name, "weight", strconv.Itoa(got.UWeight), strconv.Itoa(sv.Weight),
+			"set server %s/%s weight %d", backend, name, sv.Weight))
 	}
 	return out
 }
@@ -95,9 +100,9 @@ func accelerate(s *reconcile.Service, actual BackendState, accel reconcile.Accel
 		}
 		slot := SlotName(name, sv.Slot == reconcile.Backup)
 		if actual.Slots[slot].Up() {
-			out = append(out, cmd(s.Name, slot, "health", "set server %s/%s health down", s.Name, slot))
+			out = append(out, cmd(s.Name, slot, "health", actual.Slots[slot].Status, "down", "set server %s/%s health down", s.Name, slot))
 		}
-		out = append(out, cmd(s.Name, slot, "shutdown", "shutdown sessions server %s/%s", s.Name, slot))
+		out = append(out, cmd(s.Name, slot, "shutdown", "sessions", "none", "shutdown sessions server %s/%s", s.Name, slot))
 	}
 	if accel.Up == "" {
 		return out
@@ -108,7 +113,7 @@ func accelerate(s *reconcile.Service, actual BackendState, accel reconcile.Accel
 	}
 	slot := SlotName(accel.Up, sv.Slot == reconcile.Backup)
 	if actual.Slots[slot].Status != "UP" {
-		out = append(out, cmd(s.Name, slot, "health", "set server %s/%s health up", s.Name, slot))
+		out = append(out, cmd(s.Name, slot, "health", actual.Slots[slot].Status, "up", "set server %s/%s health up", s.Name, slot))
 	}
 	return out
 }

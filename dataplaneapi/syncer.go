@@ -100,7 +100,7 @@ func (s *Syncer) runtimePass(ctx context.Context, services []reconcile.Service, 
 					return nil, err
 				}
 			}
-			rep.Commands = append(rep.Commands, reconcile.AppliedCommand{Service: c.Backend, Server: c.Server, Kind: c.Kind, Line: c.Line})
+			rep.Commands = append(rep.Commands, reconcile.AppliedCommand{Service: c.Backend, Server: c.Server, Kind: c.Kind, Line: c.Line, From: c.From, To: c.To})
 		}
 	}
 	return structural, nil

@@ -119,8 +119,17 @@ type EtcdSource struct {
 	Log    *slog.Logger
 	// ProbeInterval is how often a live watch checks that etcd answers (default 1s).
 	ProbeInterval time.Duration
-	// BadValue is called for every malformed value seen (metrics); may be nil.
-	BadValue func(err error)
+	// Error is called for every lost watch and malformed value (metrics); may be nil.
+	Error func(err error)
+	// Ready is called when the watch becomes current or stops being so; may be nil.
+	Ready func(ready bool)
+}
+
+func (s *EtcdSource) setReady(in *Inputs, ready bool) {
+	in.SetEtcdReady(ready)
+	if s.Ready != nil {
+		s.Ready(ready)
+	}
 }
 
 func (s *EtcdSource) probeInterval() time.Duration {
@@ -147,7 +156,10 @@ func (s *EtcdSource) Run(ctx context.Context, in *Inputs) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		in.SetEtcdReady(false)
+		s.setReady(in, false)
+		if s.Error != nil {
+			s.Error(err)
+		}
 		d := b.next()
 		s.Log.Warn("etcd watch lost, HAProxy left as it is; re-listing", "err", err, "retry_in", d)
 		select {
@@ -169,6 +181,9 @@ func (s *EtcdSource) listAndWatch(ctx context.Context, in *Inputs) error {
 		return err
 	}
 	in.ReplaceState(st)
+	if s.Ready != nil {
+		s.Ready(true)
+	}
 	s.Log.Info("etcd listed", "revision", st.Revision, "clusters", len(st.Clusters), "overrides", len(st.Overrides))
 	watchCtx, stop := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer stop()
@@ -209,13 +224,18 @@ func (s *EtcdSource) listAndWatch(ctx context.Context, in *Inputs) error {
 // apply records one watch response; a burst of events in one response is
 // one update and one wake-up.
 func (s *EtcdSource) apply(in *Inputs, resp clientv3.WatchResponse) {
-	in.Update(resp.Header.Revision, func(st *dcs.State) (clusters, instances []string) {
+	in.Update(resp.Header.Revision, func(st *dcs.State) (clusters map[string]Cause, instances []string) {
+		clusters = map[string]Cause{}
 		for _, ev := range resp.Events {
 			key := string(ev.Kv.Key)
 			if inst, ok := strings.CutPrefix(key, s.Layout.OverridePrefix); ok {
 				instances = append(instances, inst)
-			} else if scope, _, found := strings.Cut(strings.TrimPrefix(key, s.Layout.Namespace), "/"); found {
-				clusters = append(clusters, scope)
+			} else if scope, rest, found := strings.Cut(strings.TrimPrefix(key, s.Layout.Namespace), "/"); found {
+				if rest == "leader" {
+					clusters[scope] = CauseLeader
+				} else if _, seen := clusters[scope]; !seen {
+					clusters[scope] = CausePatroni
+				}
 			}
 			if ev.Type == mvccpb.DELETE {
 				st.Delete(s.Layout, key)
@@ -223,8 +243,8 @@ func (s *EtcdSource) apply(in *Inputs, resp clientv3.WatchResponse) {
 			}
 			if err := st.Put(s.Layout, key, ev.Kv.Value); err != nil {
 				s.Log.Warn("ignored malformed value, keeping the previous one", "err", err)
-				if s.BadValue != nil {
-					s.BadValue(err)
+				if s.Error != nil {
+					s.Error(err)
 				}
 			}
 		}

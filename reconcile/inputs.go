@@ -14,7 +14,8 @@ type Cause string
 
 // Causes of a reconcile.
 const (
-	CausePatroni   Cause = "patroni"   // a Patroni key changed (role, leader, member)
+	CauseLeader    Cause = "leader-change" // a cluster's leader key changed
+	CausePatroni   Cause = "patroni"       // a Patroni member key changed (role, state, tags)
 	CauseOverride  Cause = "override"  // an operator override changed
 	CauseInventory Cause = "inventory" // the inventory file changed
 	CauseResync    Cause = "resync"    // periodic check of HAProxy against desired
@@ -82,8 +83,8 @@ func (in *Inputs) ReplaceState(st *dcs.State) {
 }
 
 // Update applies watched etcd changes under the lock; update returns the
-// clusters and instances it touched.
-func (in *Inputs) Update(rev int64, update func(st *dcs.State) (clusters, instances []string)) {
+// clusters it touched (with why) and the instances whose overrides changed.
+func (in *Inputs) Update(rev int64, update func(st *dcs.State) (clusters map[string]Cause, instances []string)) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	clusters, instances := update(in.state)
@@ -91,8 +92,8 @@ func (in *Inputs) Update(rev int64, update func(st *dcs.State) (clusters, instan
 		in.revision = rev
 		in.state.Revision = rev
 	}
-	for _, c := range clusters {
-		in.mark(c, CausePatroni)
+	for c, cause := range clusters {
+		in.mark(c, cause)
 	}
 	for _, inst := range instances {
 		in.markInstance(inst)
@@ -119,15 +120,15 @@ func (in *Inputs) MarkAll(c Cause) {
 }
 
 func (in *Inputs) markAll(c Cause) {
-	if in.all == "" {
+	if in.all == "" || c == CauseStart {
 		in.all = c
 	}
 	in.notify()
 }
 
 func (in *Inputs) mark(cluster string, c Cause) {
-	if _, ok := in.dirty[cluster]; !ok {
-		in.dirty[cluster] = c
+	if old, ok := in.dirty[cluster]; !ok || c == CauseLeader && old != CauseLeader {
+		in.dirty[cluster] = c // a leader change is the cause worth reporting
 	}
 }
 

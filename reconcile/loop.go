@@ -36,6 +36,8 @@ type AppliedCommand struct {
 	Server  string `json:"server"`
 	Kind    string `json:"kind"`
 	Line    string `json:"command"`
+	From    string `json:"from,omitempty"`
+	To      string `json:"to,omitempty"`
 }
 
 // Empty reports whether nothing was (or would be) changed.
@@ -59,6 +61,7 @@ type PassInfo struct {
 	Causes   map[string]Cause
 	Report   Report
 	Err      error
+	Source   string // of Err: "inventory" (desired state) or "haproxy"
 	DryRun   bool
 }
 
@@ -134,7 +137,9 @@ func (r *Reconciler) Pass(ctx context.Context, dryRun bool) (Report, error) {
 	}
 	desired, accel, err := r.desired(w)
 	var rep Report
+	source := "inventory"
 	if err == nil {
+		source = "haproxy"
 		var scope map[string]bool
 		if !w.full {
 			scope = make(map[string]bool, len(w.causes))
@@ -145,7 +150,7 @@ func (r *Reconciler) Pass(ctx context.Context, dryRun bool) (Report, error) {
 		rep, err = r.HAProxy.Apply(ctx, desired, scope, accel, dryRun)
 	}
 	if r.Observer != nil {
-		r.Observer.Pass(PassInfo{Duration: time.Since(start), Full: w.full, Revision: w.revision, Causes: w.causes, Report: rep, Err: err, DryRun: dryRun})
+		r.Observer.Pass(PassInfo{Duration: time.Since(start), Full: w.full, Revision: w.revision, Causes: w.causes, Report: rep, Err: err, Source: source, DryRun: dryRun})
 	}
 	if err != nil {
 		if !dryRun {
@@ -242,7 +247,7 @@ func (r *Reconciler) logReport(w work, rep Report) {
 	for _, c := range rep.Commands {
 		cluster := clusterOfService(w, c.Service)
 		r.Log.Info("applied", "service", c.Service, "server", c.Server, "kind", c.Kind,
-			"command", c.Line, "cause", string(w.causes[cluster]), "etcd_revision", w.revision)
+			"before", c.From, "after", c.To, "cause", string(w.causes[cluster]), "command", c.Line, "etcd_revision", w.revision)
 	}
 	if len(rep.Written)+len(rep.Removed) > 0 {
 		r.Log.Info("config files updated", "written", rep.Written, "removed", rep.Removed, "reload", rep.Reloaded, "reasons", rep.Reload)

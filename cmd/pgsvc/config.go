@@ -41,6 +41,7 @@ type daemonConfig struct {
 	LogFormat      string        `yaml:"log_format"`
 	LogLevel       string        `yaml:"log_level"`
 	Timeout        time.Duration `yaml:"timeout"`
+	MetricsListen  string        `yaml:"metrics_listen"`
 }
 
 func defaultConfig() daemonConfig {
@@ -55,6 +56,7 @@ func defaultConfig() daemonConfig {
 		LogFormat:      "text",
 		LogLevel:       "info",
 		Timeout:        10 * time.Second,
+		MetricsListen:  "127.0.0.1:9180",
 	}
 }
 
@@ -80,6 +82,7 @@ func (c *daemonConfig) register(fs *flag.FlagSet) *string {
 	fs.DurationVar(&c.Resync, "resync", c.Resync, "full check of HAProxy against the desired state every `interval` (0: never)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "`address` for /metrics, /healthz, /readyz (loopback unless told otherwise; empty: off)")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "one-shot commands (reconcile, status, set, unset, overrides) give up after `duration`")
 	return path
 }
@@ -104,11 +107,10 @@ func parseDaemonFlags(fs *flag.FlagSet, args []string, c *daemonConfig) error {
 	if err := dec.Decode(&fromFile); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("config %s: %v", *path, err)
 	}
+	// The flags point into *c: overwrite it with the file, then parse the
+	// command line again so explicit flags win.
 	*c = fromFile
-	fs2 := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
-	fs2.SetOutput(io.Discard)
-	c.register(fs2)
-	if err := fs2.Parse(args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	return c.finish()
@@ -131,6 +133,34 @@ func (c *daemonConfig) finish() error {
 	return nil
 }
 
+// masked is the effective configuration as YAML, secrets masked.
+func (c daemonConfig) masked() string {
+	if c.EtcdPassword != "" {
+		c.EtcdPassword = "********"
+	}
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		return err.Error()
+	}
+	return string(out)
+}
+
+// checkPermissions refuses a world-writable HAProxy socket or config dir:
+// anyone on the host could then drive HAProxy or plant configuration.
+func (c *daemonConfig) checkPermissions() error {
+	for _, p := range []struct{ path, what string }{{c.Socket, "HAProxy socket"}, {c.ConfDir, "HAProxy config dir"}} {
+		st, err := os.Stat(p.path)
+		if err != nil {
+			continue // missing: reported when used (HAProxy may start later)
+		}
+		if st.Mode().Perm()&0o002 != 0 {
+			return fmt.Errorf("refusing to use %s %s: it is world-writable (mode %04o); anyone on this host could control HAProxy — chmod o-w it",
+				p.what, p.path, st.Mode().Perm())
+		}
+	}
+	return nil
+}
+
 func (c *daemonConfig) layout() dcs.Layout {
 	return dcs.Layout{Namespace: dcs.NormalizePrefix(c.Namespace), OverridePrefix: dcs.NormalizePrefix(c.OverridePrefix)}
 }
@@ -147,8 +177,14 @@ func (c *daemonConfig) etcd() reconcile.EtcdConfig {
 }
 
 func (c *daemonConfig) logger(w io.Writer) *slog.Logger {
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(c.LogLevel)) // validated in finish
+	return c.loggerWithLevel(w, new(slog.LevelVar))
+}
+
+// loggerWithLevel logs at a level that SIGHUP can change.
+func (c *daemonConfig) loggerWithLevel(w io.Writer, lvl *slog.LevelVar) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(c.LogLevel)) // validated in finish
+	lvl.Set(l)
 	opts := &slog.HandlerOptions{Level: lvl}
 	if c.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))

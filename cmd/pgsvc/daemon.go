@@ -5,17 +5,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"gopkg.in/yaml.v3"
 
 	"github.com/pgsvc/pgsvc/dataplaneapi"
 	"github.com/pgsvc/pgsvc/reconcile"
+	"github.com/pgsvc/pgsvc/reconcile/metrics"
 	"github.com/pgsvc/pgsvc/selector"
 )
 
@@ -54,13 +58,23 @@ func (l *live) inputs(ctx context.Context) (*reconcile.Inputs, error) {
 	return in, nil
 }
 
-func runDaemon(ctx context.Context, args []string, _, errOut io.Writer) error {
+func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error {
 	cfg := defaultConfig()
+	var printConfig bool
 	fs := newFlags("run", "run --inventory FILE [--config FILE] [flags]", errOut)
+	fs.BoolVar(&printConfig, "print-config", false, "print the effective configuration (secrets masked) and exit")
 	if err := parseDaemonFlags(fs, args, &cfg); err != nil {
 		return err
 	}
-	log := cfg.logger(errOut)
+	if printConfig {
+		_, err := io.WriteString(out, cfg.masked())
+		return err
+	}
+	if err := cfg.checkPermissions(); err != nil {
+		return err
+	}
+	level := new(slog.LevelVar)
+	log := cfg.loggerWithLevel(errOut, level)
 	cli, err := reconcile.NewEtcdClient(cfg.etcd())
 	if err != nil {
 		return err
@@ -74,17 +88,22 @@ func runDaemon(ctx context.Context, args []string, _, errOut io.Writer) error {
 	if err != nil {
 		return err
 	}
+	m := metrics.New()
+	if cfg.MetricsListen != "" {
+		addr, err := m.Serve(ctx, cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics listen %s: %w", cfg.MetricsListen, err)
+		}
+		log.Info("metrics", "address", addr.String(), "paths", "/metrics /healthz /readyz")
+	}
 	in := reconcile.NewInputs(cfg.Node, cfg.Clusters)
 	hup := make(chan struct{}, 1)
-	sighup := make(chan os.Signal, 1)
-	signal.Notify(sighup, syscall.SIGHUP)
-	defer signal.Stop(sighup)
-	inv := &reconcile.InventorySource{Path: cfg.Inventory, Log: log, Reload: hup}
+	inv := &reconcile.InventorySource{Path: cfg.Inventory, Log: log, Reload: hup, Result: m.Inventory}
 	if err := inv.Load(in, true); err != nil {
 		return err // the first inventory must be valid: there is no last good one
 	}
-	src := &reconcile.EtcdSource{Client: cli, Layout: cfg.layout(), Log: log}
-	rec := &reconcile.Reconciler{In: in, Log: log, Resync: cfg.Resync,
+	src := &reconcile.EtcdSource{Client: cli, Layout: cfg.layout(), Log: log, Error: m.EtcdError, Ready: m.EtcdReady}
+	rec := &reconcile.Reconciler{In: in, Log: log, Resync: cfg.Resync, Observer: m,
 		HAProxy: &dataplaneapi.Syncer{Runtime: rt, Config: dir}}
 	log.Info("pgsvc running", "inventory", cfg.Inventory, "etcd", cfg.Etcd, "namespace", cfg.Namespace,
 		"node", cfg.Node, "clusters", cfg.Clusters.String(), "socket", cfg.Socket, "conf_dir", cfg.ConfDir,
@@ -99,23 +118,60 @@ func runDaemon(ctx context.Context, args []string, _, errOut io.Writer) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-sighup:
-				log.Info("SIGHUP: re-reading the inventory")
-				select {
-				case hup <- struct{}{}:
-				default:
-				}
-			}
-		}
+		onHUP(ctx, args, cfg, level, hup, log)
 	}()
 	err = rec.Run(ctx) // returns when ctx ends, after the pass in flight
 	wg.Wait()
 	log.Info("pgsvc stopped")
 	return err
+}
+
+// onHUP re-reads the config file and the inventory on every SIGHUP. The log
+// level changes live; settings that need new connections are reported.
+func onHUP(ctx context.Context, args []string, running daemonConfig, level *slog.LevelVar, hup chan<- struct{}, log *slog.Logger) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sig:
+		}
+		next := defaultConfig()
+		fs := newFlags("run", "run", io.Discard)
+		fs.Bool("print-config", false, "")
+		if err := parseDaemonFlags(fs, args, &next); err != nil {
+			log.Error("SIGHUP: config rejected, the running one stays", "err", err)
+		} else {
+			var l slog.Level
+			_ = l.UnmarshalText([]byte(next.LogLevel))
+			level.Set(l)
+			if changed := restartNeeded(running, next); len(changed) > 0 {
+				log.Warn("SIGHUP: these settings take effect on restart", "settings", changed)
+			}
+		}
+		log.Info("SIGHUP: re-reading the inventory")
+		select {
+		case hup <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func restartNeeded(a, b daemonConfig) []string {
+	var out []string
+	a.LogLevel, b.LogLevel = "", ""
+	ya, yb := map[string]any{}, map[string]any{}
+	_ = yaml.Unmarshal([]byte(a.masked()), &ya)
+	_ = yaml.Unmarshal([]byte(b.masked()), &yb)
+	for k, v := range yb {
+		if fmt.Sprint(ya[k]) != fmt.Sprint(v) {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func runReconcile(ctx context.Context, args []string, out, errOut io.Writer) error {

@@ -1,10 +1,15 @@
 package main
 
 import (
-	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,15 +94,12 @@ func TestLiveCommands(t *testing.T) {
 	assert.Regexp(t, `pg-test-offline\s+pg-test-3\s+10.10.10.13:5432\s+replica\s+backup w40\s+backup\s+.*w40`, out)
 	assert.NotContains(t, out, "differ from the desired state")
 
-	// The daemon converges what the one-shot commands leave pending.
+	// The daemon (a real process) converges what the one-shot commands left
+	// pending, serves metrics, re-reads on SIGHUP and exits 0 on SIGTERM.
 	code, _, stderr = cmd("unset", "pg-test-3", "pg_offline_query", "pg_weight")
 	require.Equal(t, 0, code, stderr)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int)
-	go func() {
-		var out, errOut strings.Builder
-		done <- run(ctx, append([]string{"run", "--resync", "1s"}, common...), &out, &errOut)
-	}()
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", local.FreePort(t, "127.0.0.1"))
+	d := startDaemon(t, append([]string{"run", "--resync", "1s", "--metrics-listen", metricsAddr, "--log-format", "json", "--etcd-password", "secret"}, common...))
 	require.Eventually(t, func() bool {
 		c, _, _ := cmd("reconcile", "--dry-run")
 		return c == 0
@@ -106,11 +108,114 @@ func TestLiveCommands(t *testing.T) {
 	require.Equal(t, 0, code)
 	assert.Regexp(t, `pg-test-offline\s+pg-test-3\s+10.10.10.13:5432\s+replica\s+active w100\s+active`, out)
 	assert.False(t, strings.Contains(out, "*"))
-	cancel() // SIGTERM/SIGINT: finish the pass in flight, exit 0
-	select {
-	case c := <-done:
-		assert.Equal(t, 0, c)
-	case <-time.After(10 * time.Second):
-		t.Fatal("pgsvc run did not stop")
+
+	require.Eventually(t, func() bool { return httpGet(t, metricsAddr, "/readyz") == "ok\n" }, 10*time.Second, 50*time.Millisecond)
+	assert.Equal(t, "ok\n", httpGet(t, metricsAddr, "/healthz"))
+	scrape := httpGet(t, metricsAddr, "/metrics")
+	for _, want := range []string{
+		`pgsvc_reconcile_passes_total{result="ok",scope="full"}`,
+		`pgsvc_reconcile_duration_seconds_bucket{scope="full"`,
+		`pgsvc_runtime_commands_total{kind="state"}`,
+		`pgsvc_errors_total{source="etcd"} 0`,
+		`pgsvc_errors_total{source="inventory"} 0`,
+		`pgsvc_errors_total{source="haproxy"} 0`,
+		`pgsvc_seconds_since_last_sync`,
+		`pgsvc_etcd_revision`,
+		`pgsvc_drift_servers 0`,
+		`pgsvc_service_members{service="pg-test-offline",slot="active"} 1`,
+		`pgsvc_service_members{service="pg-test-offline",slot="backup"} 1`,
+		`pgsvc_service_members{service="pg-test-replica",slot="active"} 2`,
+		`pgsvc_etcd_connected 1`,
+		`pgsvc_inventory_valid 1`,
+	} {
+		assert.Contains(t, scrape, want)
 	}
+	assert.NotContains(t, scrape, "pgsvc_haproxy_reloads_total{", "no reloads happened")
+
+	code, _, stderr = cmd("set", "pg-test-2", "pg_weight=50")
+	require.Equal(t, 0, code, stderr)
+	require.Eventually(t, func() bool {
+		c, _, _ := cmd("reconcile", "--dry-run")
+		return c == 0 && strings.Contains(d.logs.String(), `"cause":"override"`)
+	}, 20*time.Second, 100*time.Millisecond, "daemon applied the override")
+
+	// An invalid inventory is rejected and counted; SIGHUP re-reads it.
+	good, err := os.ReadFile(inv)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(inv, []byte("all: [broken"), 0o644))
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return strings.Contains(httpGet(t, metricsAddr, "/metrics"), "pgsvc_inventory_valid 0") }, 10*time.Second, 50*time.Millisecond)
+	assert.Contains(t, httpGet(t, metricsAddr, "/readyz"), "inventory invalid")
+	require.NoError(t, os.WriteFile(inv, good, 0o644))
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return httpGet(t, metricsAddr, "/readyz") == "ok\n" }, 10*time.Second, 50*time.Millisecond)
+
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, d.cmd.Wait(), "SIGTERM: finish the pass in flight, exit 0")
+	logs := d.logs.String()
+	assert.Contains(t, logs, `"msg":"SIGHUP: re-reading the inventory"`)
+	assert.Contains(t, logs, `"msg":"inventory rejected, the last good one stays in force"`)
+	assert.Contains(t, logs, `"msg":"pgsvc stopped"`)
+	assert.Contains(t, logs, `"server":"pg-test-3.b","kind":"state","before":"ready","after":"drain","cause":"start"`, "one event line per change, with before, after and cause")
+	assert.Contains(t, logs, `"server":"pg-test-2","kind":"weight","before":"100","after":"50","cause":"override"`)
+	assert.NotContains(t, logs, "secret", "no secrets in logs")
+}
+
+type daemon struct {
+	cmd  *exec.Cmd
+	logs *strings.Builder
+}
+
+// startDaemon builds pgsvc and runs it as a process, as systemd would.
+func startDaemon(t *testing.T, args []string) *daemon {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "pgsvc")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	d := &daemon{cmd: exec.Command(bin, args...), logs: &strings.Builder{}}
+	d.cmd.Stderr = &lockedWriter{w: d.logs}
+	require.NoError(t, d.cmd.Start())
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			_ = d.cmd.Process.Kill()
+			_ = d.cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("pgsvc log:\n%s", d.logs.String())
+		}
+	})
+	return d
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func httpGet(t *testing.T, addr, path string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestRefusesWorldWritable(t *testing.T) {
+	dir := t.TempDir()
+	inv := writeFile(t, dir, "inv.yml", goodInventory)
+	conf := filepath.Join(dir, "conf.d")
+	require.NoError(t, os.Mkdir(conf, 0o755))
+	require.NoError(t, os.Chmod(conf, 0o777))
+	code, _, stderr := runCLI(t, "run", "--inventory", inv, "--haproxy-conf-dir", conf, "--haproxy-socket", filepath.Join(dir, "none.sock"))
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "refusing to use HAProxy config dir "+conf+": it is world-writable (mode 0777)")
 }

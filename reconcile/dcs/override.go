@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 )
 
@@ -16,6 +17,9 @@ func ParseOverride(value []byte) (map[string]any, error) {
 	}
 	if vars == nil {
 		return nil, fmt.Errorf("not a JSON object of variables: null")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("not a JSON object of variables: data after the object")
 	}
 	for _, k := range sortedKeys(vars) {
 		if err := CheckOverride(k, vars[k]); err != nil {

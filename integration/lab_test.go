@@ -1,0 +1,228 @@
+//go:build integration
+
+// Package integration holds the end-to-end suite: the compose lab
+// (docker-compose.yml: etcd, three Patroni/PostgreSQL 15 nodes with
+// pgbouncer, HAProxy 2.6 with pgsvc) driven the way operators drive it.
+// Run with `go test -tags integration ./integration` (make test does).
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgsvc/pgsvc/dataplaneapi"
+)
+
+const (
+	haproxyContainer = "pgsvc-haproxy"
+	etcdContainer    = "pgsvc-etcd"
+)
+
+var nodes = map[string]string{"pg-test-1": "10.10.10.11", "pg-test-2": "10.10.10.12", "pg-test-3": "10.10.10.13"}
+
+func repoRoot() string {
+	wd, _ := os.Getwd()
+	return filepath.Dir(wd)
+}
+
+// TestMain brings the lab up once (make demo: build, start, wait until
+// Patroni and HAProxy are ready) and tears it down afterwards.
+func TestMain(m *testing.M) {
+	if _, err := exec.LookPath("docker"); err != nil {
+		fmt.Println("SKIP integration: no docker CLI (the compose lab needs a Docker engine); .ci/run fails instead of skipping")
+		os.Exit(0)
+	}
+	if out, err := exec.Command("docker", "info").CombinedOutput(); err != nil {
+		fmt.Printf("SKIP integration: docker engine not reachable: %v\n%s", err, out)
+		os.Exit(0)
+	}
+	up := exec.Command("make", "demo")
+	up.Dir = repoRoot()
+	up.Stdout, up.Stderr = os.Stdout, os.Stderr
+	if err := up.Run(); err != nil {
+		fmt.Printf("integration: make demo failed: %v\n", err)
+		down()
+		os.Exit(1)
+	}
+	code := m.Run()
+	if os.Getenv("PGSVC_KEEP_LAB") == "" {
+		down()
+	}
+	os.Exit(code)
+}
+
+func down() {
+	c := exec.Command("make", "demo-down")
+	c.Dir = repoRoot()
+	c.Stdout, c.Stderr = os.Stdout, os.Stderr
+	_ = c.Run()
+}
+
+// run runs a command and returns its combined output and exit code.
+func run(t testing.TB, name string, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s %v: %v", name, args, err)
+	}
+	return string(out), code
+}
+
+func mustRun(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, code := run(t, name, args...)
+	if code != 0 {
+		t.Fatalf("%s %s: exit %d\n%s", name, strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+// pgsvc runs a pgsvc command inside the HAProxy container with its config.
+func pgsvc(t testing.TB, args ...string) (string, int) {
+	t.Helper()
+	return run(t, "docker", append([]string{"exec", haproxyContainer, "lab-pgsvc"}, args...)...)
+}
+
+// socket sends one command to HAProxy's stats socket in the container.
+func socket(t testing.TB, command string) string {
+	t.Helper()
+	return mustRun(t, "docker", "exec", haproxyContainer, "sh", "-c",
+		fmt.Sprintf("echo '%s' | socat -t 5 - UNIX-CONNECT:/run/haproxy/admin.sock", command))
+}
+
+// reloads is the HAProxy master's reload count.
+func reloads(t testing.TB) int {
+	t.Helper()
+	out := mustRun(t, "docker", "exec", haproxyContainer, "sh", "-c",
+		"echo 'show proc' | socat -t 5 - UNIX-CONNECT:/run/haproxy/master.sock")
+	st, err := dataplaneapi.ParseShowProc(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Reloads
+}
+
+// enabled lists a service's slots that take traffic (admin ready), sorted.
+func enabled(t testing.TB, service string) string {
+	t.Helper()
+	slots, err := dataplaneapi.ParseServersState(socket(t, "show servers state pg-test-"+service))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var on []string
+	for name, s := range slots {
+		if s.Admin == dataplaneapi.AdminReady {
+			on = append(on, name)
+		}
+	}
+	sort.Strings(on)
+	return strings.Join(on, " ")
+}
+
+func backend(t testing.TB, service string) dataplaneapi.BackendState {
+	t.Helper()
+	slots, err := dataplaneapi.ParseServersState(socket(t, "show servers state pg-test-"+service))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dataplaneapi.ParseStat(socket(t, "show stat pg-test-"+service+" 4 -1"), slots); err != nil {
+		t.Fatal(err)
+	}
+	return dataplaneapi.BackendState{Name: service, Slots: slots}
+}
+
+// leader is the Patroni leader key's value ("" when absent).
+func leader(t testing.TB) string {
+	t.Helper()
+	out, _ := run(t, "docker", "exec", etcdContainer, "etcdctl", "--endpoints=http://127.0.0.1:2379",
+		"get", "/pg/pg-test/leader", "--print-value-only")
+	return strings.TrimSpace(out)
+}
+
+// memberRole is a member's role in etcd ("" when its key is absent).
+func memberRole(t testing.TB, name string) string {
+	t.Helper()
+	out, _ := run(t, "docker", "exec", etcdContainer, "etcdctl", "--endpoints=http://127.0.0.1:2379",
+		"get", "/pg/pg-test/members/"+name, "--print-value-only")
+	for _, role := range []string{"master", "primary", "replica", "demoted", "promoted"} {
+		if strings.Contains(out, `"role":"`+role+`"`) {
+			return role
+		}
+	}
+	return ""
+}
+
+// eventually polls cond until it holds; conditions read real state (etcd,
+// HAProxy, PostgreSQL), the only signals a container lab offers.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			out, _ := run(t, "docker", "logs", "--tail", "40", haproxyContainer)
+			t.Fatalf("timed out after %s waiting for %s\nhaproxy/pgsvc log tail:\n%s", timeout, what, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// converged waits until pgsvc has nothing left to do (reconcile --dry-run exit 0).
+func converged(t testing.TB) {
+	t.Helper()
+	eventually(t, 60*time.Second, "pgsvc reconcile --dry-run to report nothing pending", func() bool {
+		_, code := pgsvc(t, "reconcile", "--dry-run")
+		return code == 0
+	})
+}
+
+// healthy waits until Patroni has a running leader with role master and
+// two running replicas, all in etcd.
+func healthy(t testing.TB) string {
+	t.Helper()
+	var l string
+	eventually(t, 120*time.Second, "a Patroni leader and two replicas", func() bool {
+		l = leader(t)
+		if l == "" || memberRole(t, l) != "master" {
+			return false
+		}
+		replicas := 0
+		for n := range nodes {
+			if n != l && memberRole(t, n) == "replica" {
+				replicas++
+			}
+		}
+		return replicas == 2
+	})
+	return l
+}
+
+func patronictl(t testing.TB, node string, args ...string) string {
+	t.Helper()
+	return mustRun(t, "docker", append([]string{"exec", node, "patronictl", "-c", "/etc/patroni/patroni.yml"}, args...)...)
+}
+
+func other(l string, not ...string) string {
+	names := []string{"pg-test-1", "pg-test-2", "pg-test-3"}
+	for _, n := range names {
+		skip := n == l
+		for _, x := range not {
+			skip = skip || n == x
+		}
+		if !skip {
+			return n
+		}
+	}
+	return ""
+}

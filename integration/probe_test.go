@@ -1,0 +1,103 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// writeProbe writes one row per attempt through its own new connection,
+// the way a client reconnecting after errors does, and records when writes
+// succeed. Its write-unavailable window is what an application sees.
+type writeProbe struct {
+	dsn      string
+	interval time.Duration
+
+	mu       sync.Mutex
+	attempts []attempt
+}
+
+type attempt struct {
+	at time.Time
+	ok bool
+}
+
+// The lab's pgbouncer pools in session mode; simple protocol keeps the
+// probe independent of prepared-statement support.
+const dsnOptions = "connect_timeout=1&sslmode=disable&default_query_exec_mode=simple_protocol"
+
+func newProbe(dsn string) *writeProbe { return &writeProbe{dsn: dsn, interval: 20 * time.Millisecond} }
+
+func (p *writeProbe) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		start := time.Now()
+		ok := p.write(ctx)
+		p.mu.Lock()
+		p.attempts = append(p.attempts, attempt{at: start, ok: ok})
+		p.mu.Unlock()
+		select {
+		case <-ctx.Done():
+		case <-time.After(p.interval):
+		}
+	}
+}
+
+func (p *writeProbe) write(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, p.dsn)
+	if err != nil {
+		return false
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, "INSERT INTO pgsvc_probe(at) VALUES (now())")
+	return err == nil
+}
+
+// window is the longest write outage after since: from the last success
+// before a run of failures to the first success after it.
+func (p *writeProbe) window(since time.Time) (time.Duration, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var longest time.Duration
+	var lastOK time.Time
+	failing, failures := false, 0
+	for _, a := range p.attempts {
+		if a.at.Before(since) {
+			if a.ok {
+				lastOK = a.at
+			}
+			continue
+		}
+		switch {
+		case !a.ok:
+			failing = true
+			failures++
+		case failing:
+			if d := a.at.Sub(lastOK); !lastOK.IsZero() && d > longest {
+				longest = d
+			}
+			failing = false
+			lastOK = a.at
+		default:
+			lastOK = a.at
+		}
+	}
+	return longest, failures
+}
+
+// succeededAfter reports whether a write succeeded after t.
+func (p *writeProbe) succeededAfter(t time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := len(p.attempts) - 1; i >= 0 && p.attempts[i].at.After(t); i-- {
+		if p.attempts[i].ok {
+			return true
+		}
+	}
+	return false
+}

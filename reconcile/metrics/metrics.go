@@ -1,0 +1,238 @@
+// Package metrics exposes what the reconciler does as Prometheus metrics and
+// serves /metrics, /healthz and /readyz.
+package metrics
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pgsvc/pgsvc/reconcile"
+)
+
+// Error sources.
+const (
+	SourceEtcd      = "etcd"
+	SourceInventory = "inventory"
+	SourceHAProxy   = "haproxy"
+)
+
+// Metrics is the reconciler's Observer and the sources' error sink. It owns
+// its registry: no package-level state.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	passes      *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	commands    *prometheus.CounterVec
+	reloads     *prometheus.CounterVec
+	errors      *prometheus.CounterVec
+	revision    prometheus.Gauge
+	drift       prometheus.Gauge
+	repairs     prometheus.Counter
+	members     *prometheus.GaugeVec
+	etcdUp      prometheus.Gauge
+	inventoryOK prometheus.Gauge
+
+	mu         sync.Mutex
+	lastSync   time.Time
+	etcdReady  bool
+	invHealthy bool
+	services   map[string]bool
+}
+
+// New registers every metric on a fresh registry.
+func New() *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry(), invHealthy: true, services: map[string]bool{}}
+	f := func(c prometheus.Collector) { m.Registry.MustRegister(c) }
+	m.passes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsvc_reconcile_passes_total",
+		Help: "Reconcile passes by result (ok, error) and scope (full, keyed)."}, []string{"result", "scope"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pgsvc_reconcile_duration_seconds",
+		Help: "Duration of reconcile passes.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"scope"})
+	m.commands = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsvc_runtime_commands_total",
+		Help: "HAProxy runtime commands applied, by kind (state, weight, addr, check-port, health, shutdown)."}, []string{"kind"})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsvc_haproxy_reloads_total",
+		Help: "Graceful HAProxy reloads pgsvc caused, by reason (service-added, service-removed, service-changed, runtime-mismatch)."}, []string{"reason"})
+	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsvc_errors_total",
+		Help: "Errors by source (etcd, inventory, haproxy). HAProxy is left as it is on every one."}, []string{"source"})
+	m.revision = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsvc_etcd_revision", Help: "Last etcd revision included in a successful pass."})
+	m.drift = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsvc_drift_servers",
+		Help: "Servers whose HAProxy state differs from desired after the last pass (0 when converged; a failed pass leaves the ones it could not fix)."})
+	m.repairs = prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsvc_resync_repairs_total",
+		Help: "Servers a periodic resync found differing from desired (changed by hand, lost by HAProxy) and repaired."})
+	m.members = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsvc_service_members",
+		Help: "Desired servers per service and slot (active, backup)."}, []string{"service", "slot"})
+	m.etcdUp = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsvc_etcd_connected", Help: "1 while the etcd watch is current."})
+	m.inventoryOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsvc_inventory_valid", Help: "1 when the last inventory read was valid (0: the last good one is in force)."})
+	since := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pgsvc_seconds_since_last_sync",
+		Help: "Seconds since the last successful pass (-1 before the first)."}, m.sinceSync)
+	for _, c := range []prometheus.Collector{m.passes, m.duration, m.commands, m.reloads, m.errors, m.revision,
+		m.drift, m.repairs, m.members, m.etcdUp, m.inventoryOK, since} {
+		f(c)
+	}
+	for _, s := range []string{SourceEtcd, SourceInventory, SourceHAProxy} {
+		m.errors.WithLabelValues(s)
+	}
+	m.inventoryOK.Set(1)
+	return m
+}
+
+func (m *Metrics) sinceSync() float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lastSync.IsZero() {
+		return -1
+	}
+	return time.Since(m.lastSync).Seconds()
+}
+
+// Pass records one reconcile pass (reconcile.Observer).
+func (m *Metrics) Pass(p reconcile.PassInfo) {
+	if p.DryRun {
+		return
+	}
+	scope := "keyed"
+	if p.Full {
+		scope = "full"
+	}
+	m.duration.WithLabelValues(scope).Observe(p.Duration.Seconds())
+	servers := map[string]bool{}
+	for _, c := range p.Report.Commands {
+		m.commands.WithLabelValues(c.Kind).Inc()
+		servers[c.Service+"/"+c.Server] = true
+	}
+	if p.Report.Reloaded {
+		for _, r := range p.Report.Reload {
+			m.reloads.WithLabelValues(reloadReason(r)).Inc()
+		}
+	}
+	if p.Err != nil {
+		m.passes.WithLabelValues("error", scope).Inc()
+		m.errors.WithLabelValues(p.Source).Inc()
+		m.drift.Set(float64(max(1, len(servers))))
+		return
+	}
+	m.passes.WithLabelValues("ok", scope).Inc()
+	m.drift.Set(0)
+	if resync(p.Causes) {
+		m.repairs.Add(float64(len(servers)))
+	}
+	m.revision.Set(float64(p.Revision))
+	m.mu.Lock()
+	m.lastSync = time.Now()
+	m.mu.Unlock()
+}
+
+func resync(causes map[string]reconcile.Cause) bool {
+	for _, c := range causes {
+		if c != reconcile.CauseResync {
+			return false
+		}
+	}
+	return len(causes) > 0
+}
+
+// Desired records the desired membership of the services just computed.
+func (m *Metrics) Desired(services []reconcile.Service) {
+	for _, s := range services {
+		active, backup := 0, 0
+		for _, sv := range s.Servers {
+			switch sv.Slot {
+			case reconcile.Active:
+				active++
+			case reconcile.Backup:
+				backup++
+			}
+		}
+		m.members.WithLabelValues(s.Name, "active").Set(float64(active))
+		m.members.WithLabelValues(s.Name, "backup").Set(float64(backup))
+	}
+}
+
+// EtcdReady records the etcd watch's state.
+func (m *Metrics) EtcdReady(ready bool) {
+	m.mu.Lock()
+	m.etcdReady = ready
+	m.mu.Unlock()
+	if ready {
+		m.etcdUp.Set(1)
+	} else {
+		m.etcdUp.Set(0)
+	}
+}
+
+// EtcdError counts an etcd failure (lost watch, malformed value).
+func (m *Metrics) EtcdError(error) { m.errors.WithLabelValues(SourceEtcd).Inc() }
+
+// Inventory records the result of an inventory read.
+func (m *Metrics) Inventory(err error) {
+	m.mu.Lock()
+	m.invHealthy = err == nil
+	m.mu.Unlock()
+	if err != nil {
+		m.errors.WithLabelValues(SourceInventory).Inc()
+		m.inventoryOK.Set(0)
+		return
+	}
+	m.inventoryOK.Set(1)
+}
+
+// Ready reports whether pgsvc has synced at least once and its sources are healthy.
+func (m *Metrics) Ready() (bool, string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.lastSync.IsZero():
+		return false, "not synced yet"
+	case !m.etcdReady:
+		return false, "etcd watch not current"
+	case !m.invHealthy:
+		return false, "inventory invalid (last good one in force)"
+	}
+	return true, "ok"
+}
+
+func reloadReason(r string) string {
+	switch {
+	case strings.HasSuffix(r, " added"):
+		return "service-added"
+	case strings.HasSuffix(r, " removed"):
+		return "service-removed"
+	case strings.Contains(r, "changed"):
+		return "service-changed"
+	}
+	return "runtime-mismatch"
+}
+
+// Serve serves /metrics, /healthz and /readyz on addr until ctx ends.
+func (m *Metrics) Serve(ctx context.Context, addr string) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ok, why := m.Ready()
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_, _ = w.Write([]byte(why + "\n"))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	return ln.Addr(), nil
+}
