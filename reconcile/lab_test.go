@@ -129,7 +129,10 @@ func (l *lab) renderInitialConfig() {
 }
 
 // start runs the daemon: etcd source, inventory source, reconciler.
-func (l *lab) start() {
+func (l *lab) start() { l.startWith(nil) }
+
+// startWith runs the daemon after customize adjusts its parts.
+func (l *lab) startWith(customize func(*reconcile.Reconciler, *reconcile.EtcdSource)) {
 	l.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
@@ -148,6 +151,9 @@ func (l *lab) start() {
 	rec := &reconcile.Reconciler{In: l.in, Log: log, Resync: time.Hour, Observer: l.obs,
 		HAProxy: &dataplaneapi.Syncer{Runtime: l.rt, Config: &dataplaneapi.ConfigDir{
 			Dir: l.hap.ConfDir, MainConfig: l.hap.GlobalConfig, Reloader: &dataplaneapi.MasterReloader{Socket: l.hap.MasterSocket, Timeout: 10 * time.Second}}}}
+	if customize != nil {
+		customize(rec, src)
+	}
 	run := func(f func(context.Context, *reconcile.Inputs) error) {
 		l.done.Add(1)
 		go func() { defer l.done.Done(); _ = f(ctx, l.in) }()
