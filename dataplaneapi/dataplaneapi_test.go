@@ -55,7 +55,7 @@ func TestParseState(t *testing.T) {
 	assert.ErrorContains(t, err, "unexpected reply")
 	_, err = ParseServersState("1\n5 pg-test-replica 1 pg-test-1\n")
 	assert.ErrorContains(t, err, "short line")
-	assert.ErrorContains(t, ParseStat("Unknown command", map[string]SlotState{}), "no svname column")
+	assert.ErrorContains(t, ParseStat("Unknown command", map[string]SlotState{}), "no pxname column")
 }
 
 func replica(slots ...reconcile.Slot) *reconcile.Service {

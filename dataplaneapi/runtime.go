@@ -89,6 +89,31 @@ func (r *Runtime) Backend(ctx context.Context, name string) (BackendState, error
 	return BackendState{Name: name, Slots: slots}, nil
 }
 
+// AllBackends reads every backend in two commands; a full pass over
+// thousands of services then costs two round trips, not two per service.
+func (r *Runtime) AllBackends(ctx context.Context) (map[string]BackendState, error) {
+	out, err := r.Execute(ctx, "show servers state")
+	if err != nil {
+		return nil, err
+	}
+	all, err := ParseAllServersState(out)
+	if err != nil {
+		return nil, fmt.Errorf("haproxy: %w", err)
+	}
+	stat, err := r.Execute(ctx, "show stat -1 4 -1")
+	if err != nil {
+		return nil, err
+	}
+	if err := ParseAllStat(stat, all); err != nil {
+		return nil, fmt.Errorf("haproxy: %w", err)
+	}
+	res := make(map[string]BackendState, len(all))
+	for name, slots := range all {
+		res[name] = BackendState{Name: name, Slots: slots}
+	}
+	return res, nil
+}
+
 // Apply sends one command and checks its reply. HAProxy answers set-server
 // commands with nothing on success; a `[N]:` reply is a failure, except the
 // `[4]:` notice by which `set server addr` reports the change it made.

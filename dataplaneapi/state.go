@@ -58,11 +58,27 @@ type BackendState struct {
 
 // ParseServersState parses `show servers state <backend>` output (format 1).
 func ParseServersState(out string) (map[string]SlotState, error) {
+	all, err := ParseAllServersState(out)
+	if err != nil {
+		return nil, err
+	}
+	slots := map[string]SlotState{}
+	for _, b := range all {
+		for k, v := range b {
+			slots[k] = v
+		}
+	}
+	return slots, nil
+}
+
+// ParseAllServersState parses `show servers state` for every backend:
+// backend name -> server name -> slot.
+func ParseAllServersState(out string) (map[string]map[string]SlotState, error) {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) == 0 || strings.TrimSpace(lines[0]) != "1" {
 		return nil, fmt.Errorf("show servers state: unexpected reply %q", firstLine(out))
 	}
-	slots := map[string]SlotState{}
+	all := map[string]map[string]SlotState{}
 	for _, line := range lines[1:] {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
@@ -83,14 +99,33 @@ func ParseServersState(out string) (map[string]SlotState, error) {
 		case nums[0]&(admForcedDrain|admInheritDrain) != 0:
 			admin = AdminDrain
 		}
-		slots[f[3]] = SlotState{Name: f[3], Addr: f[4], Admin: admin, UWeight: nums[1], Port: nums[2], CheckPort: nums[3]}
+		if all[f[1]] == nil {
+			all[f[1]] = map[string]SlotState{}
+		}
+		all[f[1]][f[3]] = SlotState{Name: f[3], Addr: f[4], Admin: admin, UWeight: nums[1], Port: nums[2], CheckPort: nums[3]}
 	}
-	return slots, nil
+	return all, nil
 }
 
 // ParseStat merges `show stat <backend> 4 -1` (CSV) status and backup flag
 // into slots parsed from `show servers state`.
 func ParseStat(out string, slots map[string]SlotState) error {
+	return parseStat(out, func(_, name string) (map[string]SlotState, bool) {
+		_, ok := slots[name]
+		return slots, ok
+	})
+}
+
+// ParseAllStat merges `show stat -1 4 -1` into every backend's slots.
+func ParseAllStat(out string, all map[string]map[string]SlotState) error {
+	return parseStat(out, func(backend, name string) (map[string]SlotState, bool) {
+		b := all[backend]
+		_, ok := b[name]
+		return b, ok
+	})
+}
+
+func parseStat(out string, find func(backend, name string) (map[string]SlotState, bool)) error {
 	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(strings.TrimSpace(out), "# ")))
 	r.FieldsPerRecord = -1
 	rows, err := r.ReadAll()
@@ -101,20 +136,21 @@ func ParseStat(out string, slots map[string]SlotState) error {
 	for i, h := range rows[0] {
 		col[h] = i
 	}
-	for _, need := range []string{"svname", "status", "bck"} {
+	for _, need := range []string{"pxname", "svname", "status", "bck"} {
 		if _, ok := col[need]; !ok {
 			return fmt.Errorf("show stat: no %s column in %q", need, firstLine(out))
 		}
 	}
 	for _, row := range rows[1:] {
-		if len(row) <= col["bck"] || len(row) <= col["status"] {
+		if len(row) <= col["bck"] || len(row) <= col["status"] || len(row) <= col["svname"] {
 			continue
 		}
 		name := row[col["svname"]]
-		s, ok := slots[name]
+		slots, ok := find(row[col["pxname"]], name)
 		if !ok {
 			continue // FRONTEND/BACKEND rows, or a server added since
 		}
+		s := slots[name]
 		s.Status = row[col["status"]]
 		s.Backup = row[col["bck"]] == "1"
 		slots[name] = s

@@ -75,9 +75,16 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 // reasons of services the runtime cannot fix.
 func (s *Syncer) runtimePass(ctx context.Context, services []reconcile.Service, accel map[string]reconcile.Accel, dryRun bool, rep *reconcile.Report) ([]string, error) {
 	var structural []string
+	var all map[string]BackendState
+	if len(services) > bulkRead {
+		var err error
+		if all, err = s.Runtime.AllBackends(ctx); err != nil {
+			return nil, err
+		}
+	}
 	for i := range services {
 		svc := &services[i]
-		actual, err := s.Runtime.Backend(ctx, svc.Name)
+		actual, err := s.backend(ctx, all, svc.Name)
 		if errors.Is(err, ErrNoBackend) {
 			structural = append(structural, "haproxy has no backend "+svc.Name)
 			continue
@@ -104,6 +111,21 @@ func (s *Syncer) runtimePass(ctx context.Context, services []reconcile.Service, 
 		}
 	}
 	return structural, nil
+}
+
+// bulkRead is the number of services above which a pass reads every
+// backend at once instead of one backend at a time.
+const bulkRead = 16
+
+func (s *Syncer) backend(ctx context.Context, all map[string]BackendState, name string) (BackendState, error) {
+	if all == nil {
+		return s.Runtime.Backend(ctx, name)
+	}
+	b, ok := all[name]
+	if !ok {
+		return BackendState{}, fmt.Errorf("haproxy backend %s: %w", name, ErrNoBackend)
+	}
+	return b, nil
 }
 
 func (s *Syncer) workerPID(ctx context.Context) (string, error) {
