@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -192,10 +193,17 @@ func (c *daemonConfig) loggerWithLevel(w io.Writer, lvl *slog.LevelVar) *slog.Lo
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func (c *daemonConfig) configDir() (*dataplaneapi.ConfigDir, error) {
+// syncer is pgsvc's HAProxy side: the runtime API and the config dir. ctx
+// must live as long as the syncer.
+func (c *daemonConfig) syncer(ctx context.Context) (*dataplaneapi.Syncer, error) {
 	r, err := dataplaneapi.ParseReloader(c.Reload)
 	if err != nil {
 		return nil, err
 	}
-	return &dataplaneapi.ConfigDir{Dir: c.ConfDir, MainConfig: c.MainConfig, HAProxy: c.HAProxyBin, Reloader: r}, nil
+	rt, err := dataplaneapi.NewRuntime(ctx, c.Socket)
+	if err != nil {
+		return nil, err
+	}
+	return &dataplaneapi.Syncer{Runtime: rt,
+		Config: &dataplaneapi.ConfigDir{Dir: c.ConfDir, MainConfig: c.MainConfig, HAProxy: c.HAProxyBin, Reloader: r}}, nil
 }

@@ -17,7 +17,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"gopkg.in/yaml.v3"
 
-	"github.com/pgsvc/pgsvc/dataplaneapi"
 	"github.com/pgsvc/pgsvc/reconcile"
 	"github.com/pgsvc/pgsvc/reconcile/metrics"
 	"github.com/pgsvc/pgsvc/selector"
@@ -42,7 +41,18 @@ func openLive(cfg daemonConfig) (*live, error) {
 	return &live{cfg: cfg, cli: cli, model: model}, nil
 }
 
-func (l *live) close() { l.cli.Close() }
+// withLive runs f with the inventory loaded and an etcd client, bounded by
+// the one-shot timeout.
+func withLive(ctx context.Context, cfg daemonConfig, f func(context.Context, *live) error) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	l, err := openLive(cfg)
+	if err != nil {
+		return err
+	}
+	defer l.cli.Close()
+	return f(ctx, l)
+}
 
 // inputs builds one-shot inputs from a fresh etcd list.
 func (l *live) inputs(ctx context.Context) (*reconcile.Inputs, error) {
@@ -80,11 +90,7 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 		return err
 	}
 	defer cli.Close()
-	rt, err := dataplaneapi.NewRuntime(ctx, cfg.Socket)
-	if err != nil {
-		return err
-	}
-	dir, err := cfg.configDir()
+	syncer, err := cfg.syncer(ctx)
 	if err != nil {
 		return err
 	}
@@ -104,7 +110,7 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 	}
 	src := &reconcile.EtcdSource{Client: cli, Layout: cfg.layout(), Log: log, Error: m.EtcdError, Ready: m.EtcdReady}
 	rec := &reconcile.Reconciler{In: in, Log: log, Resync: cfg.Resync, Observer: m,
-		HAProxy: &dataplaneapi.Syncer{Runtime: rt, Config: dir}}
+		HAProxy: syncer}
 	log.Info("pgsvc running", "inventory", cfg.Inventory, "etcd", cfg.Etcd, "namespace", cfg.Namespace,
 		"node", cfg.Node, "clusters", cfg.Clusters.String(), "socket", cfg.Socket, "conf_dir", cfg.ConfDir,
 		"reload", cfg.Reload, "resync", cfg.Resync)
@@ -191,27 +197,19 @@ func runReconcile(ctx context.Context, args []string, out, errOut io.Writer) err
 	if format != "text" && format != "json" {
 		return fmt.Errorf("-o %q: want text or json", format)
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	l, err := openLive(cfg)
-	if err != nil {
+	var rep reconcile.Report
+	err := withLive(ctx, cfg, func(ctx context.Context, l *live) error {
+		in, err := l.inputs(ctx)
+		if err != nil {
+			return err
+		}
+		syncer, err := cfg.syncer(ctx)
+		if err != nil {
+			return err
+		}
+		rep, err = (&reconcile.Reconciler{In: in, Log: cfg.logger(errOut), HAProxy: syncer}).Pass(ctx, dryRun)
 		return err
-	}
-	defer l.close()
-	in, err := l.inputs(ctx)
-	if err != nil {
-		return err
-	}
-	rt, err := dataplaneapi.NewRuntime(ctx, cfg.Socket)
-	if err != nil {
-		return err
-	}
-	dir, err := cfg.configDir()
-	if err != nil {
-		return err
-	}
-	rec := &reconcile.Reconciler{In: in, Log: cfg.logger(errOut), HAProxy: &dataplaneapi.Syncer{Runtime: rt, Config: dir}}
-	rep, err := rec.Pass(ctx, dryRun)
+	})
 	if err != nil {
 		return err
 	}

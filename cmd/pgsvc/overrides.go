@@ -46,19 +46,14 @@ func changeOverride(ctx context.Context, verb string, args []string, out, errOut
 	} else {
 		unset = rest
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	l, err := openLive(cfg)
-	if err != nil {
-		return err
-	}
-	defer l.close()
-	vars, err := reconcile.UpdateOverride(ctx, l.cli, cfg.layout(), l.model, inst, set, unset)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "%s: %s\n", inst, formatVars(vars))
-	return nil
+	return withLive(ctx, cfg, func(ctx context.Context, l *live) error {
+		vars, err := reconcile.UpdateOverride(ctx, l.cli, cfg.layout(), l.model, inst, set, unset)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s: %s\n", inst, formatVars(vars))
+		return nil
+	})
 }
 
 func runOverrides(ctx context.Context, args []string, out, errOut io.Writer) error {

@@ -19,25 +19,25 @@ func runStatus(ctx context.Context, args []string, out, errOut io.Writer) error 
 	if err := parseDaemonFlags(fs, args, &cfg); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	l, err := openLive(cfg)
-	if err != nil {
-		return err
-	}
-	defer l.close()
-	in, err := l.inputs(ctx)
-	if err != nil {
-		return err
-	}
-	desired, err := reconcile.DesiredNow(in)
-	if err != nil {
-		return err
-	}
-	rt, err := dataplaneapi.NewRuntime(ctx, cfg.Socket)
-	if err != nil {
-		return err
-	}
+	return withLive(ctx, cfg, func(ctx context.Context, l *live) error {
+		in, err := l.inputs(ctx)
+		if err != nil {
+			return err
+		}
+		desired, err := reconcile.DesiredNow(in)
+		if err != nil {
+			return err
+		}
+		rt, err := dataplaneapi.NewRuntime(ctx, cfg.Socket)
+		if err != nil {
+			return err
+		}
+		return writeStatus(ctx, out, desired, rt)
+	})
+}
+
+// writeStatus prints desired against HAProxy's state, server by server.
+func writeStatus(ctx context.Context, out io.Writer, desired reconcile.Desired, rt *dataplaneapi.Runtime) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tSERVER\tADDRESS\tROLE\tDESIRED\tHAPROXY\tSTATUS\tWEIGHT\t")
 	drift := 0
