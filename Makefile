@@ -4,7 +4,7 @@ BIN     ?= bin/pgsvc
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build static test vet bench clean
+.PHONY: all build static test unit fuzz e2e vet bench clean
 
 all: build
 
@@ -19,10 +19,27 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
 
-# The test command CI runs. Tests that need etcd and HAProxy start them from
-# Debian's packages (see .ci/run) and fail, never skip, when they are missing.
-test: vet
+# The test command CI runs: unit, golden and real etcd + HAProxy tests, every
+# fuzz target briefly, then the compose end-to-end suite. Tests that need
+# etcd, HAProxy or Docker fail, never skip, when they are missing (.ci/run
+# installs them).
+test: vet unit fuzz e2e
+
+unit:
 	$(GO) test -count=1 ./...
+
+FUZZTIME ?= 10s
+fuzz:
+	@set -e; for f in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go')); do \
+	  pkg=./$$(dirname $$f); \
+	  for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | cut -d' ' -f2); do \
+	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+e2e:
+	$(GO) test -count=1 -tags integration -timeout 25m -v ./integration
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
@@ -30,7 +47,7 @@ bench:
 clean:
 	rm -rf bin
 
-# --- compose lab (lab/README.md): etcd, Patroni/PostgreSQL 15 x3, HAProxy + pgsvc ---
+# --- compose lab (integration/lab/README.md): etcd, Patroni/PostgreSQL 15 x3, HAProxy + pgsvc ---
 # docker compose v2 if present, else docker-compose v1.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo 'docker compose' || echo docker-compose)
 
@@ -39,13 +56,13 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo 'docker compos
 # Static pgsvc for the haproxy image (no Go toolchain image needed), the base
 # image (pulled, or debootstrapped when there is no registry), then the images.
 lab-image:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o lab/bin/pgsvc ./cmd/pgsvc
-	lab/base-image.sh
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o integration/lab/bin/pgsvc ./cmd/pgsvc
+	integration/lab/base-image.sh
 	$(COMPOSE) build
 
 demo: lab-image
 	$(COMPOSE) up -d
-	lab/wait-ready.sh
+	integration/lab/wait-ready.sh
 
 demo-down:
 	$(COMPOSE) down -v --remove-orphans

@@ -142,7 +142,7 @@ func parseStat(out string, find func(backend, name string) (map[string]SlotState
 		}
 	}
 	for _, row := range rows[1:] {
-		if len(row) <= col["bck"] || len(row) <= col["status"] || len(row) <= col["svname"] {
+		if len(row) <= col["bck"] || len(row) <= col["status"] || len(row) <= col["svname"] || len(row) <= col["pxname"] {
 			continue
 		}
 		name := row[col["svname"]]

@@ -246,14 +246,15 @@ func (b *serviceBuilder) fillV2(s *Service, m map[string]any, at string) error {
 		return err
 	}
 	destVal, ok := m["dest"]
+	destAt := at
 	if !ok || destVal == "default" {
 		destVal, ok = b.cfg.Vars["pg_default_service_dest"]
 		if !ok || destVal == nil {
 			destVal = "pgbouncer"
 		}
-		at += " (pg_default_service_dest)"
+		destAt += " (pg_default_service_dest)"
 	}
-	if s.Dest, err = parseDest(destVal, at); err != nil {
+	if s.Dest, err = parseDest(destVal, destAt); err != nil {
 		return err
 	}
 	if s.CheckURI, err = optString(m, "check", "/", at); err != nil {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"sort"
+	"unicode/utf8"
 )
 
 // ParseOverride decodes an override value: a JSON object of scalar variables.
@@ -38,6 +40,9 @@ func CheckOverride(key string, v any) error {
 	if key == "" {
 		return fmt.Errorf("empty variable name")
 	}
+	if !utf8.ValidString(key) {
+		return fmt.Errorf("variable name %q is not valid UTF-8", key)
+	}
 	if protectedVars[key] {
 		return fmt.Errorf("%s identifies the instance and cannot be overridden", key)
 	}
@@ -46,6 +51,9 @@ func CheckOverride(key string, v any) error {
 	case float64:
 		if key == "pg_weight" && (t != float64(int(t)) || t < 0 || t > 256) {
 			return fmt.Errorf("pg_weight %v is outside 0-256", t)
+		}
+		if math.IsNaN(t) || math.IsInf(t, 0) {
+			return fmt.Errorf("%s: %v is not a finite number", key, t)
 		}
 	default:
 		return fmt.Errorf("%s: value must be a string, number, boolean or null", key)
@@ -61,6 +69,9 @@ func CheckOverride(key string, v any) error {
 	}
 	if s, ok := v.(string); ok && key == "pg_weight" {
 		return fmt.Errorf("pg_weight %q is not a number", s)
+	}
+	if b, ok := v.(bool); ok && key == "pg_weight" {
+		return fmt.Errorf("pg_weight %v is not a number", b)
 	}
 	return nil
 }

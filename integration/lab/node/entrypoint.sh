@@ -9,7 +9,7 @@
 #   PATRONI_SCOPE  cluster name (default pg-test)
 #   ETCD_HOSTS     etcd3 host:port list (default etcd:2379)
 #   NODE_IP        address other nodes and HAProxy use (default: this container's IP)
-#   LAB_TTL, LAB_LOOP_WAIT, LAB_RETRY_TIMEOUT  bootstrap DCS timings (default 30/5/5);
+#   LAB_TTL, LAB_LOOP_WAIT, LAB_RETRY_TIMEOUT  bootstrap DCS timings (default 30/5/10);
 #                  only used when the cluster is first created
 set -euo pipefail
 
@@ -25,7 +25,7 @@ install -d -o postgres -g postgres -m 2775 /var/run/postgresql
 
 sed -e "s|@NAME@|$PATRONI_NAME|g" -e "s|@SCOPE@|$PATRONI_SCOPE|g" -e "s|@IP@|$NODE_IP|g" \
     -e "s|@ETCD_HOSTS@|$ETCD_HOSTS|g" -e "s|@TTL@|${LAB_TTL:-30}|g" \
-    -e "s|@LOOP_WAIT@|${LAB_LOOP_WAIT:-5}|g" -e "s|@RETRY_TIMEOUT@|${LAB_RETRY_TIMEOUT:-5}|g" \
+    -e "s|@LOOP_WAIT@|${LAB_LOOP_WAIT:-5}|g" -e "s|@RETRY_TIMEOUT@|${LAB_RETRY_TIMEOUT:-10}|g" \
     /etc/patroni/patroni.yml.in >/etc/patroni/patroni.yml
 chmod 0644 /etc/patroni/patroni.yml
 echo "lab-node: $PATRONI_NAME ($NODE_IP), scope $PATRONI_SCOPE, etcd $ETCD_HOSTS"

@@ -14,6 +14,20 @@ NODE=pg-test-1
 HAP=pgsvc-haproxy
 start=$SECONDS
 
+CONTAINERS=(pgsvc-etcd pg-test-1 pg-test-2 pg-test-3 "$HAP")
+
+# all_running: fail (with the container's last log lines) if one has stopped
+all_running() {
+  local c
+  for c in "${CONTAINERS[@]}"; do
+    if [ "$(docker inspect -f '{{.State.Running}}' "$c" 2>/dev/null)" != true ]; then
+      echo "container $c is not running; its last log lines:" >&2
+      docker logs --tail 20 "$c" >&2 || true
+      exit 1
+    fi
+  done
+}
+
 # wait_for DESCRIPTION CMD...: retry CMD every second until it succeeds,
 # printing its output whenever it changes; give up after TIMEOUT.
 wait_for() {
@@ -21,6 +35,7 @@ wait_for() {
   shift
   echo "waiting for $desc"
   until out=$("$@" 2>&1); do
+    all_running
     if [ "$out" != "$last" ]; then echo "  $out"; last=$out; fi
     if [ $((SECONDS - start)) -ge "$TIMEOUT" ]; then
       echo "TIMEOUT after ${TIMEOUT}s waiting for $desc" >&2
@@ -38,9 +53,9 @@ routes() {
   got=$(docker exec "$HAP" psql "host=127.0.0.1 port=$1 user=postgres password=postgres dbname=postgres connect_timeout=2" \
     -Atc 'select pg_is_in_recovery()') || return 1
   [ "$got" = "$2" ] || { echo "port $1: pg_is_in_recovery=$got, want $2"; return 1; }
-  echo "port $1: pg_is_in_recovery=$got"
+  printf '%s ' "$1:$got"
 }
-haproxy_routes() { routes 5433 f && routes 5434 t && routes 5436 f && routes 5438 t; }
+haproxy_routes() { routes 5433 f && routes 5434 t && routes 5436 f && routes 5438 t && echo "(port:pg_is_in_recovery)"; }
 
 wait_for "Patroni: a leader and 2 streaming replicas" docker exec "$NODE" lab-ready 3
 wait_for "HAProxy: primary, replica, default and offline services" haproxy_routes
