@@ -24,21 +24,21 @@ var windows []string
 
 // TestLab runs the end-to-end scenarios in order against one lab.
 func TestLab(t *testing.T) {
-	l := healthy(t)
+	healthy(t)
 	converged(t)
 	sqlExec(t, viaHAProxy, "CREATE TABLE IF NOT EXISTS pgsvc_probe (at timestamptz)")
 	start := reloads(t)
 
-	t.Run("convergence", func(t *testing.T) { testConvergence(t, l) })
-	t.Run("switchover", func(t *testing.T) { l = testSwitchover(t, l, true) })
-	t.Run("switchover-checks-only", func(t *testing.T) { l = testSwitchover(t, l, false) })
+	t.Run("convergence", testConvergence)
+	t.Run("switchover", func(t *testing.T) { testSwitchover(t, true) })
+	t.Run("switchover-checks-only", func(t *testing.T) { testSwitchover(t, false) })
 	t.Run("offline-toggle", testOfflineToggle)
 	t.Run("weight", testWeight)
 	t.Run("dry-run-maintenance", testDryRun)
 	t.Run("etcd-down", testEtcdDown)
 	assert.Equal(t, start, reloads(t), "zero HAProxy reloads across role, offline, weight and override changes")
 	t.Run("haproxy-restart", testHAProxyRestart)
-	t.Run("crash-failover", func(t *testing.T) { l = testCrash(t, l) })
+	t.Run("crash-failover", testCrash)
 
 	fmt.Println("\nwrite-unavailable windows during one switchover (same run, same cluster):")
 	for _, w := range windows {
@@ -57,18 +57,24 @@ func sqlExec(t testing.TB, dsn, sql string) {
 	require.NoError(t, err)
 }
 
-// serverAddr is the PostgreSQL server a service port routes to.
-func serverAddr(t testing.TB, port int) (string, bool) {
+// serverNode is the node a service port routes to (pgbouncer reaches
+// PostgreSQL over its unix socket, so the node is read from /etc/hostname)
+// and whether it is in recovery.
+func serverNode(t testing.TB, port int) (string, bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres:postgres@127.0.0.1:%d/postgres?%s", port, dsnOptions))
-	require.NoError(t, err, "connect through port %d", port)
+	if err != nil {
+		return "unreachable: " + err.Error(), false
+	}
 	defer conn.Close(context.Background())
-	var addr string
+	var node string
 	var recovery bool
-	require.NoError(t, conn.QueryRow(ctx, "SELECT host(inet_server_addr()), pg_is_in_recovery()").Scan(&addr, &recovery))
-	return addr, recovery
+	if err := conn.QueryRow(ctx, "SELECT trim(pg_read_file('/etc/hostname'), E'\\n '), pg_is_in_recovery()").Scan(&node, &recovery); err != nil {
+		return "query failed: " + err.Error(), false
+	}
+	return node, recovery
 }
 
 func expectRoles(t *testing.T, primary string) {
@@ -93,15 +99,16 @@ func expectRoles(t *testing.T, primary string) {
 	}
 	for _, port := range []int{5433, 5436} {
 		eventually(t, 30*time.Second, fmt.Sprintf("port %d to reach the new primary", port), func() bool {
-			addr, recovery := serverAddr(t, port)
-			return addr == nodes[primary] && !recovery
+			node, recovery := serverNode(t, port)
+			return node == primary && !recovery
 		})
 	}
-	addr, recovery := serverAddr(t, 5434)
-	assert.True(t, recovery, "replica service reaches a replica (%s)", addr)
+	node, recovery := serverNode(t, 5434)
+	assert.True(t, recovery, "replica service reaches a replica (%s)", node)
 }
 
-func testConvergence(t *testing.T, primary string) {
+func testConvergence(t *testing.T) {
+	primary := healthy(t)
 	out, code := pgsvc(t, "status")
 	require.Equal(t, 0, code, out)
 	assert.NotContains(t, out, "differ from the desired state", out)
@@ -114,14 +121,18 @@ func testConvergence(t *testing.T, primary string) {
 // multi-host, read-write): Patroni's own window. With withPgsvc false,
 // pgsvc is frozen (SIGSTOP) and HAProxy's health checks alone decide, with
 // Pigsty's check settings: the baseline.
-func testSwitchover(t *testing.T, from string, withPgsvc bool) string {
+func testSwitchover(t *testing.T, withPgsvc bool) {
+	from := healthy(t)
+	converged(t)
 	to := other(from, "pg-test-3")
 	if from == "pg-test-3" {
 		to = "pg-test-1"
 	}
+	resume := func() {}
 	if !withPgsvc {
 		mustRun(t, "docker", "exec", haproxyContainer, "pkill", "-STOP", "-x", "pgsvc")
-		defer mustRun(t, "docker", "exec", haproxyContainer, "pkill", "-CONT", "-x", "pgsvc")
+		resume = func() { run(t, "docker", "exec", haproxyContainer, "pkill", "-CONT", "-x", "pgsvc") }
+		defer resume() // also when the test fails half-way
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	viaHAP, viaNodes := newProbe(viaHAProxy), newProbe(direct)
@@ -136,6 +147,7 @@ func testSwitchover(t *testing.T, from string, withPgsvc bool) string {
 	})
 	time.Sleep(time.Second)
 	cancel()
+	resume()
 	hw, hf := viaHAP.window(begin)
 	dw, df := viaNodes.window(begin)
 	mode := "HAProxy + pgsvc"
@@ -146,25 +158,23 @@ func testSwitchover(t *testing.T, from string, withPgsvc bool) string {
 		fmt.Sprintf("%-38s %6d ms  (%d failed attempts)", mode+", through :5433", hw.Milliseconds(), hf),
 		fmt.Sprintf("%-38s %6d ms  (%d failed attempts)", "direct to the nodes, same switchover", dw.Milliseconds(), df))
 	t.Logf("%s: through HAProxy %s, direct %s", mode, hw, dw)
-	if withPgsvc {
-		healthy(t)
-		converged(t)
-		expectRoles(t, to)
-		assert.Equal(t, offlineAfter(from, to), enabled(t, "offline"))
-	}
-	return to
+	healthy(t)
+	converged(t)
+	expectRoles(t, to)
+	assert.Equal(t, offlineSlots(to, map[string]bool{"pg-test-3": true}), enabled(t, "offline"))
 }
 
-// offlineAfter is the offline service's slots when `primary` leads: the
-// selectors' answer with pg-test-3 serving offline queries.
-func offlineAfter(old, primary string) string {
+// offlineSlots is what Pigsty's offline selectors give when primary leads
+// and the given members serve offline queries: those are active; replicas
+// without offline queries are backups; a primary without them is out.
+func offlineSlots(primary string, offline map[string]bool) string {
 	slots := []string{}
 	for _, n := range []string{"pg-test-1", "pg-test-2", "pg-test-3"} {
 		switch {
-		case n == "pg-test-3":
-			slots = append(slots, n) // pg_offline_query: true, whatever its role
+		case offline[n]:
+			slots = append(slots, n)
 		case n != primary:
-			slots = append(slots, n+".b") // a replica without offline queries backs it up
+			slots = append(slots, n+".b")
 		}
 	}
 	return strings.Join(slots, " ")
@@ -181,9 +191,9 @@ func testOfflineToggle(t *testing.T) {
 	conn, err := pgx.Connect(ctx, "postgres://postgres:postgres@127.0.0.1:5438/postgres?"+dsnOptions)
 	require.NoError(t, err)
 	defer conn.Close(context.Background())
-	var addr string
-	require.NoError(t, conn.QueryRow(ctx, "SELECT host(inet_server_addr())").Scan(&addr))
-	require.Equal(t, nodes["pg-test-3"], addr, "offline routes to pg-test-3")
+	var node string
+	require.NoError(t, conn.QueryRow(ctx, "SELECT trim(pg_read_file('/etc/hostname'), E'\\n ')").Scan(&node))
+	require.Equal(t, "pg-test-3", node, "offline routes to pg-test-3")
 	long := make(chan error, 1)
 	go func() {
 		_, err := conn.Exec(ctx, "SELECT pg_sleep(8)")
@@ -191,13 +201,11 @@ func testOfflineToggle(t *testing.T) {
 	}()
 
 	mustPgsvc(t, "set", "pg-test-3", "pg_offline_query=false")
-	eventually(t, 20*time.Second, "pg-test-3 to leave offline", func() bool { return !strings.Contains(enabled(t, "offline"), "pg-test-3 ") && strings.Contains(enabled(t, "offline"), "pg-test-3.b") })
+	want := offlineSlots(primary, nil)
+	eventually(t, 20*time.Second, "pg-test-3 to leave offline: "+want, func() bool { return enabled(t, "offline") == want })
 	mustPgsvc(t, "set", "pg-test-2", "pg_offline_query=true")
-	want := "pg-test-2 pg-test-3.b"
-	if primary == "pg-test-3" {
-		want = "pg-test-2"
-	}
-	eventually(t, 20*time.Second, "pg-test-2 to serve offline", func() bool { return enabled(t, "offline") == want })
+	want = offlineSlots(primary, map[string]bool{"pg-test-2": true})
+	eventually(t, 20*time.Second, "pg-test-2 to serve offline: "+want, func() bool { return enabled(t, "offline") == want })
 	require.NoError(t, <-long, "the long query on the instance that left survived")
 
 	mustPgsvc(t, "unset", "pg-test-2", "pg_offline_query")
@@ -270,8 +278,9 @@ func testEtcdDown(t *testing.T) {
 	}
 	cancel()
 	w, failures := probe.window(deadline.Add(-30 * time.Second))
-	assert.Zero(t, failures, "writes kept flowing through HAProxy (longest outage %s)", w)
-	_, _ = serverAddr(t, 5434)
+	assert.Zero(t, failures, "writes kept flowing through HAProxy (longest outage %s, last error %s)", w, probe.lastError())
+	node, recovery := serverNode(t, 5434)
+	assert.True(t, recovery, "reads keep flowing through the replica service (%s)", node)
 	mustRun(t, "docker", "start", etcdContainer)
 	eventually(t, 60*time.Second, "etcd back", func() bool { return leader(t) != "" })
 	converged(t)
@@ -296,7 +305,8 @@ func testHAProxyRestart(t *testing.T) {
 }
 
 // Kill the primary's container: once Patroni elects, the services follow.
-func testCrash(t *testing.T, primary string) string {
+func testCrash(t *testing.T) {
+	primary := healthy(t)
 	converged(t)
 	before := reloads(t)
 	mustRun(t, "docker", "kill", primary)
@@ -312,12 +322,11 @@ func testCrash(t *testing.T, primary string) string {
 		})
 	}
 	assert.Contains(t, enabled(t, "replica"), next+".b", "new primary is the replica service's backup")
-	addr, recovery := serverAddr(t, 5433)
-	assert.Equal(t, nodes[next], addr)
+	node, recovery := serverNode(t, 5433)
+	assert.Equal(t, next, node)
 	assert.False(t, recovery)
 	assert.Equal(t, before, reloads(t), "zero reloads")
 	mustRun(t, "docker", "start", primary)
 	healthy(t)
 	converged(t)
-	return next
 }

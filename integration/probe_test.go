@@ -19,6 +19,7 @@ type writeProbe struct {
 
 	mu       sync.Mutex
 	attempts []attempt
+	lastErr  string
 }
 
 type attempt struct {
@@ -50,12 +51,22 @@ func (p *writeProbe) write(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, p.dsn)
-	if err != nil {
-		return false
+	if err == nil {
+		defer conn.Close(context.Background())
+		_, err = conn.Exec(ctx, "INSERT INTO pgsvc_probe(at) VALUES (now())")
 	}
-	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, "INSERT INTO pgsvc_probe(at) VALUES (now())")
+	if err != nil {
+		p.mu.Lock()
+		p.lastErr = err.Error()
+		p.mu.Unlock()
+	}
 	return err == nil
+}
+
+func (p *writeProbe) lastError() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastErr
 }
 
 // window is the longest write outage after since: from the last success

@@ -202,7 +202,12 @@ func (r *Reconciler) accelFor(c *selector.Cluster, dc *dcs.Cluster) (Accel, bool
 		a.Down = []string{prev}
 	}
 	if dc.Leader != "" && dc.Leader != prev {
-		if m, ok := dc.Members[dc.Leader]; ok && dcs.IsPrimaryRole(m.Role) && m.State == "running" {
+		// Patroni's /primary answers 200 as soon as a member holds the leader
+		// key, so forcing it up then is what HAProxy's check will conclude
+		// anyway, minus rise x fastinter. Its PostgreSQL may still be
+		// promoting: clients see the same read-only errors they would see
+		// connecting directly.
+		if m, ok := dc.Members[dc.Leader]; ok && m.State == "running" {
 			a.Up = dc.Leader
 		}
 	}
