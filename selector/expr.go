@@ -3,6 +3,7 @@ package selector
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/jmespath/go-jmespath"
@@ -102,7 +103,7 @@ func (s *Service) hosts(e *Expr, input []any, byHost map[string]Record, what str
 	}()
 	res, err := e.jp.Search(input)
 	if err != nil {
-		return nil, inputErrorf("cluster %s service %s: %s %q failed: %v", s.Cluster, s.Name, what, e.Src, err)
+		return nil, inputErrorf("cluster %s service %s: %s %q failed: %s", s.Cluster, s.Name, what, e.Src, searchError(err))
 	}
 	if res == nil || res == false {
 		return nil, nil
@@ -121,6 +122,30 @@ func (s *Service) hosts(e *Expr, input []any, byHost map[string]Record, what str
 		out = append(out, h)
 	}
 	return out, nil
+}
+
+var quotedWords = regexp.MustCompile(`"([a-z]+)"`)
+
+// searchError keeps go-jmespath's reason but never the data it dumps: its
+// type errors print whole host records, which may hold passwords.
+func searchError(err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "Invalid type for:") {
+		if i := strings.LastIndex(msg, ", expected:"); i >= 0 {
+			if types := quotedWords.FindAllStringSubmatch(msg[i:], -1); len(types) > 0 {
+				var names []string
+				for _, t := range types {
+					names = append(names, t[1])
+				}
+				return "a function got an argument of the wrong type (expected " + strings.Join(names, " or ") + ")"
+			}
+		}
+		return "a function got an argument of the wrong type"
+	}
+	if len(msg) > 120 {
+		msg = msg[:120] + "..."
+	}
+	return msg
 }
 
 func describeItem(v any) string {

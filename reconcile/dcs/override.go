@@ -35,6 +35,9 @@ func ParseOverride(value []byte) (map[string]any, error) {
 // decide which cluster and server an instance is.
 var protectedVars = map[string]bool{"pg_cluster": true, "pg_seq": true, "inventory_hostname": true}
 
+// portVars are variables that become server or check ports.
+var portVars = map[string]bool{"pg_port": true, "pgbouncer_port": true, "patroni_port": true, "pg_exporter_port": true}
+
 // CheckOverride validates one override variable.
 func CheckOverride(key string, v any) error {
 	if key == "" {
@@ -55,6 +58,9 @@ func CheckOverride(key string, v any) error {
 		if math.IsNaN(t) || math.IsInf(t, 0) {
 			return fmt.Errorf("%s: %v is not a finite number", key, t)
 		}
+		if portVars[key] && (t != float64(int(t)) || t < 1 || t > 65535) {
+			return fmt.Errorf("%s %v is not a port number (1-65535)", key, t)
+		}
 	default:
 		return fmt.Errorf("%s: value must be a string, number, boolean or null", key)
 	}
@@ -66,6 +72,9 @@ func CheckOverride(key string, v any) error {
 		default:
 			return fmt.Errorf("pg_role %v is not one of replica, standby, offline, delayed", v)
 		}
+	}
+	if _, isNum := v.(float64); portVars[key] && !isNum {
+		return fmt.Errorf("%s %v is not a port number (1-65535)", key, v)
 	}
 	if s, ok := v.(string); ok && key == "pg_weight" {
 		return fmt.Errorf("pg_weight %q is not a number", s)
