@@ -291,12 +291,9 @@ func (b *backoff) reset() { b.cur = 0 }
 // DesiredNow computes the desired state of every cluster in scope from the
 // inputs as they are (for status and one-shot commands).
 func DesiredNow(in *Inputs) (Desired, error) {
-	_, scope := in.Model()
-	if scope == nil {
-		m, _ := in.Model()
-		if m == nil {
-			return Desired{}, ErrNotReady
-		}
+	m, scope := in.Model()
+	if m == nil {
+		return Desired{}, ErrNotReady
 	}
 	live, _ := in.live(scope, map[string]string{})
 	return Compute(scope, live, in.node != "")

@@ -178,3 +178,9 @@ func TestExampleConfigLoads(t *testing.T) {
 	assert.Equal(t, "debug", cfg.LogLevel, "flags win over the file")
 	assert.Equal(t, "json", cfg.LogFormat)
 }
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runCLI(t, "version")
+	require.Equal(t, 0, code)
+	assert.Regexp(t, `^pgsvc \S* go1\.\d+`, out)
+}

@@ -146,20 +146,26 @@ func schemaOf(c *selector.Cluster) int {
 	return 2
 }
 
+// version is set at link time by `make static` (-X main.version=...).
+var version = ""
+
 func runVersion(_ context.Context, args []string, out, errOut io.Writer) error {
 	fs := newFlags("version", "version", errOut)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	v := version
 	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		fmt.Fprintln(out, "pgsvc (no build info)")
-		return nil
+	if v == "" && ok {
+		v = info.Main.Version
 	}
-	fmt.Fprintf(out, "pgsvc %s %s", info.Main.Version, info.GoVersion)
-	for _, s := range info.Settings {
-		if s.Key == "vcs.revision" || s.Key == "vcs.time" || s.Key == "vcs.modified" {
-			fmt.Fprintf(out, " %s=%s", s.Key, s.Value)
+	fmt.Fprintf(out, "pgsvc %s", v)
+	if ok {
+		fmt.Fprintf(out, " %s", info.GoVersion)
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" || s.Key == "vcs.time" || s.Key == "vcs.modified" || s.Key == "CGO_ENABLED" {
+				fmt.Fprintf(out, " %s=%s", s.Key, s.Value)
+			}
 		}
 	}
 	fmt.Fprintln(out)
