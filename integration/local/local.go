@@ -48,6 +48,8 @@ type Etcd struct {
 	dir      string
 	args     []string
 	cmd      *exec.Cmd
+	// TLS is set by StartEtcdTLS: files and the client config to use them.
+	TLS *EtcdTLS
 }
 
 // StartEtcd starts etcd and waits until it answers.
@@ -105,7 +107,12 @@ func (e *Etcd) Stop() {
 // Client returns a new client for this etcd.
 func (e *Etcd) Client() *clientv3.Client {
 	e.t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	cfg := clientv3.Config{Endpoints: []string{e.Endpoint}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()}
+	if e.TLS != nil {
+		cfg.TLS = e.TLS.Config
+		cfg.Username, cfg.Password = e.TLS.rootUser, e.TLS.rootPassword
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		e.t.Fatalf("etcd client: %v", err)
 	}
