@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgsvc/pgsvc/dataplaneapi"
 	"github.com/pgsvc/pgsvc/reconcile"
+	"github.com/pgsvc/pgsvc/reconcile/metrics"
 	"github.com/pgsvc/pgsvc/selector"
 )
 
@@ -180,7 +181,9 @@ func TestHAProxyRestartComesBackFromDisk(t *testing.T) {
 }
 
 func TestStructuralChangeReloadsOnce(t *testing.T) {
-	l := newLab(t, labOptions{})
+	l := newLab(t, labOptions{noStart: true})
+	m := metrics.New()
+	l.startWith(func(rec *reconcile.Reconciler, _ *reconcile.EtcdSource) { rec.Observer = tee{l.obs, m} })
 	reloads := l.reloads()
 	n := l.obs.count()
 	l.writeInventory("        pg_services: [ { name: extra, ip: 127.0.0.1, port: " + itoa(l.ports["extra"]) + ", dest: postgres, check: /sync, selector: \"[]\" } ]\n")
@@ -188,6 +191,7 @@ func TestStructuralChangeReloadsOnce(t *testing.T) {
 	require.NoError(t, err, l.logs.String())
 	assert.Equal(t, []string{"service pg-test-extra added"}, p.Report.Reload)
 	assert.Equal(t, reloads+1, l.reloads(), "one reload")
+	assert.Equal(t, 1.0, counter(t, m, `pgsvc_haproxy_reloads_total{reason="service-added"}`), "the reload is counted with its reason")
 	assert.Equal(t, "pg-test-1 pg-test-2 pg-test-3", l.enabled("extra"))
 	assert.Equal(t, "pg-test-1.b pg-test-2 pg-test-3", l.enabled("replica"), "other services come back in the desired state")
 }
