@@ -1,7 +1,6 @@
 package reconcile
 
 import (
-	"sort"
 	"sync"
 
 	"github.com/pgsvc/pgsvc/reconcile/dcs"
@@ -224,13 +223,4 @@ func (in *Inputs) Model() (*selector.Model, []*selector.Cluster) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.model, in.scope
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

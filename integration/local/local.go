@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -272,6 +271,3 @@ func tail(s string, n int) string {
 	}
 	return s
 }
-
-// Itoa is a short strconv.Itoa for building configs in tests.
-func Itoa(n int) string { return strconv.Itoa(n) }
