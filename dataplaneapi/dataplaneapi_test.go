@@ -223,15 +223,41 @@ func TestPersistRefusesWhatHAProxyRejects(t *testing.T) {
 	c := &ConfigDir{Dir: dir, MainConfig: global, Reloader: &CommandReloader{Argv: []string{"true"}}}
 	good := replica(reconcile.Backup, reconcile.Active, reconcile.Active)
 	good.IP, good.Port, good.Maxconn, good.Balance = "127.0.0.1", 15434, 100, "roundrobin"
-	res, err := c.Persist(context.Background(), []reconcile.Service{*good}, nil, false)
+	res, err := c.Persist(context.Background(), []reconcile.Service{*good}, true, false)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"pg-test-replica.cfg"}, res.Written)
 	before, _ := os.ReadFile(filepath.Join(dir, "pg-test-replica.cfg"))
 
 	bad := *good
 	bad.Balance = "no-such-algorithm"
-	_, err = c.Persist(context.Background(), []reconcile.Service{bad}, nil, false)
+	_, err = c.Persist(context.Background(), []reconcile.Service{bad}, true, false)
 	require.ErrorContains(t, err, "haproxy -c rejected the new service files, nothing written")
 	after, _ := os.ReadFile(filepath.Join(dir, "pg-test-replica.cfg"))
 	assert.Equal(t, string(before), string(after))
+}
+
+// A keyed pass touches only its services' files; a full pass removes the
+// managed files no service wants, and never a file pgsvc did not write.
+func TestPersistScope(t *testing.T) {
+	dir := t.TempDir()
+	c := &ConfigDir{Dir: dir, Reloader: &CommandReloader{Argv: []string{"true"}}}
+	stale := "# service: pg-old-primary @ *:5433 (managed by pgsvc: edits are overwritten)\nlisten pg-old-primary\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pg-old-primary.cfg"), []byte(stale), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "haproxy.cfg"), []byte("global\n"), 0o644))
+	s := replica(reconcile.Backup, reconcile.Active, reconcile.Active)
+	s.IP, s.Port, s.Maxconn, s.Balance = "127.0.0.1", 15434, 100, "roundrobin"
+	c.HAProxy = "true" // the check itself is covered by TestPersistRefusesWhatHAProxyRejects
+
+	res, err := c.Persist(context.Background(), []reconcile.Service{*s}, false, false)
+	require.NoError(t, err)
+	assert.Empty(t, res.Removed, "a keyed pass leaves other services' files alone")
+	_, err = os.Stat(filepath.Join(dir, "pg-old-primary.cfg"))
+	require.NoError(t, err)
+
+	res, err = c.Persist(context.Background(), []reconcile.Service{*s}, true, false)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"pg-old-primary.cfg"}, res.Removed)
+	assert.Equal(t, []string{"service pg-old-primary removed"}, res.Reload)
+	_, err = os.Stat(filepath.Join(dir, "haproxy.cfg"))
+	assert.NoError(t, err, "files without pgsvc's marker are never touched")
 }

@@ -37,14 +37,17 @@ type PersistResult struct {
 // Changed reports whether any file changes.
 func (r PersistResult) Changed() bool { return len(r.Written)+len(r.Removed) > 0 }
 
-// Persist renders the services of the given clusters (nil: every service
-// and every managed file) and writes the files that differ, after checking
+// Persist renders the given services and writes the files that differ, after checking
 // them with `haproxy -c`. A change that HAProxy cannot apply at runtime (a
 // service added or removed, a new server line, a setting of the listen
 // section) asks the Reloader for one graceful reload.
-func (c *ConfigDir) Persist(ctx context.Context, services []reconcile.Service, clusters map[string]bool, dryRun bool) (PersistResult, error) {
+//
+// A full pass (every service this HAProxy carries) also removes managed files
+// no service wants any more. A keyed pass reads only its services' files:
+// services appear and disappear with the inventory, which is a full pass.
+func (c *ConfigDir) Persist(ctx context.Context, services []reconcile.Service, full bool, dryRun bool) (PersistResult, error) {
 	var res PersistResult
-	existing, err := c.managedFiles(clusters)
+	existing, err := c.existingFiles(services, full)
 	if err != nil {
 		return res, err
 	}
@@ -107,43 +110,39 @@ func (c *ConfigDir) Persist(ctx context.Context, services []reconcile.Service, c
 	return res, nil
 }
 
-// managedFiles reads pgsvc's files in Dir, limited to the given clusters.
-func (c *ConfigDir) managedFiles(clusters map[string]bool) (map[string][]byte, error) {
-	entries, err := os.ReadDir(c.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("read config dir: %w", err)
-	}
-	out := map[string][]byte{}
-	for _, e := range entries {
-		name := e.Name()
-		if e.IsDir() || strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".cfg") {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(c.Dir, name))
+// existingFiles reads the current files: every managed file in Dir for a
+// full pass, else just the files of the given services.
+func (c *ConfigDir) existingFiles(services []reconcile.Service, full bool) (map[string][]byte, error) {
+	var names []string
+	if full {
+		entries, err := os.ReadDir(c.Dir)
 		if err != nil {
 			return nil, fmt.Errorf("read config dir: %w", err)
 		}
-		first, _, _ := bytes.Cut(data, []byte("\n"))
-		if !bytes.Contains(first, []byte(managedMarker)) {
+		for _, e := range entries {
+			if n := e.Name(); !e.IsDir() && !strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".cfg") {
+				names = append(names, n)
+			}
+		}
+	} else {
+		for i := range services {
+			names = append(names, FileName(services[i].Name))
+		}
+	}
+	out := map[string][]byte{}
+	for _, name := range names {
+		data, err := os.ReadFile(filepath.Join(c.Dir, name))
+		if os.IsNotExist(err) {
 			continue
 		}
-		if clusters != nil && !clusters[clusterOfFile(data)] {
-			continue
+		if err != nil {
+			return nil, fmt.Errorf("read config dir: %w", err)
 		}
-		out[name] = data
+		if first, _, _ := bytes.Cut(data, []byte("\n")); bytes.Contains(first, []byte(managedMarker)) {
+			out[name] = data
+		}
 	}
 	return out, nil
-}
-
-// clusterOfFile reads the cluster from a managed file's "# cluster" line.
-func clusterOfFile(data []byte) string {
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "# cluster "); ok {
-			return strings.TrimSpace(rest)
-		}
-	}
-	return ""
 }
 
 // structure is a file with everything HAProxy can change at runtime left

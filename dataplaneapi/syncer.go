@@ -37,7 +37,7 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 	if !dryRun {
 		pidBefore, _ = s.workerPID(ctx)
 	}
-	res, err := s.Config.Persist(ctx, services, clusters, dryRun)
+	res, err := s.Config.Persist(ctx, services, clusters == nil, dryRun)
 	rep.Written, rep.Removed, rep.Reload = res.Written, res.Removed, res.Reload
 	if err != nil {
 		return rep, err
