@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/jmespath/go-jmespath"
@@ -60,13 +61,16 @@ func (s *Service) Evaluate(members []Record) ([]Pick, error) {
 		input[i] = m
 		byHost[m["inventory_hostname"].(string)] = m
 	}
-	selected, err := s.hosts(s.Selector, input, byHost, "selector")
+	// Each expression gets its own copy: go-jmespath's sort and sort_by sort
+	// their argument in place, which would reorder the members the backup
+	// expression sees (Pigsty evaluates both over the same member list).
+	selected, err := s.hosts(s.Selector, slices.Clone(input), byHost, "selector")
 	if err != nil {
 		return nil, err
 	}
 	var backups []string
 	if s.Backup != nil {
-		if backups, err = s.hosts(s.Backup, input, byHost, "backup"); err != nil {
+		if backups, err = s.hosts(s.Backup, slices.Clone(input), byHost, "backup"); err != nil {
 			return nil, err
 		}
 	}
@@ -98,30 +102,40 @@ func (s *Service) Evaluate(members []Record) ([]Pick, error) {
 func (s *Service) hosts(e *Expr, input []any, byHost map[string]Record, what string) (out []string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = inputErrorf("cluster %s service %s: %s %q failed: %v", s.Cluster, s.Name, what, e.Src, r)
+			err = inputErrorf("%s%s %q failed: %v", s.where(), what, e.Src, r)
 		}
 	}()
 	res, err := e.jp.Search(input)
 	if err != nil {
-		return nil, inputErrorf("cluster %s service %s: %s %q failed: %s", s.Cluster, s.Name, what, e.Src, searchError(err))
+		return nil, inputErrorf("%s%s %q failed: %s", s.where(), what, e.Src, searchError(err))
 	}
 	if res == nil || res == false {
 		return nil, nil
 	}
 	list, ok := res.([]any)
 	if !ok {
-		return nil, inputErrorf("cluster %s service %s: %s %q returned %s, want a list of hosts", s.Cluster, s.Name, what, e.Src, describe(res))
+		return nil, inputErrorf("%s%s %q returned %s, want a list of hosts", s.where(), what, e.Src, describe(res))
 	}
 	out = make([]string, 0, len(list))
 	for _, item := range list {
 		m, ok := item.(map[string]any)
 		h, _ := m["inventory_hostname"].(string)
 		if !ok || byHost[h] == nil {
-			return nil, inputErrorf("cluster %s service %s: %s %q returned %s, want a list of hosts", s.Cluster, s.Name, what, e.Src, describeItem(item))
+			return nil, inputErrorf("%s%s %q returned %s, want a list of hosts", s.where(), what, e.Src, describeItem(item))
 		}
 		out = append(out, h)
 	}
 	return out, nil
+}
+
+// where starts an evaluation error: "file:line: cluster c service s: ", the
+// location left out for services not built from an inventory.
+func (s *Service) where() string {
+	loc := fmt.Sprintf("cluster %s service %s: ", s.Cluster, s.Name)
+	if s.at != "" {
+		return s.at + ": " + loc
+	}
+	return loc
 }
 
 var quotedWords = regexp.MustCompile(`"([a-z]+)"`)

@@ -3,6 +3,7 @@ package selector_test
 import (
 	"fmt"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -79,16 +80,27 @@ func FuzzInventory(f *testing.F) {
 			for _, s := range c.Services {
 				picks, err := s.Evaluate(records)
 				if err != nil {
-					requireInputError(t, "Evaluate", err, "cluster "+c.Name+" service "+s.Name+": ")
+					requireEvaluateError(t, err, c.Name, s.Name)
 					continue
 				}
 				checkPicks(t, c, picks)
 			}
 		}
-		if _, err := m.Select("", nil); err != nil {
-			t.Fatalf("Select of every cluster failed: %v", err)
+		// Selecting every cluster fails only when there is none.
+		if _, err := m.Select("", nil); (err != nil) != (len(m.Clusters) == 0) {
+			t.Fatalf("Select of every cluster (%d clusters): %v", len(m.Clusters), err)
 		}
 	})
+}
+
+// requireEvaluateError: an evaluation error is bad input naming the file
+// (and the definition's line when it has one), the cluster and the service.
+func requireEvaluateError(t *testing.T, err error, cluster, service string) {
+	t.Helper()
+	requireInputError(t, "Evaluate", err, fuzzPath)
+	if !regexp.MustCompile(`^` + regexp.QuoteMeta(fuzzPath) + `(:\d+)?: cluster ` + regexp.QuoteMeta(cluster+" service "+service+": ")).MatchString(err.Error()) {
+		t.Fatalf("Evaluate: error does not start with file[:line]: cluster %s service %s: %v", cluster, service, err)
+	}
 }
 
 func checkInventory(t *testing.T, inv *selector.Inventory) {
@@ -279,7 +291,7 @@ func FuzzSelector(f *testing.F) {
 			for _, records := range views {
 				picks, err := s.Evaluate(records)
 				if err != nil {
-					requireInputError(t, "Evaluate", err, "cluster pg-test service "+s.Name+": ")
+					requireEvaluateError(t, err, "pg-test", s.Name)
 					continue
 				}
 				checkPicks(t, c, picks)

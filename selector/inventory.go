@@ -8,10 +8,12 @@ package selector
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -24,12 +26,67 @@ type Record = map[string]any
 type Host struct {
 	Name   string   // inventory_hostname
 	Groups []string // every group the host belongs to, sorted
-	Vars   Record   // all.vars < group vars (by depth, then name) < host vars
-	lines  map[string]int
+	// Vars are all.vars < group vars (by depth, then name) < host vars, plus
+	// the magic variables inventory_hostname, inventory_hostname_short and
+	// group_names, as Ansible's hostvars hold them.
+	Vars    Record
+	src     map[string]varSource
+	entries []hostEntry // where the host is listed, in file order
+}
+
+// varSource is where the winning value of a variable was set.
+type varSource struct {
+	line  int        // line of the variable's key
+	value *yaml.Node // the value as written (aliases and merges resolved)
+	group string     // the group whose vars set it, "" for the host's own vars
+}
+
+// hostEntry is one listing of the host under a group's hosts.
+type hostEntry struct {
+	group string
+	depth int
+	line  int
 }
 
 // Line returns the inventory line where the winning value of key was set, 0 if unknown.
-func (h *Host) Line(key string) int { return h.lines[key] }
+func (h *Host) Line(key string) int { return h.src[key].line }
+
+// ItemLine returns the line of item i of the list variable key, 0 if unknown.
+func (h *Host) ItemLine(key string, i int) int {
+	n := h.src[key].value
+	if n == nil || n.Kind != yaml.SequenceNode || i < 0 || i >= len(n.Content) {
+		return 0
+	}
+	return n.Content[i].Line
+}
+
+// EntryLine is the line where the host itself is listed, as it relates to
+// key: its listing under the group that sets key, or the listing whose own
+// variables set it; otherwise (or if neither exists) its listing in the
+// deepest group. 0 if unknown.
+func (h *Host) EntryLine(key string) int {
+	src, set := h.src[key]
+	var own, deepest *hostEntry
+	for i := range h.entries {
+		e := &h.entries[i]
+		if set && src.group != "" && e.group == src.group {
+			return e.line
+		}
+		if set && src.group == "" && e.line <= src.line && (own == nil || e.line > own.line) {
+			own = e
+		}
+		if deepest == nil || e.depth >= deepest.depth {
+			deepest = e
+		}
+	}
+	switch {
+	case own != nil:
+		return own.line
+	case deepest != nil:
+		return deepest.line
+	}
+	return 0
+}
 
 // Inventory is a parsed Pigsty (Ansible YAML) inventory.
 type Inventory struct {
@@ -84,7 +141,10 @@ func ParseInventory(path string, data []byte) (*Inventory, error) {
 	if len(doc.Content) == 0 {
 		return nil, inputErrorf("%s: inventory is empty", path)
 	}
-	root := doc.Content[0]
+	root, err := resolveYAML(path, doc.Content[0])
+	if err != nil {
+		return nil, err
+	}
 	if root.Kind != yaml.MappingNode {
 		return nil, inputErrorf("%s:%d: inventory must be a mapping with an 'all' key", path, root.Line)
 	}
@@ -195,11 +255,13 @@ func (p *parser) hosts(group string, n *yaml.Node, depth int) error {
 		if !isNull(val) && val.Kind != yaml.MappingNode {
 			return inputErrorf("%s:%d: host %s: variables must be a mapping, got %s", p.path, val.Line, name, describeNode(val))
 		}
-		if _, ok := p.inv.byName[name]; !ok {
-			h := &Host{Name: name}
+		h, ok := p.inv.byName[name]
+		if !ok {
+			h = &Host{Name: name}
 			p.inv.byName[name] = h
 			p.inv.Hosts = append(p.inv.Hosts, h)
 		}
+		h.entries = append(h.entries, hostEntry{group: group, depth: depth, line: key.Line})
 		if !isNull(val) {
 			if prev := p.hostVars[name]; prev != nil {
 				// A host defined in several groups: Ansible merges its host vars.
@@ -254,19 +316,18 @@ func (p *parser) merge() error {
 			return groups[i] < groups[j]
 		})
 		h.Vars = Record{}
-		h.lines = map[string]int{}
+		h.src = map[string]varSource{}
 		if _, ok := p.membership[h.Name]["all"]; !ok {
 			groups = append([]string{"all"}, groups...)
 		}
 		for _, g := range groups {
-			if err := p.apply(h, p.groupVars[g], "group "+g); err != nil {
+			if err := p.apply(h, p.groupVars[g], g); err != nil {
 				return err
 			}
 		}
-		if err := p.apply(h, p.hostVars[h.Name], "host "+h.Name); err != nil {
+		if err := p.apply(h, p.hostVars[h.Name], ""); err != nil {
 			return err
 		}
-		h.Vars["inventory_hostname"] = h.Name
 		h.Groups = make([]string, 0, len(groups))
 		for _, g := range groups {
 			if g != "all" {
@@ -274,11 +335,44 @@ func (p *parser) merge() error {
 			}
 		}
 		sort.Strings(h.Groups)
+		setMagicVars(h)
 	}
 	return nil
 }
 
-func (p *parser) apply(h *Host, vars *yaml.Node, owner string) error {
+// setMagicVars adds the variables Ansible itself puts into every host's
+// hostvars that a selector may read (ansible-core's Host.get_magic_vars);
+// they win over inventory variables of the same name.
+func setMagicVars(h *Host) {
+	h.Vars["inventory_hostname"] = h.Name
+	h.Vars["inventory_hostname_short"] = shortName(h.Name)
+	names := make([]any, 0, len(h.Groups))
+	for _, g := range h.Groups { // sorted, without all
+		if g != "ungrouped" {
+			names = append(names, g)
+		}
+	}
+	if len(names) == 0 {
+		// Ansible puts a host that is in no group but all into ungrouped.
+		names = append(names, "ungrouped")
+	}
+	h.Vars["group_names"] = names
+}
+
+// shortName is inventory_hostname_short: the name up to its first dot, or
+// the whole name when it is an IP address (ansible-core 2.13 and later, the
+// versions Pigsty v2+ installs).
+func shortName(name string) string {
+	if net.ParseIP(name) != nil {
+		return name
+	}
+	short, _, _ := strings.Cut(name, ".")
+	return short
+}
+
+// apply sets the variables of one vars mapping on h; group is the group
+// whose vars they are, "" for the host's own.
+func (p *parser) apply(h *Host, vars *yaml.Node, group string) error {
 	if vars == nil || isNull(vars) {
 		return nil
 	}
@@ -286,10 +380,14 @@ func (p *parser) apply(h *Host, vars *yaml.Node, owner string) error {
 		key, val := vars.Content[i], vars.Content[i+1]
 		var v any
 		if err := val.Decode(&v); err != nil {
+			owner := "group " + group
+			if group == "" {
+				owner = "host " + h.Name
+			}
 			return inputErrorf("%s:%d: %s: variable %s: %v", p.path, val.Line, owner, key.Value, err)
 		}
 		h.Vars[key.Value] = normalize(v)
-		h.lines[key.Value] = key.Line
+		h.src[key.Value] = varSource{line: key.Line, value: val, group: group}
 	}
 	return nil
 }

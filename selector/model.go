@@ -82,14 +82,14 @@ func (m *Model) validateMembers(c *Cluster) error {
 	for _, h := range c.Members {
 		seq, ok := h.Vars["pg_seq"]
 		if !ok || seq == nil {
-			return inputErrorf("%s:%d: cluster %s host %s: missing pg_seq", m.Inventory.Path, h.Line("pg_cluster"), c.Name, h.Name)
+			return inputErrorf("%s:%d: cluster %s host %s: missing pg_seq", m.Inventory.Path, h.EntryLine("pg_cluster"), c.Name, h.Name)
 		}
 		n, isInt := intValue(seq)
 		if !isInt || n < 0 {
 			return inputErrorf("%s (cluster %s): pg_seq %s is not a non-negative integer", m.at(h, "pg_seq"), c.Name, describe(seq))
 		}
 		if other, dup := seqs[n]; dup {
-			return inputErrorf("%s (cluster %s): duplicate pg_seq %d, also used by host %s", m.at(h, "pg_seq"), c.Name, n, other)
+			return inputErrorf("%s:%d: host %s (cluster %s): duplicate pg_seq %d, also used by host %s", m.Inventory.Path, h.EntryLine("pg_cluster"), h.Name, c.Name, n, other)
 		}
 		seqs[n] = h.Name
 		role, ok := h.Vars["pg_role"].(string)
@@ -97,7 +97,7 @@ func (m *Model) validateMembers(c *Cluster) error {
 			if v, present := h.Vars["pg_role"]; present && v != nil {
 				return inputErrorf("%s (cluster %s): pg_role %s is not one of primary, replica, standby, offline, delayed", m.at(h, "pg_role"), c.Name, describe(v))
 			}
-			return inputErrorf("%s:%d: cluster %s host %s: missing pg_role", m.Inventory.Path, h.Line("pg_seq"), c.Name, h.Name)
+			return inputErrorf("%s:%d: cluster %s host %s: missing pg_role", m.Inventory.Path, h.EntryLine("pg_cluster"), c.Name, h.Name)
 		}
 		if !validRoles[role] {
 			return inputErrorf("%s (cluster %s): pg_role %q is not one of primary, replica, standby, offline, delayed", m.at(h, "pg_role"), c.Name, role)
@@ -117,13 +117,13 @@ func (m *Model) validateMembers(c *Cluster) error {
 
 func (m *Model) validateNumbers(c *Cluster, h *Host) error {
 	if v, ok := h.Vars["pg_weight"]; ok && v != nil {
-		if n, isInt := intValue(v); !isInt || n < 0 || n > 256 {
+		if n, isInt := TemplateInt(v); !isInt || n < 0 || n > 256 {
 			return inputErrorf("%s (cluster %s): pg_weight %s is outside 0-256", m.at(h, "pg_weight"), c.Name, describe(v))
 		}
 	}
 	for _, key := range []string{"pg_port", "pgbouncer_port", "patroni_port", "pg_exporter_port"} {
 		if v, ok := h.Vars[key]; ok && v != nil {
-			if n, isInt := intValue(v); !isInt || n < 1 || n > 65535 {
+			if n, isInt := TemplateInt(v); !isInt || n < 1 || n > 65535 {
 				return inputErrorf("%s (cluster %s): %s %s is not a port number", m.at(h, key), c.Name, key, describe(v))
 			}
 		}
@@ -146,14 +146,18 @@ func (m *Model) buildServices(c *Cluster, exprs *exprCache) error {
 	cfg := configHost(c)
 	raws, schema, err := serviceDefs(cfg)
 	if err != nil {
-		return inputErrorf("%s: cluster %s: %v", m.Inventory.Path, c.Name, err)
+		return located(m.Inventory.Path, "cluster "+c.Name+": ", err)
 	}
 	b := &serviceBuilder{cluster: c.Name, cfg: cfg, exprs: exprs}
 	byName := map[string]int{}
 	for _, r := range raws {
 		s, err := b.build(r, schema)
 		if err != nil {
-			return inputErrorf("%s:%v", m.Inventory.Path, withColon(err))
+			return located(m.Inventory.Path, "", err)
+		}
+		s.at = m.Inventory.Path
+		if s.Line > 0 {
+			s.at += ":" + strconv.Itoa(s.Line)
 		}
 		// A later definition with the same name replaces the earlier one, as
 		// Pigsty's later template write replaces the same file.
@@ -167,7 +171,7 @@ func (m *Model) buildServices(c *Cluster, exprs *exprCache) error {
 	ports := map[int]string{}
 	for _, s := range c.Services {
 		if other, dup := ports[s.Port]; dup {
-			return inputErrorf("%s: cluster %s: services %s and %s both use port %d", m.Inventory.Path, c.Name, other, s.Name, s.Port)
+			return inputErrorf("%s: cluster %s: services %s and %s both use port %d", s.at, c.Name, other, s.Name, s.Port)
 		}
 		ports[s.Port] = s.Name
 	}
@@ -179,14 +183,16 @@ func (m *Model) buildServices(c *Cluster, exprs *exprCache) error {
 	return nil
 }
 
-// withColon formats a service error that may start with "line N:" so the
-// final message reads "file:N: ...".
-func withColon(err error) string {
+// located turns an error that may start with "line N: " into one that
+// starts with "file:N: " (or "file: "), subject coming next.
+func located(path, subject string, err error) error {
 	msg := err.Error()
-	if strings.HasPrefix(msg, "line ") {
-		return strings.TrimPrefix(msg, "line ")
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if n, tail, ok := strings.Cut(rest, ": "); ok && strings.Trim(n, "0123456789") == "" {
+			return inputErrorf("%s:%s: %s%s", path, n, subject, tail)
+		}
 	}
-	return " " + msg
+	return inputErrorf("%s: %s%s", path, subject, msg)
 }
 
 func intValue(v any) (int, bool) {
@@ -195,6 +201,21 @@ func intValue(v any) (int, bool) {
 		return 0, false
 	}
 	return int(f), true
+}
+
+// TemplateInt reads a value Pigsty's templates print as an integer: a whole
+// number, or a string holding a plain decimal integer (`port: "5440"`
+// renders `bind *:5440` just as `port: 5440` does).
+func TemplateInt(v any) (int, bool) {
+	s, ok := v.(string)
+	if !ok {
+		return intValue(v)
+	}
+	if s == "" || len(s) > 9 || strings.Trim(s, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil
 }
 
 // Seq returns a host's pg_seq (validated by NewModel).
@@ -212,6 +233,9 @@ func InstanceName(cluster string, seq int) string {
 // narrowed by names. With node "" every cluster is served; with no names,
 // every cluster of the node.
 func (m *Model) Select(node string, names []string) ([]*Cluster, error) {
+	if len(m.Clusters) == 0 {
+		return nil, inputErrorf("%s: no host sets pg_cluster, so there is no PostgreSQL cluster to serve", m.Inventory.Path)
+	}
 	chosen := m.Clusters
 	if node != "" {
 		h, ok := m.Inventory.Host(node)
@@ -234,7 +258,20 @@ func (m *Model) Select(node string, names []string) ([]*Cluster, error) {
 	for _, c := range chosen {
 		if want[c.Name] {
 			out = append(out, c)
+			delete(want, c.Name)
 		}
+	}
+	// A --cluster the node does not carry: serving nothing for it would
+	// look like success.
+	for _, n := range names {
+		if !want[n] {
+			continue
+		}
+		onto := "its own members"
+		if p := m.byName[n].Provider; p != "" {
+			onto = "the hosts of group " + p
+		}
+		return nil, inputErrorf("%s: --node %s does not carry cluster %s (--cluster): Pigsty renders its services onto %s", m.Inventory.Path, node, n, onto)
 	}
 	return out, nil
 }

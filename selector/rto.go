@@ -17,65 +17,63 @@ func defaultRTOPlan() map[string]any {
 	}
 }
 
-// rtoOptions is the default-server line a v2 service gets without `options`:
-// the seed line unless the inventory sets pg_rto, then the pg_rto_plan row
-// (Pigsty v4). A plan name that is not in the plan falls back to norm, and a
-// number of seconds maps to the closest plan, as Pigsty documents.
-func (b *serviceBuilder) rtoOptions(at string) (string, error) {
-	rto, ok := b.cfg.Vars["pg_rto"]
-	if !ok || rto == nil {
+// rtoOptions is the default-server line a v2 service gets without `options`,
+// as each Pigsty era's template renders it:
+//   - neither pg_rto nor pg_rto_plan set, or pg_rto a number (v2/v3, where
+//     pg_rto was a TTL the template ignored) without pg_rto_plan: the seed line;
+//   - otherwise the pg_rto_plan row named by pg_rto, falling back to norm
+//     (v4: `pg_rto if pg_rto in pg_rto_plan else 'norm'`); with pg_rto unset,
+//     v4's role default pg_rto: norm applies, so a custom plan's norm row.
+//
+// Errors are about the cluster's variables and name their lines.
+func (b *serviceBuilder) rtoOptions() (string, error) {
+	rto, set := b.cfg.Vars["pg_rto"]
+	set = set && rto != nil
+	customPlan, hasPlan := b.cfg.Vars["pg_rto_plan"]
+	hasPlan = hasPlan && customPlan != nil
+	if !set {
+		if !hasPlan {
+			return SeedServerOptions, nil
+		}
+		rto = "norm"
+	}
+	name, named := rto.(string)
+	if !named && !hasPlan {
 		return SeedServerOptions, nil
 	}
 	plan := defaultRTOPlan()
-	if p, ok := b.cfg.Vars["pg_rto_plan"]; ok && p != nil {
-		pm, ok := p.(map[string]any)
+	if hasPlan {
+		pm, ok := customPlan.(map[string]any)
 		if !ok {
-			return "", inputErrorf("%s: pg_rto_plan must be a mapping of plans, got %s", at, describe(p))
+			return "", inputErrorf("%s: pg_rto_plan must be a mapping of plans, got %s", b.cfgAt("pg_rto_plan"), describe(customPlan))
 		}
 		plan = pm
-	}
-	name := "norm"
-	switch t := rto.(type) {
-	case string:
-		name = t
-	case float64:
-		name = planForSeconds(t)
 	}
 	row, ok := plan[name]
 	if !ok {
 		row, ok = plan["norm"]
 		if !ok {
-			return "", inputErrorf("%s: pg_rto %s is not in pg_rto_plan, which has no norm plan either", at, describe(rto))
+			if !set {
+				return "", inputErrorf("%s: pg_rto_plan has no norm plan, which applies when pg_rto is unset", b.cfgAt("pg_rto_plan"))
+			}
+			return "", inputErrorf("%s: pg_rto %s is not in pg_rto_plan, which has no norm plan either", b.cfgAt("pg_rto"), describe(rto))
 		}
 		name = "norm"
 	}
 	cells, ok := row.([]any)
 	if !ok || len(cells) != 10 {
-		return "", inputErrorf("%s: pg_rto_plan.%s must be a list of 10 values [ttl, loop, retry, start, margin, inter, fastinter, downinter, rise, fall]", at, name)
+		return "", inputErrorf("%s: pg_rto_plan.%s must be a list of 10 values [ttl, loop, retry, start, margin, inter, fastinter, downinter, rise, fall]", b.cfgAt("pg_rto_plan"), name)
 	}
 	f := make([]string, 5)
 	for i, c := range cells[5:] {
 		s, err := durationCell(c)
 		if err != nil {
-			return "", inputErrorf("%s: pg_rto_plan.%s[%d]: %v", at, name, i+5, err)
+			return "", inputErrorf("%s: pg_rto_plan.%s[%d]: %v", b.cfgAt("pg_rto_plan"), name, i+5, err)
 		}
 		f[i] = s
 	}
 	return fmt.Sprintf("inter %s fastinter %s downinter %s rise %s fall %s on-marked-down shutdown-sessions slowstart 30s maxconn 3000 maxqueue 128 weight 100",
 		f[0], f[1], f[2], f[3], f[4]), nil
-}
-
-func planForSeconds(s float64) string {
-	switch {
-	case s < 30:
-		return "fast"
-	case s < 45:
-		return "norm"
-	case s < 90:
-		return "safe"
-	default:
-		return "wide"
-	}
 }
 
 func durationCell(v any) (string, error) {

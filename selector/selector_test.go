@@ -97,6 +97,9 @@ func TestEvaluateOrder(t *testing.T) {
 		{"[? pg_role == `standby`] | [0]", "", nil}, // null result: no servers, as |default([])
 		{"[a, a][]", "", nil},                    // fields that do not exist select nothing
 		{"[] | [@[0], @[0]]", "", []string{"a"}}, // a host listed twice appears once
+		// sort_by in the selector must not reorder what backup sees: both
+		// run over the inventory's member order, as in Pigsty.
+		{"sort_by(@, &to_string(!pg_offline_query))", "[? pg_role == `replica`] | [:1]", []string{"d", "a", "b(b)", "c"}},
 	}
 	for _, tc := range tests {
 		s := &Service{Cluster: "c", Name: "s", Selector: compile(tc.selector)}

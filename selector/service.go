@@ -58,7 +58,7 @@ type Service struct {
 	Cluster   string
 	Name      string
 	Schema    int // 1 or 2: which Pigsty schema the definition used
-	Line      int // inventory line of the definition's list variable
+	Line      int // inventory line of the definition (0: a built-in default)
 	IP        string
 	Port      int
 	Selector  *Expr
@@ -71,6 +71,8 @@ type Service struct {
 	Maxconn   int
 	Balance   string
 	Options   string // default-server options
+
+	at string // "file:line" of the definition, for errors found at evaluation
 }
 
 // FullName is the listen section and file name: <cluster>-<name>.
@@ -104,7 +106,8 @@ func defaultServices() []any {
 }
 
 // serviceDefs collects the raw service list of a cluster from the host whose
-// variables configure it, and tells which schema the cluster uses.
+// variables configure it, and tells which schema the cluster uses. Errors
+// start with "line N: " when the line is known.
 func serviceDefs(cfg *Host) (defs []rawService, schema int, err error) {
 	list := func(key string) ([]rawService, error) {
 		v, ok := cfg.Vars[key]
@@ -117,11 +120,15 @@ func serviceDefs(cfg *Host) (defs []rawService, schema int, err error) {
 		}
 		out := make([]rawService, 0, len(items))
 		for i, it := range items {
+			line := cfg.ItemLine(key, i)
+			if line == 0 {
+				line = cfg.Line(key)
+			}
 			m, ok := it.(map[string]any)
 			if !ok {
-				return nil, inputErrorf("line %d: %s[%d] must be a mapping, got %s", cfg.Line(key), key, i, describe(it))
+				return nil, inputErrorf("line %d: %s[%d] must be a mapping, got %s", line, key, i, describe(it))
 			}
-			out = append(out, rawService{m: m, list: key, index: i, line: cfg.Line(key)})
+			out = append(out, rawService{m: m, list: key, index: i, line: line})
 		}
 		return out, nil
 	}
@@ -133,8 +140,10 @@ func serviceDefs(cfg *Host) (defs []rawService, schema int, err error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	_, hasExtra := cfg.Vars["pg_services_extra"]
-	if hasExtra || usesV1(services) {
+	// v1 (Pigsty up to 1.5) when the entries are v1 or the v1 per-cluster
+	// hook holds services; an empty pg_services_extra: [] left over in a
+	// v2+ inventory's all.vars does not make it v1.
+	if len(extra) > 0 || usesV1(services) {
 		return append(services, extra...), 1, nil
 	}
 	defaults, err := list("pg_default_services")
@@ -191,6 +200,14 @@ type serviceBuilder struct {
 	cluster string
 	cfg     *Host // the host whose variables configure the cluster
 	exprs   *exprCache
+}
+
+// cfgAt locates a cluster-level variable of the configuring host.
+func (b *serviceBuilder) cfgAt(key string) string {
+	if line := b.cfg.Line(key); line > 0 {
+		return fmt.Sprintf("line %d: cluster %s", line, b.cluster)
+	}
+	return "cluster " + b.cluster
 }
 
 func (b *serviceBuilder) where(r rawService, name string) string {
@@ -266,7 +283,7 @@ func (b *serviceBuilder) fillV2(s *Service, m map[string]any, at string) error {
 	if s.Balance, err = optString(m, "balance", "roundrobin", at); err != nil {
 		return err
 	}
-	def, err := b.rtoOptions(at)
+	def, err := b.rtoOptions()
 	if err != nil {
 		return err
 	}
@@ -419,9 +436,9 @@ func requiredPort(m map[string]any, key, at string) (int, error) {
 	if !ok || v == nil {
 		return 0, inputErrorf("%s: missing %s", at, key)
 	}
-	f, isNum := v.(float64)
-	p, ok := portNumber(f)
-	if !isNum || !ok {
+	n, isInt := TemplateInt(v)
+	p, ok := portNumber(float64(n))
+	if !isInt || !ok {
 		return 0, inputErrorf("%s: %s %s is not a port number (1-65535)", at, key, describe(v))
 	}
 	return p, nil
@@ -447,11 +464,11 @@ func optInt(m map[string]any, key string, def int, at string) (int, error) {
 	if !ok || v == nil {
 		return def, nil
 	}
-	f, ok := v.(float64)
-	if !ok || f != float64(int(f)) || f < 0 {
+	n, ok := TemplateInt(v)
+	if !ok || n < 0 {
 		return 0, inputErrorf("%s: %s %s is not a non-negative integer", at, key, describe(v))
 	}
-	return int(f), nil
+	return n, nil
 }
 
 // ServerPort is the port a member's server sends traffic to, by dest.
@@ -481,7 +498,7 @@ func (s *Service) HealthPort(r Record) int {
 }
 
 func recordPort(r Record, key string, def int) int {
-	if n, ok := intValue(r[key]); ok && n > 0 {
+	if n, ok := TemplateInt(r[key]); ok && n > 0 {
 		return n
 	}
 	return def

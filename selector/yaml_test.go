@@ -1,0 +1,183 @@
+package selector
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestYAML11Booleans pins how Ansible (PyYAML, YAML 1.1) types scalars that
+// yaml.v3 (YAML 1.2) reads as strings: a plain yes/no/on/off was a string,
+// so `pg_offline_query: yes` selected nothing in the offline service.
+func TestYAML11Booleans(t *testing.T) {
+	tests := []struct {
+		value string
+		want  any
+	}{
+		{"yes", true}, {"Yes", true}, {"YES", true}, {"on", true}, {"On", true}, {"ON", true},
+		{"no", false}, {"No", false}, {"NO", false}, {"off", false}, {"Off", false}, {"OFF", false},
+		{"true", true}, {"False", false},
+		{"'yes'", "yes"}, {`"on"`, "on"}, {"!!str off", "off"}, // quoted or tagged: strings
+		{"y", "y"}, {"n", "n"}, {"yEs", "yEs"}, // not booleans in PyYAML either
+		{"[yes, 'no', off]", []any{true, "no", false}},
+		{"{ a: on, b: { c: NO } }", map[string]any{"a": true, "b": map[string]any{"c": false}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			inv, err := ParseInventory("inv.yml", []byte("all:\n  hosts:\n    h1: { x: "+tt.value+" }\n"))
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, inv.Hosts[0].Vars["x"])
+		})
+	}
+}
+
+// TestYAMLMergeAndAliases pins merge keys and aliases as PyYAML resolves
+// them: before, `<<` became a variable named "<<" and an aliased host or
+// vars mapping was refused.
+func TestYAMLMergeAndAliases(t *testing.T) {
+	const head = "all:\n  vars:\n    common: &common { pg_weight: 10, pg_port: 5433 }\n    other: &other { pg_weight: 20, patroni_port: 8009 }\n    hv: &hv { pg_seq: 2, pg_role: replica }\n  children:\n    pg-test:\n"
+	tests := []struct {
+		name, body string
+		host       string
+		want       map[string]any // variables of host
+	}{
+		{"group vars merge, explicit key wins",
+			"      hosts: { h1: { pg_seq: 1, pg_role: primary } }\n      vars: { <<: *common, pg_cluster: pg-test, pg_port: 6000 }\n",
+			"h1", map[string]any{"pg_weight": 10.0, "pg_port": 6000.0}},
+		{"explicit key before the merge key still wins",
+			"      hosts: { h1: { pg_seq: 1, pg_role: primary } }\n      vars: { pg_port: 6000, <<: *common, pg_cluster: pg-test }\n",
+			"h1", map[string]any{"pg_weight": 10.0, "pg_port": 6000.0}},
+		{"merge list: the earlier mapping wins",
+			"      hosts: { h1: { pg_seq: 1, pg_role: primary } }\n      vars: { <<: [*common, *other], pg_cluster: pg-test }\n",
+			"h1", map[string]any{"pg_weight": 10.0, "pg_port": 5433.0, "patroni_port": 8009.0}},
+		{"host vars merge",
+			"      hosts: { h1: { <<: *common, pg_seq: 1, pg_role: primary, pg_weight: 30 } }\n      vars: { pg_cluster: pg-test }\n",
+			"h1", map[string]any{"pg_weight": 30.0, "pg_port": 5433.0}},
+		{"host vars as an alias",
+			"      hosts: { h1: { pg_seq: 1, pg_role: primary }, h2: *hv }\n      vars: { pg_cluster: pg-test }\n",
+			"h2", map[string]any{"pg_seq": 2.0, "pg_role": "replica"}},
+		{"group vars as an alias",
+			"      hosts: { h1: { pg_seq: 1, pg_role: primary } }\n      vars: *common\n",
+			"h1", map[string]any{"pg_weight": 10.0, "pg_port": 5433.0}},
+		{"merge key in an inline mapping value",
+			"      hosts: { h1: { pg_seq: 1, pg_role: primary } }\n      vars: { pg_cluster: pg-test, m: { <<: *other, pg_weight: 1 } }\n",
+			"h1", map[string]any{"m": map[string]any{"pg_weight": 1.0, "patroni_port": 8009.0}}},
+		{"a quoted << is an ordinary key",
+			"      hosts: { h1: { pg_seq: 1, pg_role: primary } }\n      vars: { pg_cluster: pg-test, '<<': 5 }\n",
+			"h1", map[string]any{"<<": 5.0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inv, err := ParseInventory("inv.yml", []byte(head+tt.body))
+			require.NoError(t, err)
+			h, ok := inv.Host(tt.host)
+			require.True(t, ok)
+			for k, v := range tt.want {
+				assert.Equal(t, v, h.Vars[k], k)
+			}
+			if _, quoted := tt.want["<<"]; !quoted {
+				assert.NotContains(t, h.Vars, "<<", "a merge key is not a variable")
+			}
+		})
+	}
+}
+
+// TestYAMLMergeServices: service entries built from anchors and merge keys
+// are the services Pigsty renders.
+func TestYAMLMergeServices(t *testing.T) {
+	inv := `all:
+  vars:
+    svc: &svc { selector: "[]", dest: postgres, check: /primary, maxconn: 100 }
+  children:
+    pg-test:
+      hosts: { 10.0.0.1: { pg_seq: 1, pg_role: primary } }
+      vars:
+        pg_cluster: pg-test
+        pg_default_services:
+          - { <<: *svc, name: primary, port: 5433 }
+          - <<: *svc
+            name: extra
+            port: 5440
+            maxconn: 200
+        pg_services: &extra
+          - { <<: *svc, name: standby, port: 5435, check: /sync }
+    pg-b:
+      hosts: { 10.0.0.2: { pg_seq: 1, pg_role: primary } }
+      vars: { pg_cluster: pg-b, pg_default_services: [], pg_services: *extra }
+`
+	m, err := parseModel(t, inv)
+	require.NoError(t, err)
+	c, _ := m.Cluster("pg-test")
+	var got []string
+	for _, s := range c.Services {
+		got = append(got, fmt.Sprintf("%s:%d %s %s maxconn=%d line=%d", s.Name, s.Port, s.Dest, s.CheckURI, s.Maxconn, s.Line))
+	}
+	assert.Equal(t, []string{
+		"primary:5433 postgres /primary maxconn=100 line=10",
+		"extra:5440 postgres /primary maxconn=200 line=11",
+		"standby:5435 postgres /sync maxconn=100 line=16",
+	}, got)
+	b, _ := m.Cluster("pg-b")
+	require.Len(t, b.Services, 1)
+	assert.Equal(t, "standby", b.Services[0].Name)
+}
+
+func TestYAMLResolveErrors(t *testing.T) {
+	tests := []struct{ name, doc, want string }{
+		{"merge of a scalar", "all:\n  vars: { <<: 5 }\n", "inv.yml:2: merge key << takes a mapping or a list of mappings, got \"5\""},
+		{"merge of a list of scalars", "all:\n  vars:\n    <<: [ a ]\n", "inv.yml:3: merge key << takes a mapping or a list of mappings, got a list holding \"a\""},
+		{"alias inside its own anchor", "all:\n  vars: { a: &a [ 1, *a ] }\n", "inv.yml:2: alias *a refers to a value that contains it"},
+		{"alias bomb", bomb(), "aliases expand the inventory beyond 1000000 values"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseInventory("inv.yml", []byte(tt.doc))
+			require.Error(t, err)
+			assert.True(t, IsInputError(err))
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}
+
+// bomb is a billion-laughs document: 10^9 values once aliases are expanded.
+func bomb() string {
+	var b strings.Builder
+	b.WriteString("all:\n  vars:\n    l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n")
+	for i := 1; i < 10; i++ {
+		fmt.Fprintf(&b, "    l%d: &l%d [*l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	return b.String()
+}
+
+// TestMagicVariables: selectors may read what Ansible puts in hostvars.
+func TestMagicVariables(t *testing.T) {
+	inv, err := ParseInventory("inv.yml", []byte(`all:
+  hosts: { lone.example.com: {} }
+  children:
+    pg-test:
+      hosts: { 10.0.0.1: {}, db1.dc1.example.com: {}, "fe80::1": {} }
+      children: { zeta: { hosts: { 10.0.0.1: {} } } }
+    alpha: { hosts: { db1.dc1.example.com: {} } }
+`))
+	require.NoError(t, err)
+	tests := []struct {
+		host, short string
+		groups      []any
+	}{
+		{"10.0.0.1", "10.0.0.1", []any{"pg-test", "zeta"}}, // an IP address is not cut (ansible-core >= 2.13)
+		{"db1.dc1.example.com", "db1", []any{"alpha", "pg-test"}},
+		{"fe80::1", "fe80::1", []any{"pg-test"}},
+		{"lone.example.com", "lone", []any{"ungrouped"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host, func(t *testing.T) {
+			h, ok := inv.Host(tt.host)
+			require.True(t, ok)
+			assert.Equal(t, tt.short, h.Vars["inventory_hostname_short"])
+			assert.Equal(t, tt.groups, h.Vars["group_names"])
+		})
+	}
+}
