@@ -148,7 +148,7 @@ func ParseMember(value []byte) (selector.Member, error) {
 		Tags  map[string]any `json:"tags"`
 	}
 	if err := json.Unmarshal(value, &raw); err != nil {
-		return selector.Member{}, fmt.Errorf("not Patroni member JSON: %v", err)
+		return selector.Member{}, fmt.Errorf("not Patroni member JSON: %s", jsonError(err))
 	}
 	if raw.Role == nil {
 		return selector.Member{}, fmt.Errorf("member JSON has no role")

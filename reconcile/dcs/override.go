@@ -15,7 +15,7 @@ func ParseOverride(value []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(value))
 	var vars map[string]any
 	if err := dec.Decode(&vars); err != nil {
-		return nil, fmt.Errorf("not a JSON object of variables: %v", err)
+		return nil, fmt.Errorf("not a JSON object of variables: %s", jsonError(err))
 	}
 	if vars == nil {
 		return nil, fmt.Errorf("not a JSON object of variables: null")
@@ -33,7 +33,8 @@ func ParseOverride(value []byte) (map[string]any, error) {
 
 // protectedVars are identity variables an override must not change: they
 // decide which cluster and server an instance is.
-var protectedVars = map[string]bool{"pg_cluster": true, "pg_seq": true, "inventory_hostname": true}
+var protectedVars = map[string]bool{"pg_cluster": true, "pg_seq": true, "inventory_hostname": true,
+	"inventory_hostname_short": true, "group_names": true}
 
 // portVars are variables that become server or check ports.
 var portVars = map[string]bool{"pg_port": true, "pgbouncer_port": true, "patroni_port": true, "pg_exporter_port": true}

@@ -3,8 +3,10 @@ package dcs
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 )
 
@@ -33,7 +35,7 @@ func ParseSnapshot(data []byte) (revision int64, kvs []KV, err error) {
 		return 0, nil, fmt.Errorf("empty file, want the output of `etcdctl get --prefix <namespace> -w json`")
 	}
 	if err := json.Unmarshal(data, &snap); err != nil {
-		return 0, nil, fmt.Errorf("not etcdctl JSON output: %v", err)
+		return 0, nil, fmt.Errorf("not etcdctl JSON output: %s", jsonError(err))
 	}
 	if snap.Header == nil {
 		return 0, nil, fmt.Errorf("no header: want the output of `etcdctl get --prefix <namespace> -w json`")
@@ -50,6 +52,50 @@ func ParseSnapshot(data []byte) (revision int64, kvs []KV, err error) {
 		kvs = append(kvs, KV{Key: string(k), Value: v})
 	}
 	return snap.Header.Revision, kvs, nil
+}
+
+// jsonError says what is wrong with a JSON document in its own terms: the
+// JSON path and kinds, never the Go types it was decoded into.
+func jsonError(err error) string {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		return err.Error()
+	}
+	field := te.Field
+	if field == "" {
+		field = "the document"
+	}
+	want := "an object"
+	switch te.Type.Kind() {
+	case reflect.Int64:
+		want = "an integer"
+	case reflect.String:
+		want = "a string"
+	case reflect.Slice:
+		want = "a list"
+	}
+	return fmt.Sprintf("%s is %s, want %s (at byte %d)", field, jsonKind(te.Value), want, te.Offset)
+}
+
+// jsonKind names a JSON value kind as encoding/json reports it.
+func jsonKind(v string) string {
+	switch v {
+	case "array":
+		return "a list"
+	case "object":
+		return "an object"
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	}
+	if v == "number" {
+		return "a number"
+	}
+	if strings.HasPrefix(v, "number ") {
+		return "the " + v // "number 1.5": the value that does not fit
+	}
+	return v
 }
 
 // LoadSnapshot reads a --state file into a State. Every malformed key is an

@@ -31,7 +31,8 @@ type Metrics struct {
 	passes      *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	commands    *prometheus.CounterVec
-	reloads     *prometheus.CounterVec
+	reloads     prometheus.Counter
+	reasons     *prometheus.CounterVec
 	errors      *prometheus.CounterVec
 	revision    prometheus.Gauge
 	drift       prometheus.Gauge
@@ -44,12 +45,14 @@ type Metrics struct {
 	lastSync   time.Time
 	etcdReady  bool
 	invHealthy bool
-	services   map[string]bool
+	haproxyErr error           // the last pass failed talking to HAProxy
+	services   map[string]bool // services with member series
+	computed   map[string]bool // services of the pass in flight
 }
 
 // New registers every metric on a fresh registry.
 func New() *Metrics {
-	m := &Metrics{Registry: prometheus.NewRegistry(), invHealthy: true, services: map[string]bool{}}
+	m := &Metrics{Registry: prometheus.NewRegistry(), invHealthy: true, services: map[string]bool{}, computed: map[string]bool{}}
 	f := func(c prometheus.Collector) { m.Registry.MustRegister(c) }
 	m.passes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsvc_reconcile_passes_total",
 		Help: "Reconcile passes by result (ok, error) and scope (full, keyed)."}, []string{"result", "scope"})
@@ -57,13 +60,15 @@ func New() *Metrics {
 		Help: "Duration of reconcile passes.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"scope"})
 	m.commands = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsvc_runtime_commands_total",
 		Help: "HAProxy runtime commands applied, by kind (state, weight, addr, check-port, health, shutdown)."}, []string{"kind"})
-	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsvc_haproxy_reloads_total",
-		Help: "Graceful HAProxy reloads pgsvc caused, by reason (service-added, service-removed, service-changed, runtime-mismatch)."}, []string{"reason"})
+	m.reloads = prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsvc_haproxy_reloads_total",
+		Help: "Graceful HAProxy reloads pgsvc caused."})
+	m.reasons = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsvc_haproxy_reload_reasons_total",
+		Help: "Why reloads happened: each reload counts once per reason it had (service-added, service-removed, service-changed, runtime-mismatch)."}, []string{"reason"})
 	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsvc_errors_total",
 		Help: "Errors by source (etcd, inventory, haproxy). HAProxy is left as it is on every one."}, []string{"source"})
 	m.revision = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsvc_etcd_revision", Help: "Last etcd revision included in a successful pass."})
 	m.drift = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsvc_drift_servers",
-		Help: "Servers whose HAProxy state differs from desired after the last pass (0 when converged; a failed pass leaves the ones it could not fix)."})
+		Help: "Servers the last periodic resync found differing from the desired state without any input change (edited by hand, lost by HAProxy) and repaired; 0 when HAProxy matched."})
 	m.repairs = prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsvc_resync_repairs_total",
 		Help: "Servers a periodic resync found differing from desired (changed by hand, lost by HAProxy) and repaired."})
 	m.members = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsvc_service_members",
@@ -72,12 +77,24 @@ func New() *Metrics {
 	m.inventoryOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsvc_inventory_valid", Help: "1 when the last inventory read was valid (0: the last good one is in force)."})
 	since := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pgsvc_seconds_since_last_sync",
 		Help: "Seconds since the last successful pass (-1 before the first)."}, m.sinceSync)
-	for _, c := range []prometheus.Collector{m.passes, m.duration, m.commands, m.reloads, m.errors, m.revision,
+	for _, c := range []prometheus.Collector{m.passes, m.duration, m.commands, m.reloads, m.reasons, m.errors, m.revision,
 		m.drift, m.repairs, m.members, m.etcdUp, m.inventoryOK, since} {
 		f(c)
 	}
+	// Every series exists from the start, at 0, so a scrape shows them all.
 	for _, s := range []string{SourceEtcd, SourceInventory, SourceHAProxy} {
 		m.errors.WithLabelValues(s)
+	}
+	for _, k := range []string{"state", "weight", "addr", "check-port", "health", "shutdown"} {
+		m.commands.WithLabelValues(k)
+	}
+	for _, r := range []string{"service-added", "service-removed", "service-changed", "runtime-mismatch"} {
+		m.reasons.WithLabelValues(r)
+	}
+	for _, result := range []string{"ok", "error"} {
+		for _, scope := range []string{"full", "keyed"} {
+			m.passes.WithLabelValues(result, scope)
+		}
 	}
 	m.inventoryOK.Set(1)
 	return m
@@ -95,6 +112,9 @@ func (m *Metrics) sinceSync() float64 {
 // Pass records one reconcile pass (reconcile.Observer).
 func (m *Metrics) Pass(p reconcile.PassInfo) {
 	if p.DryRun {
+		m.mu.Lock()
+		m.computed = map[string]bool{}
+		m.mu.Unlock()
 		return
 	}
 	scope := "keyed"
@@ -108,25 +128,45 @@ func (m *Metrics) Pass(p reconcile.PassInfo) {
 		servers[c.Service+"/"+c.Server] = true
 	}
 	if p.Report.Reloaded {
+		m.reloads.Inc()
+		seen := map[string]bool{}
 		for _, r := range p.Report.Reload {
-			m.reloads.WithLabelValues(reloadReason(r)).Inc()
+			if reason := reloadReason(r); !seen[reason] {
+				seen[reason] = true
+				m.reasons.WithLabelValues(reason).Inc()
+			}
 		}
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	computed := m.computed
+	m.computed = map[string]bool{}
 	if p.Err != nil {
 		m.passes.WithLabelValues("error", scope).Inc()
 		m.errors.WithLabelValues(p.Source).Inc()
-		m.drift.Set(float64(max(1, len(servers))))
+		if p.Source == SourceHAProxy {
+			m.haproxyErr = p.Err
+		}
 		return
 	}
+	m.haproxyErr = nil
 	m.passes.WithLabelValues("ok", scope).Inc()
-	m.drift.Set(0)
 	if resync(p.Causes) {
 		m.repairs.Add(float64(len(servers)))
+		m.drift.Set(float64(len(servers)))
+	}
+	if p.Full {
+		// Services gone from the desired state lose their series.
+		for name := range m.services {
+			if !computed[name] {
+				m.members.DeleteLabelValues(name, "active")
+				m.members.DeleteLabelValues(name, "backup")
+				delete(m.services, name)
+			}
+		}
 	}
 	m.revision.Set(float64(p.Revision))
-	m.mu.Lock()
 	m.lastSync = time.Now()
-	m.mu.Unlock()
 }
 
 func resync(causes map[string]reconcile.Cause) bool {
@@ -152,6 +192,9 @@ func (m *Metrics) Desired(services []reconcile.Service) {
 		}
 		m.members.WithLabelValues(s.Name, "active").Set(float64(active))
 		m.members.WithLabelValues(s.Name, "backup").Set(float64(backup))
+		m.mu.Lock()
+		m.services[s.Name], m.computed[s.Name] = true, true
+		m.mu.Unlock()
 	}
 }
 
@@ -194,6 +237,8 @@ func (m *Metrics) Ready() (bool, string) {
 		return false, "etcd watch not current"
 	case !m.invHealthy:
 		return false, "inventory invalid (last good one in force)"
+	case m.haproxyErr != nil:
+		return false, "haproxy: " + m.haproxyErr.Error()
 	}
 	return true, "ok"
 }
