@@ -2,8 +2,10 @@ package dataplaneapi
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -56,6 +58,15 @@ func TestParseState(t *testing.T) {
 	_, err = ParseServersState("1\n5 pg-test-replica 1 pg-test-1\n")
 	assert.ErrorContains(t, err, "short line")
 	assert.ErrorContains(t, ParseStat("Unknown command", map[string]SlotState{}), "no pxname column")
+
+	// A reply cut short (the last rows missing) is an error, not servers
+	// without a backup flag, and the slots are left as they were.
+	slots, err := ParseServersState(serversState)
+	require.NoError(t, err)
+	before := maps.Clone(slots)
+	short := strings.Join(strings.SplitAfter(showStat, "\n")[:4], "")
+	assert.ErrorContains(t, ParseStat(short, slots), "show stat: incomplete reply, no row for server")
+	assert.Equal(t, before, slots)
 }
 
 func replica(slots ...reconcile.Slot) *reconcile.Service {
@@ -149,6 +160,25 @@ func TestPlanAddressAndAccel(t *testing.T) {
 		"the old primary is forced down before the new one is forced up: never two at once")
 }
 
+// A primary-only custom service whose selector drops the demoted primary:
+// its slot drains and its sessions are shut at once.
+func TestPlanAccelDemotedPrimaryLeavesService(t *testing.T) {
+	b := parsed(t)
+	for k, v := range b.Slots {
+		v.Admin, v.UWeight, v.Status = AdminMaint, 100, "MAINT"
+		b.Slots[k] = v
+	}
+	b.Slots["pg-test-1"] = SlotState{Name: "pg-test-1", Addr: "127.0.0.11", Port: 6432, CheckPort: 8008, UWeight: 100, Admin: AdminReady, Status: "UP"}
+	s := replica(reconcile.Out, reconcile.Active, reconcile.Out)
+	s.Name, s.CheckURI = "pg-test-primary", "/primary"
+	cmds, err := PlanService(s, b, reconcile.Accel{Down: []string{"pg-test-1"}, Up: "pg-test-2"})
+	require.NoError(t, err)
+	l := lines(cmds)
+	assert.Contains(t, l, "shutdown sessions server pg-test-primary/pg-test-1")
+	assert.Contains(t, l, "set server pg-test-primary/pg-test-1 state drain")
+	assert.NotContains(t, l, "shutdown sessions server pg-test-primary/pg-test-1.b", "only the slot that carried traffic")
+}
+
 func indexOf(l []string, s string) int {
 	for i, v := range l {
 		if v == s {
@@ -207,7 +237,14 @@ func TestWriteFilesIsAllOrNothing(t *testing.T) {
 	}
 	assert.Equal(t, []string{"a.cfg", "b.cfg"}, names, "no temporaries left")
 	a, _ := os.ReadFile(filepath.Join(dir, "a.cfg"))
-	assert.Equal(t, "new a", string(a), "renames happen only after every file is complete; a.cfg sorts first")
+	assert.Equal(t, "old a", string(a), "a.cfg (installed first) is put back when b.cfg fails")
+	_, err = WriteFiles(dir, map[string][]byte{"a.cfg": []byte("new a"), "a2.cfg": []byte("new a2"), "b.cfg": []byte("new b")})
+	require.Error(t, err)
+	_, err = os.Stat(filepath.Join(dir, "a2.cfg"))
+	assert.True(t, os.IsNotExist(err), "a new file installed before the failure is removed again")
+
+	_, err = WriteFiles(dir, map[string][]byte{"a.cfg": []byte("new a")})
+	require.NoError(t, err)
 
 	written, err := WriteFiles(dir, map[string][]byte{"a.cfg": []byte("new a")})
 	require.NoError(t, err)
@@ -260,4 +297,33 @@ func TestPersistScope(t *testing.T) {
 	assert.Equal(t, []string{"service pg-old-primary removed"}, res.Reload)
 	_, err = os.Stat(filepath.Join(dir, "haproxy.cfg"))
 	assert.NoError(t, err, "files without pgsvc's marker are never touched")
+
+	// With --cluster, another cluster's managed file is not this pgsvc's.
+	other := "# service: pg-other-primary @ *:6433 (managed by pgsvc: edits are overwritten)\n# cluster pg-other\nlisten pg-other-primary\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pg-other-primary.cfg"), []byte(other), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pg-test-old.cfg"), []byte(strings.Replace(other, "pg-other", "pg-test", 2)), 0o644))
+	c.Clusters = []string{s.Cluster}
+	res, err = c.Persist(context.Background(), []reconcile.Service{*s}, true, false)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"pg-test-old.cfg"}, res.Removed, "only the owned cluster's stale file goes")
+	_, err = os.Stat(filepath.Join(dir, "pg-other-primary.cfg"))
+	assert.NoError(t, err, "another cluster's file stays")
+}
+
+func TestLineDiff(t *testing.T) {
+	tests := []struct {
+		name, old, new string
+		want           []string
+	}{
+		{"same", "a\nb\n", "a\nb\n", nil},
+		{"new file", "", "a\nb\n", []string{"+a", "+b"}},
+		{"one line changed", "a\nb\nc\n", "a\nB\nc\n", []string{"-b", "+B"}},
+		{"line added at the end", "a\n", "a\nb\n", []string{"+b"}},
+		{"line removed", "a\nb\nc\n", "a\nc\n", []string{"-b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, LineDiff([]byte(tt.old), []byte(tt.new)))
+		})
+	}
 }

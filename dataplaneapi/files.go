@@ -45,14 +45,51 @@ func WriteFiles(dir string, files map[string][]byte) ([]string, error) {
 		cleanup()
 		return nil, err
 	}
-	for _, n := range names {
-		if err := os.Rename(temps[n], filepath.Join(dir, n)); err != nil {
-			cleanup()
-			return nil, fmt.Errorf("install %s: %w", filepath.Join(dir, n), err)
-		}
-		delete(temps, n)
+	if err := install(dir, names, temps); err != nil {
+		cleanup()
+		return nil, err
 	}
 	return names, syncDir(dir)
+}
+
+// install renames the temporaries into place. The files they replace are
+// kept as hard links until every rename succeeded, so a failure part-way
+// puts the earlier ones back: either all files change or none.
+func install(dir string, names []string, temps map[string]string) error {
+	backups := map[string]string{}
+	defer func() {
+		for _, b := range backups {
+			os.Remove(b)
+		}
+	}()
+	for _, n := range names {
+		target := filepath.Join(dir, n)
+		b := filepath.Join(dir, "."+n+".old")
+		os.Remove(b)
+		if err := os.Link(target, b); err == nil {
+			backups[n] = b
+		} else if !os.IsNotExist(err) {
+			return fmt.Errorf("keep the previous %s: %w", target, err)
+		}
+	}
+	var installed []string
+	for _, n := range names {
+		target := filepath.Join(dir, n)
+		if err := os.Rename(temps[n], target); err != nil {
+			for _, done := range installed {
+				if b, ok := backups[done]; ok {
+					os.Rename(b, filepath.Join(dir, done))
+					delete(backups, done)
+				} else {
+					os.Remove(filepath.Join(dir, done))
+				}
+			}
+			return fmt.Errorf("install %s (nothing changed): %w", target, err)
+		}
+		delete(temps, n)
+		installed = append(installed, n)
+	}
+	return nil
 }
 
 // writeTemps writes the temporaries with a few workers: creating thousands

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,6 +26,23 @@ type ConfigDir struct {
 	MainConfig string   // global/defaults file loaded before Dir ("" = Dir/haproxy.cfg if present)
 	HAProxy    string   // haproxy binary for `haproxy -c`
 	Reloader   Reloader // nil: never reload (structural changes are then an error)
+	// Clusters, when set (--cluster), are the only clusters whose files this
+	// pgsvc owns: a full pass never removes another cluster's file.
+	Clusters []string
+}
+
+// ManagedCluster reports whether a service file was written by pgsvc and
+// the cluster its `# cluster` line names ("" when it has none).
+func ManagedCluster(data []byte) (cluster string, managed bool) {
+	first, rest, _ := bytes.Cut(data, []byte("\n"))
+	if !bytes.Contains(first, []byte(managedMarker)) {
+		return "", false
+	}
+	second, _, _ := bytes.Cut(rest, []byte("\n"))
+	if c, ok := bytes.CutPrefix(second, []byte("# cluster ")); ok {
+		return string(bytes.TrimSpace(c)), true
+	}
+	return "", true
 }
 
 // PersistResult says what Persist did or, in a dry run, would do.
@@ -32,6 +50,8 @@ type PersistResult struct {
 	Written []string `json:"written,omitempty"`
 	Removed []string `json:"removed,omitempty"`
 	Reload  []string `json:"reload_reasons,omitempty"`
+	// Diff holds, per written file, its changed lines: "-" old, "+" new.
+	Diff map[string][]string `json:"file_changes,omitempty"`
 }
 
 // Changed reports whether any file changes.
@@ -67,6 +87,10 @@ func (c *ConfigDir) Persist(ctx context.Context, services []reconcile.Service, f
 		}
 		changed[name] = b.Bytes()
 		res.Written = append(res.Written, name)
+		if res.Diff == nil {
+			res.Diff = map[string][]string{}
+		}
+		res.Diff[name] = LineDiff(old, b.Bytes())
 		needCheck = needCheck || !had || slotState(old) != slotState(b.Bytes())
 		switch {
 		case !had:
@@ -110,35 +134,47 @@ func (c *ConfigDir) Persist(ctx context.Context, services []reconcile.Service, f
 	return res, nil
 }
 
-// existingFiles reads the current files: every managed file in Dir for a
-// full pass, else just the files of the given services.
+// existingFiles reads the current files: every managed file in Dir (of the
+// owned clusters) for a full pass, else just the files of the given services.
 func (c *ConfigDir) existingFiles(services []reconcile.Service, full bool) (map[string][]byte, error) {
-	var names []string
 	if full {
-		entries, err := os.ReadDir(c.Dir)
-		if err != nil {
-			return nil, fmt.Errorf("read config dir: %w", err)
-		}
-		for _, e := range entries {
-			if n := e.Name(); !e.IsDir() && !strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".cfg") {
-				names = append(names, n)
-			}
-		}
-	} else {
-		for i := range services {
-			names = append(names, FileName(services[i].Name))
+		return ManagedFiles(c.Dir, c.Clusters)
+	}
+	names := make([]string, 0, len(services))
+	for i := range services {
+		names = append(names, FileName(services[i].Name))
+	}
+	return readManaged(c.Dir, names, nil)
+}
+
+// ManagedFiles reads the service files in dir that pgsvc wrote for one of
+// clusters (any cluster when clusters is empty), keyed by file name.
+func ManagedFiles(dir string, clusters []string) (map[string][]byte, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read config dir: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if n := e.Name(); e.Type().IsRegular() && !strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".cfg") {
+			names = append(names, n)
 		}
 	}
+	return readManaged(dir, names, clusters)
+}
+
+func readManaged(dir string, names, clusters []string) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for _, name := range names {
-		data, err := os.ReadFile(filepath.Join(c.Dir, name))
+		data, err := os.ReadFile(filepath.Join(dir, name))
 		if os.IsNotExist(err) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read config dir: %w", err)
 		}
-		if first, _, _ := bytes.Cut(data, []byte("\n")); bytes.Contains(first, []byte(managedMarker)) {
+		cluster, managed := ManagedCluster(data)
+		if managed && (len(clusters) == 0 || slices.Contains(clusters, cluster)) {
 			out[name] = data
 		}
 	}
@@ -227,4 +263,47 @@ func (c *ConfigDir) mainConfig() string {
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " | ")), " ")
+}
+
+// LineDiff lists the lines that differ between two files, in order: "-" for
+// a line only in old, "+" for a line only in new (a longest-common-
+// subsequence diff without context; service files are a few dozen lines).
+func LineDiff(old, new []byte) []string {
+	a, b := splitLines(old), splitLines(new)
+	// lcs[i][j] is the LCS length of a[i:] and b[j:].
+	lcs := make([][]int, len(a)+1)
+	for i := range lcs {
+		lcs[i] = make([]int, len(b)+1)
+	}
+	for i := len(a) - 1; i >= 0; i-- {
+		for j := len(b) - 1; j >= 0; j-- {
+			if a[i] == b[j] {
+				lcs[i][j] = lcs[i+1][j+1] + 1
+			} else {
+				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+			}
+		}
+	}
+	var out []string
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case i < len(a) && j < len(b) && a[i] == b[j]:
+			i, j = i+1, j+1
+		case i < len(a) && (j == len(b) || lcs[i+1][j] >= lcs[i][j+1]):
+			out = append(out, "-"+a[i])
+			i++
+		default:
+			out = append(out, "+"+b[j])
+			j++
+		}
+	}
+	return out
+}
+
+func splitLines(data []byte) []string {
+	if len(data) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
 }

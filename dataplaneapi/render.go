@@ -7,8 +7,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"slices"
-	"sort"
 	"strings"
 
 	"github.com/pgsvc/pgsvc/reconcile"
@@ -54,21 +52,13 @@ func RenderService(w io.Writer, s *reconcile.Service) error {
 		fmt.Fprintf(&b, "    default-server %s\n", s.Options)
 	}
 	b.WriteString("\n    # servers: an active and a backup slot per member, pgsvc enables at most one\n")
-	// Slots are written in inventory order, whatever the membership: the
-	// file's structure then never changes with roles, so no reload is needed.
-	for _, sv := range byMember(s.Servers) {
+	for _, sv := range s.DeclarationOrder() {
 		writeServer(&b, sv, false)
 		writeServer(&b, sv, true)
 	}
 	b.WriteString("\n")
 	_, err := w.Write(b.Bytes())
 	return err
-}
-
-func byMember(servers []reconcile.Server) []reconcile.Server {
-	out := slices.Clone(servers)
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Member < out[j].Member })
-	return out
 }
 
 func writeServer(b *bytes.Buffer, sv reconcile.Server, backup bool) {

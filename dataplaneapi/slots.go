@@ -95,7 +95,18 @@ func accelerate(s *reconcile.Service, actual BackendState, accel reconcile.Accel
 	var out []Command
 	for _, name := range accel.Down {
 		sv, ok := s.Server(name)
-		if !ok || sv.Slot == reconcile.Out {
+		if !ok {
+			continue
+		}
+		if sv.Slot == reconcile.Out {
+			// The selector dropped the demoted primary (a primary-only
+			// custom service): its slot drains, but its sessions must not
+			// keep writing to a replica either.
+			for _, backup := range []bool{false, true} {
+				if slot := SlotName(name, backup); actual.Slots[slot].Admin == AdminReady {
+					out = append(out, cmd(s.Name, slot, "shutdown", "sessions", "none", "shutdown sessions server %s/%s", s.Name, slot))
+				}
+			}
 			continue
 		}
 		slot := SlotName(name, sv.Slot == reconcile.Backup)

@@ -3,6 +3,7 @@ package dataplaneapi
 import (
 	"encoding/csv"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 )
@@ -109,20 +110,59 @@ func ParseAllServersState(out string) (map[string]map[string]SlotState, error) {
 
 // ParseStat merges `show stat <backend> 4 -1` (CSV) status and backup flag
 // into slots parsed from `show servers state`.
+// On error the slots are left as they were.
 func ParseStat(out string, slots map[string]SlotState) error {
-	return parseStat(out, func(_, name string) (map[string]SlotState, bool) {
-		_, ok := slots[name]
-		return slots, ok
+	merged := maps.Clone(slots)
+	err := parseStat(out, func(_, name string) (map[string]SlotState, bool) {
+		_, ok := merged[name]
+		return merged, ok
 	})
+	if err == nil {
+		err = complete(out, merged)
+	}
+	if err != nil {
+		return err
+	}
+	maps.Copy(slots, merged)
+	return nil
 }
 
-// ParseAllStat merges `show stat -1 4 -1` into every backend's slots.
+// ParseAllStat merges `show stat -1 4 -1` into every backend's slots. On
+// error the slots are left as they were.
 func ParseAllStat(out string, all map[string]map[string]SlotState) error {
-	return parseStat(out, func(backend, name string) (map[string]SlotState, bool) {
-		b := all[backend]
+	merged := make(map[string]map[string]SlotState, len(all))
+	for backend, slots := range all {
+		merged[backend] = maps.Clone(slots)
+	}
+	err := parseStat(out, func(backend, name string) (map[string]SlotState, bool) {
+		b := merged[backend]
 		_, ok := b[name]
 		return b, ok
 	})
+	if err != nil {
+		return err
+	}
+	for _, slots := range merged {
+		if err := complete(out, slots); err != nil {
+			return err
+		}
+	}
+	for backend, slots := range merged {
+		maps.Copy(all[backend], slots)
+	}
+	return nil
+}
+
+// complete rejects a `show stat` reply that lacks a server `show servers
+// state` listed: a cut-short reply must fail the pass (HAProxy untouched),
+// not read as servers without a backup flag, which would look structural.
+func complete(out string, slots map[string]SlotState) error {
+	for name, s := range slots {
+		if s.Status == "" {
+			return fmt.Errorf("show stat: incomplete reply, no row for server %s (%d bytes)", name, len(out))
+		}
+	}
+	return nil
 }
 
 func parseStat(out string, find func(backend, name string) (map[string]SlotState, bool)) error {

@@ -38,7 +38,7 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 		pidBefore, _ = s.workerPID(ctx)
 	}
 	res, err := s.Config.Persist(ctx, services, clusters == nil, dryRun)
-	rep.Written, rep.Removed, rep.Reload = res.Written, res.Removed, res.Reload
+	rep.Written, rep.Removed, rep.Reload, rep.FileChanges = res.Written, res.Removed, res.Reload, res.Diff
 	if err != nil {
 		return rep, err
 	}
@@ -160,6 +160,35 @@ func (s *Syncer) waitNewWorker(ctx context.Context, before string) error {
 		case <-ctx.Done():
 			return fmt.Errorf("after reload the stats socket still answers from worker %s: %w", before, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// WatchWorker polls HAProxy's worker pid and calls changed when it differs
+// from the last one seen, or when HAProxy answers again after being
+// unreachable: a restart, or any reload (pgsvc's own ones cost one extra,
+// empty verification pass). The caller then verifies every service at once
+// instead of at the next resync.
+func (s *Syncer) WatchWorker(ctx context.Context, every time.Duration, changed func()) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last, _ := s.workerPID(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		probeCtx, cancel := context.WithTimeout(ctx, every)
+		pid, err := s.workerPID(probeCtx)
+		cancel()
+		if err != nil {
+			last = ""
+			continue
+		}
+		if pid != last {
+			last = pid
+			changed()
 		}
 	}
 }
