@@ -3,9 +3,12 @@ package reconcile_test
 import (
 	"context"
 	"log/slog"
+	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,9 +24,14 @@ import (
 // oneShot runs `pgsvc reconcile` against the lab: a fresh etcd list, one pass.
 func (l *lab) oneShot(dryRun bool) reconcile.Report {
 	l.t.Helper()
+	return l.oneShotWith(l.invPath, dryRun)
+}
+
+func (l *lab) oneShotWith(inventory string, dryRun bool) reconcile.Report {
+	l.t.Helper()
 	ctx := context.Background()
 	in := reconcile.NewInputs("", nil)
-	m, err := selector.Load(l.invPath)
+	m, err := selector.Load(inventory)
 	require.NoError(l.t, err)
 	require.NoError(l.t, in.SetModel(m))
 	st, err := reconcile.ListState(ctx, l.cli, l.layout, nil)
@@ -54,7 +62,11 @@ func TestDaemonStartsConverged(t *testing.T) {
 func TestSwitchoverAppliedLive(t *testing.T) {
 	l := newLab(t, labOptions{})
 	primarySession := l.session("primary") // lands on pg-test-1, the only UP server
-	replicaSession := l.session("offline") // lands on pg-test-3
+	offlineSession := l.session("offline") // lands on pg-test-3
+	// roundrobin over the two active replicas: one session on each, so one
+	// is on pg-test-2, which the switchover moves from active to backup.
+	replicaSessions := []net.Conn{l.session("replica"), l.session("replica")}
+	assert.Equal(t, 1, l.sessions("replica", "pg-test-2"), "a replica session on pg-test-2")
 	reloads := l.reloads()
 
 	// Patroni's REST API follows the roles as etcd does.
@@ -71,7 +83,10 @@ func TestSwitchoverAppliedLive(t *testing.T) {
 		assert.True(t, strings.HasPrefix(b.Slots["pg-test-1"].Status, "DOWN"), "%s: old primary forced down, got %s", svc, b.Slots["pg-test-1"].Status)
 	}
 	assert.Error(t, echo(primarySession, "still there?"), "demoted primary's sessions in /primary services are shut down")
-	assert.NoError(t, echo(replicaSession, "still there?"), "offline sessions are not killed")
+	assert.NoError(t, echo(offlineSession, "still there?"), "offline sessions are not killed")
+	for _, c := range replicaSessions {
+		assert.NoError(t, echo(c, "still there?"), "replica sessions drain: the new primary's too")
+	}
 	assert.Equal(t, reloads, l.reloads(), "zero reloads")
 	assert.True(t, l.oneShot(true).Empty(), "converged after the switchover")
 }
@@ -158,16 +173,84 @@ func TestFailStaticWhenEtcdIsDown(t *testing.T) {
 	assert.Equal(t, 100, l.backend("replica").Slots["pg-test-2"].UWeight)
 }
 
+// etcd dying between pgsvc's list and its watch (creating a watch blocks
+// while etcd is unreachable) is still noticed by the probe.
+func TestEtcdLostBeforeWatchIsNoticed(t *testing.T) {
+	l := newLab(t, labOptions{noStart: true})
+	var once sync.Once
+	l.startWith(func(_ *reconcile.Reconciler, src *reconcile.EtcdSource) {
+		src.Ready = func(ready bool) {
+			if ready {
+				once.Do(l.etcd.Stop)
+			}
+		}
+	})
+	// Readiness drops before the warning is logged, so wait for both.
+	require.Eventually(t, func() bool {
+		_, ready, _ := l.in.Status()
+		return !ready && strings.Contains(l.logs.String(), "etcd watch lost")
+	}, 10*time.Second, 20*time.Millisecond, "etcd loss noticed")
+	l.etcd.Start()
+	require.Eventually(t, func() bool { _, ready, _ := l.in.Status(); return ready }, 20*time.Second, 20*time.Millisecond, "back once etcd answers")
+}
+
 // A crashed primary's keys vanish at lease expiry: servers stay, and with
 // no leader key the last known primary routing is kept.
 func TestMissingKeysKeepRouting(t *testing.T) {
 	l := newLab(t, labOptions{})
-	before := []string{l.enabled("replica"), l.enabled("offline"), l.enabled("primary")}
+	// After a switchover the live primary (pg-test-2) is not the
+	// inventory's (pg-test-1): losing the keys must not fall back to it.
+	l.waitRev(l.patroni.Switchover("pg-test-1", "pg-test-2"))
+	before := []string{l.enabled("replica"), l.enabled("offline")}
+	require.Equal(t, []string{"pg-test-1 pg-test-2.b pg-test-3", "pg-test-1.b pg-test-3"}, before)
 	l.patroni.DeleteLeader()
-	l.waitRev(l.patroni.DeleteMember("pg-test-1"))
-	assert.Equal(t, before, []string{l.enabled("replica"), l.enabled("offline"), l.enabled("primary")})
+	l.waitRev(l.patroni.DeleteMember("pg-test-2"))
+	assert.Equal(t, before, []string{l.enabled("replica"), l.enabled("offline")}, "no leader key: last known primary routing kept")
 	l.waitRev(l.patroni.DeleteMember("pg-test-3"))
-	assert.Equal(t, "pg-test-2.b pg-test-3", l.enabled("offline"), "a member key expiring never removes a server")
+	assert.Equal(t, before, []string{l.enabled("replica"), l.enabled("offline")}, "a member key expiring never removes a server")
+	n := l.obs.count()
+	l.in.MarkAll(reconcile.CauseResync)
+	_, err := l.obs.waitFrom(n, func(p reconcile.PassInfo) bool { return p.Err == nil && p.Full }, 10*time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, before, []string{l.enabled("replica"), l.enabled("offline")}, "a full resync keeps it too")
+}
+
+// A watch that etcd compacted under it re-lists and re-watches, and the
+// change it missed is applied. The compaction happens between pgsvc's list
+// and its watch, so real etcd answers the watch with ErrCompacted.
+func TestCompactedWatchRelists(t *testing.T) {
+	l := newLab(t, labOptions{noStart: true})
+	var once sync.Once
+	l.startWith(func(_ *reconcile.Reconciler, src *reconcile.EtcdSource) {
+		src.Ready = func(ready bool) {
+			if !ready {
+				return
+			}
+			once.Do(func() {
+				ctx := context.Background()
+				_, err := l.cli.Put(ctx, "/pgsvc/overrides/pg-test-2", `{"pg_weight":20}`)
+				require.NoError(t, err)
+				put, err := l.cli.Put(ctx, "/pgsvc/overrides/pg-test-2", `{"pg_weight":30}`)
+				require.NoError(t, err)
+				_, err = l.cli.Compact(ctx, put.Header.Revision)
+				require.NoError(t, err)
+			})
+		}
+	})
+	require.Eventually(t, func() bool { return l.backend("replica").Slots["pg-test-2"].UWeight == 30 }, 15*time.Second, 20*time.Millisecond)
+	assert.Contains(t, l.logs.String(), "watch compacted")
+}
+
+// The periodic resync, on its own ticker, repairs a change made by hand.
+func TestPeriodicResyncRepairs(t *testing.T) {
+	l := newLab(t, labOptions{noStart: true})
+	l.startWith(func(rec *reconcile.Reconciler, _ *reconcile.EtcdSource) { rec.Resync = 200 * time.Millisecond })
+	l.hap.Exec("set server pg-test-replica/pg-test-2 weight 7")
+	// The weight is set before the line about it is logged, so wait for both.
+	require.Eventually(t, func() bool {
+		return l.backend("replica").Slots["pg-test-2"].UWeight == 100 &&
+			strings.Contains(l.logs.String(), "kind=weight before=7 after=100 cause=resync")
+	}, 10*time.Second, 20*time.Millisecond)
 }
 
 func TestHAProxyRestartComesBackFromDisk(t *testing.T) {
@@ -191,7 +274,8 @@ func TestStructuralChangeReloadsOnce(t *testing.T) {
 	require.NoError(t, err, l.logs.String())
 	assert.Equal(t, []string{"service pg-test-extra added"}, p.Report.Reload)
 	assert.Equal(t, reloads+1, l.reloads(), "one reload")
-	assert.Equal(t, 1.0, counter(t, m, `pgsvc_haproxy_reloads_total{reason="service-added"}`), "the reload is counted with its reason")
+	assert.Equal(t, 1.0, counter(t, m, `pgsvc_haproxy_reloads_total`), "one reload counted")
+	assert.Equal(t, 1.0, counter(t, m, `pgsvc_haproxy_reload_reasons_total{reason="service-added"}`), "with its reason")
 	assert.Equal(t, "pg-test-1 pg-test-2 pg-test-3", l.enabled("extra"))
 	assert.Equal(t, "pg-test-1.b pg-test-2 pg-test-3", l.enabled("replica"), "other services come back in the desired state")
 }
@@ -212,19 +296,56 @@ func TestInvalidInventoryKeepsLastGood(t *testing.T) {
 	assert.Equal(t, reloads, l.reloads())
 }
 
+// Maintenance: with the daemon running, the operator dry-runs a candidate
+// inventory (pg-test-3 stops serving offline queries). The plan is printed,
+// nothing changes, and the daemon stays converged on the live inventory.
 func TestDryRunWhileDaemonRuns(t *testing.T) {
 	l := newLab(t, labOptions{})
-	l.stop() // the daemon is paused so the change stays pending
-	l.patroni.Switchover("pg-test-1", "pg-test-2")
-	rep := l.oneShot(true)
+	data, err := readFile(l.invPath)
+	require.NoError(t, err)
+	candidate := l.invPath + ".candidate"
+	require.NoError(t, writeFile(candidate, strings.Replace(data, ", pg_offline_query: true", "", 1)))
+	files := confFiles(t, l.hap.ConfDir)
+
+	rep := l.oneShotWith(candidate, true)
 	var lines []string
 	for _, c := range rep.Commands {
 		lines = append(lines, c.Line)
 	}
-	assert.Contains(t, lines, "set server pg-test-replica/pg-test-2.b state ready")
-	assert.Contains(t, lines, "set server pg-test-replica/pg-test-2 state drain")
-	assert.Contains(t, rep.Written, "pg-test-replica.cfg")
-	assert.Equal(t, "pg-test-1.b pg-test-2 pg-test-3", l.enabled("replica"), "dry run changed nothing")
+	assert.Contains(t, lines, "set server pg-test-offline/pg-test-3.b state ready")
+	assert.Contains(t, lines, "set server pg-test-offline/pg-test-3 state drain")
+	assert.Equal(t, []string{"pg-test-offline.cfg"}, rep.Written)
+	assert.Equal(t, "pg-test-2.b pg-test-3", l.enabled("offline"), "dry run changed nothing in HAProxy")
+	assert.Equal(t, files, confFiles(t, l.hap.ConfDir), "nor on disk")
+	assert.True(t, l.oneShot(true).Empty(), "the running daemon is converged on the live inventory")
+}
+
+// sessions is a server's current session count (show stat scur).
+func (l *lab) sessions(service, server string) int {
+	l.t.Helper()
+	for _, line := range strings.Split(l.hap.Exec("show stat pg-test-"+service+" 4 -1"), "\n") {
+		f := strings.Split(line, ",")
+		if len(f) > 4 && f[1] == server {
+			n, err := strconv.Atoi(f[4])
+			require.NoError(l.t, err)
+			return n
+		}
+	}
+	l.t.Fatalf("no server %s in %s", server, service)
+	return 0
+}
+
+func confFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	out := map[string]string{}
+	for _, e := range entries {
+		data, err := readFile(filepath.Join(dir, e.Name()))
+		require.NoError(t, err)
+		out[e.Name()] = data
+	}
+	return out
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

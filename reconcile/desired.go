@@ -6,8 +6,10 @@ package reconcile
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/pgsvc/pgsvc/selector"
 )
@@ -63,6 +65,35 @@ type Service struct {
 	// in Pigsty's order, then the members out of the service, in inventory
 	// order. Every member keeps a place so membership changes are live.
 	Servers []Server
+}
+
+// DeclarationOrder is the order the service's server slots are written in.
+// Inventory order keeps a file's structure fixed whatever the roles, so
+// membership changes stay runtime changes. But HAProxy sends traffic to the
+// first usable backup only (Pigsty never sets `option allbackups`), and
+// `balance first` fills servers in declaration order: when Pigsty's order of
+// those servers differs from inventory order, Pigsty's order is kept, and a
+// role change that reorders them is a structural change (one reload).
+func (s *Service) DeclarationOrder() []Server {
+	byMember := slices.Clone(s.Servers)
+	sort.SliceStable(byMember, func(i, j int) bool { return byMember[i].Member < byMember[j].Member })
+	sameOrder := func(slot Slot) bool {
+		return slices.Equal(membersIn(s.Servers, slot), membersIn(byMember, slot))
+	}
+	if sameOrder(Backup) && (s.Balance != "first" || sameOrder(Active)) {
+		return byMember
+	}
+	return slices.Clone(s.Servers)
+}
+
+func membersIn(servers []Server, slot Slot) []int {
+	var out []int
+	for _, sv := range servers {
+		if sv.Slot == slot {
+			out = append(out, sv.Member)
+		}
+	}
+	return out
 }
 
 // Bind is the listen address, e.g. "*:5433".
@@ -174,36 +205,94 @@ func buildService(c *selector.Cluster, def *selector.Service, records []selector
 
 func server(cluster string, def *selector.Service, r selector.Record, slot Slot, member int) Server {
 	role, _ := r["pg_role"].(string)
-	ssl, _ := r["patroni_ssl_enabled"].(bool)
 	return Server{
 		Name:      selector.InstanceName(cluster, selector.Seq(r)),
 		Host:      r["inventory_hostname"].(string),
 		Port:      def.ServerPort(r),
 		CheckPort: def.HealthPort(r),
-		CheckSSL:  ssl,
-		Weight:    intVar(r, "pg_weight", 100),
+		CheckSSL:  ansibleBool(r["patroni_ssl_enabled"]),
+		Weight:    serverWeight(def, r),
 		Slot:      slot,
 		Role:      role,
 		Member:    member,
 	}
 }
 
+// intVar reads an integer variable as Pigsty's templates print it: a whole
+// number or a string holding one; def when unset or anything else.
 func intVar(r selector.Record, key string, def int) int {
-	if f, ok := r[key].(float64); ok && f == float64(int(f)) {
-		return int(f)
+	if n, ok := selector.TemplateInt(r[key]); ok {
+		return n
 	}
 	return def
 }
 
-// checkBinds rejects two services of one HAProxy that would bind the same
-// address and port ("*" overlaps every address).
-func checkBinds(d Desired) error {
-	for i, a := range d.Services {
-		for _, b := range d.Services[i+1:] {
-			if a.Port == b.Port && (a.IP == b.IP || a.IP == "*" || b.IP == "*") {
-				return &selector.InputError{Msg: fmt.Sprintf("services %s (%s) and %s (%s) bind the same port on this HAProxy", a.Name, a.Bind(), b.Name, b.Bind())}
+// serverWeight is the weight HAProxy gives the server Pigsty renders. v2+
+// always writes `weight {{ pg_weight|default(100) }}`. v1 writes `weight N`
+// only when pg_weight is a number, so otherwise (unset, or a quoted string)
+// the service's default-server options decide: their last `weight N`, or
+// HAProxy's default 1 when they have none.
+func serverWeight(def *selector.Service, r selector.Record) int {
+	if def.Schema != 1 {
+		return intVar(r, "pg_weight", 100)
+	}
+	if f, ok := r["pg_weight"].(float64); ok && f == float64(int(f)) {
+		return int(f)
+	}
+	return optionsWeight(def.Options)
+}
+
+func optionsWeight(options string) int {
+	w := 1
+	f := strings.Fields(options)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "weight" {
+			if n, err := strconv.Atoi(f[i+1]); err == nil {
+				w = n
 			}
 		}
 	}
+	return w
+}
+
+// ansibleBool is Ansible's `|bool` (ansible-core's to_bool filter), which
+// Pigsty's template applies to patroni_ssl_enabled: true for boolean true,
+// the strings yes, on, 1 and true in any case, and the number 1; false for
+// anything else. Not "y": that is module arguments' list (BOOLEANS_TRUE),
+// not the filter's, in every ansible-core from 2.14 to 2.18.
+func ansibleBool(v any) bool {
+	switch t := v.(type) {
+	case bool:
+		return t
+	case string:
+		switch strings.ToLower(t) {
+		case "yes", "on", "1", "true":
+			return true
+		}
+	case float64:
+		return t == 1
+	}
+	return false
+}
+
+// checkBinds rejects two services of one HAProxy that would bind the same
+// address and port.
+func checkBinds(d Desired) error {
+	if c := d.BindConflict(); c != "" {
+		return &selector.InputError{Msg: c + " on this HAProxy"}
+	}
 	return nil
+}
+
+// BindConflict names the first two services that would bind the same port
+// on one HAProxy ("*" overlaps every address), "" when there are none.
+func (d *Desired) BindConflict() string {
+	for i, a := range d.Services {
+		for _, b := range d.Services[i+1:] {
+			if a.Port == b.Port && (a.IP == b.IP || a.IP == "*" || b.IP == "*") {
+				return fmt.Sprintf("services %s (%s) and %s (%s) bind the same port", a.Name, a.Bind(), b.Name, b.Bind())
+			}
+		}
+	}
+	return ""
 }

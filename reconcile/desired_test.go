@@ -231,3 +231,51 @@ func TestDiffStructural(t *testing.T) {
 		"pg-test-replica: service-removed (was *:5434)",
 	}, p.ReloadReasons())
 }
+
+// TestDeclarationOrder: slots stay in inventory order unless the order
+// decides traffic (the first usable backup, `balance first`) and Pigsty's
+// order differs.
+func TestDeclarationOrder(t *testing.T) {
+	inv := func(svc string) *selector.Model {
+		inv, err := selector.ParseInventory("inv.yml", []byte(`all:
+  children:
+    pg-test:
+      hosts:
+        10.0.0.1: { pg_seq: 1, pg_role: primary }
+        10.0.0.2: { pg_seq: 2, pg_role: replica }
+        10.0.0.3: { pg_seq: 3, pg_role: replica }
+      vars:
+        pg_cluster: pg-test
+        pg_default_services: []
+        pg_services: [ `+svc+` ]
+`))
+		require.NoError(t, err)
+		m, err := selector.NewModel(inv)
+		require.NoError(t, err)
+		return m
+	}
+	tests := []struct {
+		name, service, want string
+	}{
+		{"default replica service keeps inventory order",
+			"{ name: r, port: 5434, selector: '[]', backup: '[? pg_role == `primary`]' }", "pg-test-1 pg-test-2 pg-test-3"},
+		{"backups in reversed order follow Pigsty",
+			"{ name: r, port: 5434, selector: '[? pg_seq == `3`]', backup: 'reverse(@)' }", "pg-test-3 pg-test-2 pg-test-1"},
+		{"actives reversed under roundrobin keep inventory order",
+			"{ name: r, port: 5434, selector: 'reverse(@)' }", "pg-test-1 pg-test-2 pg-test-3"},
+		{"actives reversed under balance first follow Pigsty",
+			"{ name: r, port: 5434, selector: 'reverse(@)', balance: first }", "pg-test-3 pg-test-2 pg-test-1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := compute(t, inv(tt.service), Live{})
+			s, ok := d.Service("pg-test-r")
+			require.True(t, ok)
+			var names []string
+			for _, sv := range s.DeclarationOrder() {
+				names = append(names, sv.Name)
+			}
+			assert.Equal(t, tt.want, strings.Join(names, " "))
+		})
+	}
+}

@@ -152,9 +152,12 @@ func (s *EtcdSource) probe(ctx context.Context) error {
 func (s *EtcdSource) Run(ctx context.Context, in *Inputs) error {
 	b := newBackoff(200*time.Millisecond, 10*time.Second)
 	for {
-		err := s.listAndWatch(ctx, in)
+		listed, err := s.listAndWatch(ctx, in)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if listed {
+			b.reset() // etcd answered since the last failure: a new loss starts short
 		}
 		s.setReady(in, false)
 		if s.Error != nil {
@@ -167,18 +170,17 @@ func (s *EtcdSource) Run(ctx context.Context, in *Inputs) error {
 			return nil
 		case <-time.After(d):
 		}
-		if err == nil {
-			b.reset()
-		}
 	}
 }
 
-func (s *EtcdSource) listAndWatch(ctx context.Context, in *Inputs) error {
+// listAndWatch lists the namespace and watches it until the watch fails;
+// listed says whether the list succeeded.
+func (s *EtcdSource) listAndWatch(ctx context.Context, in *Inputs) (listed bool, err error) {
 	listCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	st, err := ListState(listCtx, s.Client, s.Layout, s.Log)
 	cancel()
 	if err != nil {
-		return err
+		return false, err
 	}
 	in.ReplaceState(st)
 	if s.Ready != nil {
@@ -187,33 +189,52 @@ func (s *EtcdSource) listAndWatch(ctx context.Context, in *Inputs) error {
 	s.Log.Info("etcd listed", "revision", st.Revision, "clusters", len(st.Clusters), "overrides", len(st.Overrides))
 	watchCtx, stop := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer stop()
+	// The client retries a dead endpoint silently, and creating a watch
+	// blocks while etcd is unreachable: a probe running beside it ends the
+	// watch (even one still being created) so pgsvc stops applying until
+	// etcd answers again.
+	probeFailed := make(chan error, 1)
+	go func() {
+		t := time.NewTicker(s.probeInterval())
+		defer t.Stop()
+		for {
+			select {
+			case <-watchCtx.Done():
+				return
+			case <-t.C:
+			}
+			if err := s.probe(watchCtx); err != nil && watchCtx.Err() == nil {
+				probeFailed <- err
+				stop()
+				return
+			}
+		}
+	}()
 	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithRev(st.Revision + 1), clientv3.WithPrevKV()}
 	patroni := s.Client.Watch(watchCtx, s.Layout.Namespace, opts...)
 	overrides := s.Client.Watch(watchCtx, s.Layout.OverridePrefix, opts...)
-	probe := time.NewTicker(s.probeInterval())
-	defer probe.Stop()
 	for {
 		var resp clientv3.WatchResponse
 		var ok bool
 		select {
+		case err := <-probeFailed:
+			return true, err
 		case resp, ok = <-patroni:
 		case resp, ok = <-overrides:
-		case <-probe.C:
-			// The client retries a dead endpoint silently; a failed probe
-			// ends this watch so pgsvc stops applying until etcd answers.
-			if err := s.probe(ctx); err != nil {
-				return err
-			}
-			continue
 		}
 		if !ok {
-			return errors.New("watch channel closed")
+			select {
+			case err := <-probeFailed:
+				return true, err
+			default:
+				return true, errors.New("watch channel closed")
+			}
 		}
 		if resp.CompactRevision != 0 {
-			return fmt.Errorf("watch compacted at revision %d", resp.CompactRevision)
+			return true, fmt.Errorf("watch compacted at revision %d", resp.CompactRevision)
 		}
 		if err := resp.Err(); err != nil {
-			return fmt.Errorf("watch: %w", err)
+			return true, fmt.Errorf("watch: %w", err)
 		}
 		if len(resp.Events) > 0 {
 			s.apply(in, resp)

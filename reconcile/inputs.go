@@ -13,12 +13,13 @@ type Cause string
 
 // Causes of a reconcile.
 const (
-	CauseLeader    Cause = "leader-change" // a cluster's leader key changed
-	CausePatroni   Cause = "patroni"       // a Patroni member key changed (role, state, tags)
-	CauseOverride  Cause = "override"      // an operator override changed
-	CauseInventory Cause = "inventory"     // the inventory file changed
-	CauseResync    Cause = "resync"        // periodic check of HAProxy against desired
-	CauseStart     Cause = "start"         // first pass, or sources back after an outage
+	CauseLeader    Cause = "leader-change"   // a cluster's leader key changed
+	CausePatroni   Cause = "patroni"         // a Patroni member key changed (role, state, tags)
+	CauseOverride  Cause = "override"        // an operator override changed
+	CauseInventory Cause = "inventory"       // the inventory file changed
+	CauseResync    Cause = "resync"          // periodic check of HAProxy against desired
+	CauseStart     Cause = "start"           // first pass, or sources back after an outage
+	CauseHAProxy   Cause = "haproxy-restart" // HAProxy's worker changed behind pgsvc's back
 )
 
 // Inputs is the shared, lock-guarded input of the reconciler: the model from

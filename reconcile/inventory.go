@@ -22,13 +22,20 @@ type InventorySource struct {
 	// Result is called after every load attempt (metrics); may be nil.
 	Result func(err error)
 
-	sum [32]byte
+	sum     [32]byte
+	readErr string // the last read failure, reported once until it changes
 }
 
 // Load reads the file once and installs it if it is valid and new.
 func (s *InventorySource) Load(in *Inputs, force bool) error {
 	data, err := os.ReadFile(s.Path)
-	if err == nil {
+	if err != nil {
+		if !force && err.Error() == s.readErr {
+			return err // already reported; the last good model stays
+		}
+		s.readErr, s.sum = err.Error(), [32]byte{}
+	} else {
+		s.readErr = ""
 		sum := sha256.Sum256(data)
 		if !force && bytes.Equal(sum[:], s.sum[:]) {
 			return nil

@@ -3,7 +3,9 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"sort"
 	"time"
 
 	"github.com/pgsvc/pgsvc/reconcile/dcs"
@@ -25,6 +27,8 @@ type Report struct {
 	Removed  []string         `json:"files_removed,omitempty"`
 	Reload   []string         `json:"reload_reasons,omitempty"`
 	Reloaded bool             `json:"reloaded,omitempty"`
+	// FileChanges holds each written file's changed lines ("-" old, "+" new).
+	FileChanges map[string][]string `json:"file_changes,omitempty"`
 	// RuntimeDone is when the last runtime command was acknowledged: the
 	// moment HAProxy's state changed (files are written after it).
 	RuntimeDone time.Time `json:"-"`
@@ -118,7 +122,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		cancel()
 		if err != nil {
 			d := backoff.next()
-			r.Log.Error("reconcile failed, HAProxy left as it is; retrying", "err", err, "retry_in", d)
+			r.Log.Error("reconcile failed, what it could not apply is left as it is in HAProxy; retrying", "err", err, "retry_in", d)
 			retry = time.After(d)
 			continue
 		}
@@ -135,55 +139,98 @@ func (r *Reconciler) Pass(ctx context.Context, dryRun bool) (Report, error) {
 	if !w.ready || len(w.clusters) == 0 {
 		return Report{}, nil
 	}
-	desired, accel, err := r.desired(w)
+	desired, accel, broken, err := r.desired(w)
 	var rep Report
 	source := "inventory"
 	if err == nil {
 		source = "haproxy"
 		var scope map[string]bool
-		if !w.full {
-			scope = make(map[string]bool, len(w.causes))
-			for c := range w.causes {
-				scope[c] = true
+		if !w.full || len(broken) > 0 {
+			// A keyed pass, or a full one without the broken clusters:
+			// their files and servers are not this pass's to touch.
+			scope = make(map[string]bool, len(w.clusters))
+			for _, c := range w.clusters {
+				if _, dirty := w.causes[c.Name]; (w.full || dirty) && broken[c.Name] == nil {
+					scope[c.Name] = true
+				}
 			}
 		}
 		rep, err = r.HAProxy.Apply(ctx, desired, scope, accel, dryRun)
+		if err == nil && len(broken) > 0 {
+			source = "inventory"
+			err = brokenError(broken)
+		}
 	}
 	if r.Observer != nil {
 		r.Observer.Pass(PassInfo{Duration: time.Since(start), Full: w.full, Revision: w.revision, Causes: w.causes, Report: rep, Err: err, Source: source, DryRun: dryRun})
 	}
-	if err != nil {
-		if !dryRun {
-			r.remark(w)
-		}
+	if dryRun {
 		return rep, err
 	}
-	if !dryRun {
-		r.record(accel)
-		r.logReport(w, rep)
+	// What was applied is logged even when the pass failed part-way.
+	r.logReport(w, rep)
+	if err != nil {
+		r.remark(w)
+		return rep, err
 	}
+	r.record(accel)
 	return rep, nil
 }
 
 // desired computes the dirty clusters' services and acceleration hints.
-// A cluster whose services cannot be computed is an error for the pass:
-// nothing is applied (bad input is never half-applied).
-func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, error) {
+// A cluster whose services cannot be computed (a selector failing on live
+// data, say) is left out whole and returned in broken: its HAProxy services
+// stay as they are while the other clusters are reconciled. An error that
+// is not one cluster's (two clusters binding one port) fails the pass.
+func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]error, error) {
 	live, raw := r.In.live(w.clusters, r.leaders)
-	d, err := Compute(w.clusters, live, r.In.node != "")
+	sameNode := r.In.node != ""
+	d, err := Compute(w.clusters, live, sameNode)
+	var broken map[string]error
 	if err != nil {
-		return nil, nil, err
+		broken = map[string]error{}
+		var good []*selector.Cluster
+		for _, c := range w.clusters {
+			if _, cerr := Compute([]*selector.Cluster{c}, live, false); cerr != nil {
+				broken[c.Name] = cerr
+			} else {
+				good = append(good, c)
+			}
+		}
+		if len(broken) == 0 || len(good) == 0 {
+			return nil, nil, nil, err
+		}
+		if d, err = Compute(good, live, sameNode); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	if r.Observer != nil {
 		r.Observer.Desired(d.Services)
 	}
 	accel := map[string]Accel{}
 	for _, c := range w.clusters {
+		if broken[c.Name] != nil {
+			continue
+		}
 		if a, ok := r.accelFor(c, raw[c.Name]); ok {
 			accel[c.Name] = a
 		}
 	}
-	return d.Services, accel, nil
+	return d.Services, accel, broken, nil
+}
+
+// brokenError names the clusters a pass left alone, and why.
+func brokenError(broken map[string]error) error {
+	names := make([]string, 0, len(broken))
+	for n := range broken {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	errs := make([]error, 0, len(names))
+	for _, n := range names {
+		errs = append(errs, fmt.Errorf("cluster %s left as it is: %w", n, broken[n]))
+	}
+	return errors.Join(errs...)
 }
 
 // accelFor decides failover acceleration edge-triggered: once per leader
