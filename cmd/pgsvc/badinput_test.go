@@ -145,7 +145,7 @@ func TestBadFlags(t *testing.T) {
 		{"set bad weight", []string{"set", "pg-test-1", "pg_weight=300", "--inventory", inv}, "pg-test-1: pg_weight 300 is outside 0-256"},
 		{"set not an assignment", []string{"set", "pg-test-1", "pg_weight", "--inventory", inv}, `pg-test-1: "pg_weight": want key=value`},
 		{"set primary role", []string{"set", "pg-test-1", "pg_role=primary", "--inventory", inv}, "pg_role primary follows Patroni's leader"},
-		{"run bad config key", []string{"run", "--config", writeFile(t, dir, "c.yml", "inventroy: x\n")}, "field inventroy not found"},
+		{"run bad config key", []string{"run", "--config", writeFile(t, dir, "c.yml", "inventroy: x\n")}, `c.yml:1: unknown key "inventroy"`},
 		{"run bad reload", []string{"run", "--inventory", inv, "--haproxy-reload", "exec:"}, `--haproxy-reload "exec:": empty command`},
 		{"reconcile bad format", []string{"reconcile", "--dry-run", "--inventory", inv, "--state", inv, "-o", "yaml"}, `-o "yaml": want text or json`},
 	}

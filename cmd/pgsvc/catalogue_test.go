@@ -26,8 +26,10 @@ import (
 //
 //	render     `pgsvc render --out DIR` (inventory, --state, flags): exit 1, the
 //	           exact one-line error, DIR (pre-populated with stale service
-//	           files a good render would replace, plus a foreign file) is
-//	           byte-identical afterwards, modification times included.
+//	           files a good render would replace or remove, plus a foreign
+//	           file) is byte-identical afterwards, modification times included.
+//	validate   `pgsvc validate` (inventory, flags): exit 1, the exact error,
+//	           no summary on stdout.
 //	set/unset  `pgsvc set|unset` against an unreachable etcd (127.0.0.1:1,
 //	           --timeout 300ms): the exact validation error, not a connection
 //	           error, so it was refused before any etcd access.
@@ -43,10 +45,29 @@ type badInput struct {
 	name  string
 	input string   // inventory (render, set, unset; "" = goodInventory), value or reply otherwise
 	state string   // render: --state file content
-	args  []string // render: extra flags; set/unset: positional arguments
+	args  []string // render, validate: extra flags ({inv}: the inventory path); set/unset: positional arguments
 	cmd   string   // reply: the command's kind ("addr", "state", "weight", ...)
 	want  string   // the exact error; {inv} and {state} stand for the files' paths
 	sub   bool     // want is a distinctive substring (the rest is library text)
+}
+
+// twoClusters is goodInventory with a second cluster, pg-b.
+const twoClusters = goodInventory + "    pg-b:\n      hosts: { 10.10.10.21: { pg_seq: 1, pg_role: primary } }\n      vars: { pg_cluster: pg-b }\n"
+
+// proxyClusters: two clusters rendered onto the same proxy group.
+const proxyClusters = "all:\n  children:\n    proxy: { hosts: { 10.0.0.9: {}, 10.0.0.10: {} } }\n" +
+	"    pg-a: { hosts: { 10.0.0.1: { pg_seq: 1, pg_role: primary } }, vars: { pg_cluster: pg-a, pg_service_provider: proxy } }\n" +
+	"    pg-b: { hosts: { 10.0.0.2: { pg_seq: 1, pg_role: primary } }, vars: { pg_cluster: pg-b, pg_service_provider: proxy } }\n"
+
+// aliasBomb continues an inventory's vars with anchors l1..l9, each ten
+// aliases of the one before: 10^10 values once expanded.
+func aliasBomb() string {
+	var b strings.Builder
+	for i := 1; i < 10; i++ {
+		p := fmt.Sprintf("*l%d", i-1)
+		fmt.Fprintf(&b, "        l%d: &l%d [%s]\n", i, i, strings.TrimSuffix(strings.Repeat(p+", ", 10), ", "))
+	}
+	return b.String()
 }
 
 // stateJSON is an etcdctl snapshot holding the given key/value pairs.
@@ -125,44 +146,89 @@ func catalogue() []badInput {
 			want: `{inv}:9: host 10.10.10.11 (cluster pg-test): patroni_port "abc" is not a port number`},
 		{kind: "render", name: "pgbouncer_port zero", input: replaceOnce(g, "pg_role: replica", "pg_role: replica, pgbouncer_port: 0"),
 			want: "{inv}:6: host 10.10.10.12 (cluster pg-test): pgbouncer_port 0 is not a port number"},
+		{kind: "render", name: "pg_weight quoted, out of range", input: replaceOnce(g, "pg_role: replica", `pg_role: replica, pg_weight: "300"`),
+			want: `{inv}:6: host 10.10.10.12 (cluster pg-test): pg_weight "300" is outside 0-256`},
+		// Member errors name the line where the host is listed, not the
+		// group's pg_cluster line or the line of another variable.
+		{kind: "render", name: "missing pg_seq names the host's line", input: replaceOnce(g, "pg_seq: 2, ", ""),
+			want: "{inv}:6: cluster pg-test host 10.10.10.12: missing pg_seq"},
+		{kind: "render", name: "pg_seq from group vars, duplicate: the host's line",
+			input: replaceOnce(replaceOnce(replaceOnce(g, "pg_seq: 1, ", ""), "pg_seq: 2, ", ""), "pg_cluster: pg-test", "pg_cluster: pg-test\n        pg_seq: 1"),
+			want:  "{inv}:6: host 10.10.10.12 (cluster pg-test): duplicate pg_seq 1, also used by host 10.10.10.11"},
+		{kind: "render", name: "missing pg_role names the host's line", input: replaceOnce(g, host2, "10.10.10.12:\n          pg_seq: 2"),
+			want: "{inv}:6: cluster pg-test host 10.10.10.12: missing pg_role"},
+
+		// YAML as Ansible (PyYAML) reads it: merge keys and aliases.
+		{kind: "render", name: "merge key of a scalar", input: g + "        <<: 5\n",
+			want: `{inv}:9: merge key << takes a mapping or a list of mappings, got "5"`},
+		{kind: "render", name: "merge key of a list of scalars", input: g + "        <<: [ a ]\n",
+			want: `{inv}:9: merge key << takes a mapping or a list of mappings, got a list holding "a"`},
+		{kind: "render", name: "alias inside its own anchor", input: g + "        x: &a [ 1, *a ]\n",
+			want: "{inv}:9: alias *a refers to a value that contains it"},
+		{kind: "render", name: "alias bomb", input: g + "        l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n" + aliasBomb(),
+			want: "aliases expand the inventory beyond 1000000 values", sub: true},
+
+		// Inventories and flags that leave nothing to serve.
+		{kind: "render", name: "no host sets pg_cluster", input: "all:\n  hosts: { 10.10.10.11: { pg_seq: 1, pg_role: primary } }\n",
+			want: "{inv}: no host sets pg_cluster, so there is no PostgreSQL cluster to serve"},
+		{kind: "render", name: "--node does not carry --cluster", input: twoClusters, args: []string{"--node", "10.10.10.11", "--cluster", "pg-b"},
+			want: "{inv}: --node 10.10.10.11 does not carry cluster pg-b (--cluster): Pigsty renders its services onto its own members"},
+		{kind: "render", name: "--node does not carry --cluster served by a provider",
+			input: replaceOnce(twoClusters, "pg_cluster: pg-test", "pg_cluster: pg-test\n        pg_service_provider: proxy") + "    proxy: { hosts: { 10.10.10.30: {} } }\n",
+			args:  []string{"--node", "10.10.10.11", "--cluster", "pg-test"},
+			want:  "{inv}: --node 10.10.10.11 does not carry cluster pg-test (--cluster): Pigsty renders its services onto the hosts of group proxy"},
+		{kind: "render", name: "--out is missing", args: []string{"--out", "/nonexistent-pgsvc/out"},
+			want: "--out /nonexistent-pgsvc/out: no such directory"},
+		{kind: "render", name: "--out is a file", args: []string{"--out", "{inv}"},
+			want: "--out {inv}: not a directory"},
 
 		// Service definitions (v2).
 		{kind: "render", name: "service is a scalar", input: svc("          - primary\n"),
-			want: `{inv}: cluster pg-test: line 9: pg_services[0] must be a mapping, got "primary"`},
+			want: `{inv}:10: cluster pg-test: pg_services[0] must be a mapping, got "primary"`},
 		{kind: "render", name: "pg_default_services is a mapping", input: g + "        pg_default_services: { primary: 5433 }\n",
-			want: "{inv}: cluster pg-test: line 9: pg_default_services must be a list of services, got a mapping"},
+			want: "{inv}:9: cluster pg-test: pg_default_services must be a list of services, got a mapping"},
 		{kind: "render", name: "port zero", input: svc("          - { name: p, port: 0, selector: \"[]\" }\n"),
-			want: "{inv}:9: cluster pg-test service p: port 0 is not a port number (1-65535)"},
-		{kind: "render", name: "port quoted", input: svc("          - { name: p, port: \"5440\", selector: \"[]\" }\n"),
-			want: `{inv}:9: cluster pg-test service p: port "5440" is not a port number (1-65535)`},
+			want: "{inv}:10: cluster pg-test service p: port 0 is not a port number (1-65535)"},
+		// A quoted integer is what Pigsty renders as written (port: "5440" works); this is not one.
+		{kind: "render", name: "port quoted, not an integer", input: svc("          - { name: p, port: \"54x0\", selector: \"[]\" }\n"),
+			want: `{inv}:10: cluster pg-test service p: port "54x0" is not a port number (1-65535)`},
+		{kind: "render", name: "maxconn quoted, not an integer", input: svc("          - { name: m, port: 5440, selector: \"[]\", maxconn: \"5k\" }\n"),
+			want: `{inv}:10: cluster pg-test service m: maxconn "5k" is not a non-negative integer`},
+		{kind: "render", name: "error in a later entry names its line",
+			input: svc("          - { name: a, port: 5440, selector: \"[]\" }\n          - name: b\n            port: 5441\n            selector: 5\n"),
+			want:  "{inv}:11: cluster pg-test service b: selector must be a JMESPath string, got 5"},
+		{kind: "render", name: "duplicate port names the later entry", input: svc("          - { name: extra, port: 5433, selector: \"[]\" }\n"),
+			want: "{inv}:10: cluster pg-test: services primary and extra both use port 5433"},
 		{kind: "render", name: "selector is a list", input: svc("          - { name: s, port: 5440, selector: [1] }\n"),
-			want: "{inv}:9: cluster pg-test service s: selector must be a JMESPath string, got a list"},
+			want: "{inv}:10: cluster pg-test service s: selector must be a JMESPath string, got a list"},
 		{kind: "render", name: "selector is blank", input: svc("          - { name: s, port: 5440, selector: \"  \" }\n"),
-			want: `{inv}:9: cluster pg-test service s: selector must be a JMESPath string, got "  "`},
+			want: `{inv}:10: cluster pg-test service s: selector must be a JMESPath string, got "  "`},
 		{kind: "render", name: "backup is a number", input: svc("          - { name: b, port: 5440, selector: \"[]\", backup: 5 }\n"),
-			want: "{inv}:9: cluster pg-test service b: backup must be a JMESPath string, got 5"},
+			want: "{inv}:10: cluster pg-test service b: backup must be a JMESPath string, got 5"},
 		{kind: "render", name: "backup does not compile", input: svc("          - { name: b, port: 5440, selector: \"[]\", backup: \"[? \" }\n"),
-			want: `{inv}:9: cluster pg-test service b backup: invalid JMESPath "[? ": `, sub: true},
+			want: `{inv}:10: cluster pg-test service b backup: invalid JMESPath "[? ": `, sub: true},
 		{kind: "render", name: "unterminated backtick literal", input: svc("          - { name: s, port: 5440, selector: \"[? pg_role == `primary ]\" }\n"),
-			want: "{inv}:9: cluster pg-test service s selector: invalid JMESPath \"[? pg_role == `primary ]\": ", sub: true},
+			want: "{inv}:10: cluster pg-test service s selector: invalid JMESPath \"[? pg_role == `primary ]\": ", sub: true},
 		{kind: "render", name: "maxconn negative", input: svc("          - { name: m, port: 5440, selector: \"[]\", maxconn: -5 }\n"),
-			want: "{inv}:9: cluster pg-test service m: maxconn -5 is not a non-negative integer"},
+			want: "{inv}:10: cluster pg-test service m: maxconn -5 is not a non-negative integer"},
 		{kind: "render", name: "balance is a list", input: svc("          - { name: m, port: 5440, selector: \"[]\", balance: [roundrobin] }\n"),
-			want: "{inv}:9: cluster pg-test service m: balance must be a string, got a list"},
+			want: "{inv}:10: cluster pg-test service m: balance must be a string, got a list"},
 		{kind: "render", name: "options is a mapping", input: svc("          - { name: m, port: 5440, selector: \"[]\", options: { inter: 1s } }\n"),
-			want: "{inv}:9: cluster pg-test service m: options must be a string, got a mapping"},
+			want: "{inv}:10: cluster pg-test service m: options must be a string, got a mapping"},
 
 		// Selector results (evaluated at render time).
 		{kind: "render", name: "selector returns a number", input: svc("          - { name: n, port: 5440, selector: \"[0].pg_seq\" }\n"),
-			want: `cluster pg-test service n: selector "[0].pg_seq" returned 1, want a list of hosts`},
+			want: `{inv}:10: cluster pg-test service n: selector "[0].pg_seq" returned 1, want a list of hosts`},
+		{kind: "render", name: "selector returns a list of numbers", input: svc("          - { name: n, port: 5440, selector: \"[].pg_seq\" }\n"),
+			want: `{inv}:10: cluster pg-test service n: selector "[].pg_seq" returned a list holding 1, want a list of hosts`},
 		{kind: "render", name: "selector returns true", input: svc("          - { name: n, port: 5440, selector: \"`true`\" }\n"),
-			want: "cluster pg-test service n: selector \"`true`\" returned true, want a list of hosts"},
+			want: "{inv}:10: cluster pg-test service n: selector \"`true`\" returned true, want a list of hosts"},
 		{kind: "render", name: "selector returns a host name", input: svc("          - { name: n, port: 5440, selector: \"[0].inventory_hostname\" }\n"),
-			want: `cluster pg-test service n: selector "[0].inventory_hostname" returned "10.10.10.11", want a list of hosts`},
+			want: `{inv}:10: cluster pg-test service n: selector "[0].inventory_hostname" returned "10.10.10.11", want a list of hosts`},
 		{kind: "render", name: "selector returns projected objects", input: svc("          - { name: n, port: 5440, selector: \"[].{host: inventory_hostname}\" }\n"),
-			want: `cluster pg-test service n: selector "[].{host: inventory_hostname}" returned an object that is not a member of the cluster, want a list of hosts`},
+			want: `{inv}:10: cluster pg-test service n: selector "[].{host: inventory_hostname}" returned an object that is not a member of the cluster, want a list of hosts`},
 		{kind: "render", name: "selector type error at run time", input: svc("          - { name: n, port: 5440, selector: \"abs(@)\" }\n"),
-			want: `cluster pg-test service n: selector "abs(@)" failed: a function got an argument of the wrong type (expected number)`, sub: true},
+			want: `{inv}:10: cluster pg-test service n: selector "abs(@)" failed: a function got an argument of the wrong type (expected number)`},
 		// go-jmespath prints the records it failed on; none of it may reach the error.
 		{kind: "render", name: "selector error never prints host variables", input: strings.Replace(svc("          - { name: n, port: 5440, selector: \"abs(@)\" }\n"),
 			"pg_cluster: pg-test", "pg_cluster: pg-test\n        patroni_password: Sup3rS3cret", 1),
@@ -170,29 +236,31 @@ func catalogue() []badInput {
 
 		// v1 service definitions.
 		{kind: "render", name: "v1 check_port unknown", input: v1(`{ name: v, src_port: 5440, selector: "[]", check_port: exporter }`),
-			want: `{inv}:9: cluster pg-test service v: check_port "exporter" is neither patroni, pg_exporter, none nor a port number`},
+			want: `{inv}:10: cluster pg-test service v: check_port "exporter" is neither patroni, pg_exporter, none nor a port number`},
 		{kind: "render", name: "v1 dst_port unknown", input: v1(`{ name: v, src_port: 5440, selector: "[]", dst_port: pgpool }`),
-			want: `{inv}:9: cluster pg-test service v: dest "pgpool" is neither postgres, pgbouncer, default nor a port number`},
+			want: `{inv}:10: cluster pg-test service v: dest "pgpool" is neither postgres, pgbouncer, default nor a port number`},
 		{kind: "render", name: "v1 check_code a word", input: v1(`{ name: v, src_port: 5440, selector: "[]", check_code: ok }`),
-			want: `{inv}:9: cluster pg-test service v: check_code "ok" is not a non-negative integer`},
+			want: `{inv}:10: cluster pg-test service v: check_code "ok" is not a non-negative integer`},
 		{kind: "render", name: "v1 haproxy is a scalar", input: v1(`{ name: v, src_port: 5440, selector: "[]", haproxy: fast }`),
-			want: `{inv}:9: cluster pg-test service v: haproxy must be a mapping, got "fast"`},
+			want: `{inv}:10: cluster pg-test service v: haproxy must be a mapping, got "fast"`},
 		{kind: "render", name: "v1 unknown haproxy key", input: v1(`{ name: v, src_port: 5440, selector: "[]", haproxy: { timeout: 1 } }`),
-			want: `{inv}:9: cluster pg-test service v: unknown key "haproxy.timeout" in a v1 service definition`},
+			want: `{inv}:10: cluster pg-test service v: unknown key "haproxy.timeout" in a v1 service definition`},
 		{kind: "render", name: "v1 service with a v2 key", input: v1(`{ name: v, src_port: 5440, port: 5441, selector: "[]" }`),
-			want: `{inv}:9: cluster pg-test service v: unknown key "port" in a v1 service definition`},
+			want: `{inv}:10: cluster pg-test service v: unknown key "port" in a v1 service definition`},
 		{kind: "render", name: "v1 selector_backup is a list", input: v1(`{ name: v, src_port: 5440, selector: "[]", selector_backup: [] }`),
-			want: "{inv}:9: cluster pg-test service v: selector_backup must be a JMESPath string, got a list"},
+			want: "{inv}:10: cluster pg-test service v: selector_backup must be a JMESPath string, got a list"},
 
 		// pg_rto / pg_rto_plan.
 		{kind: "render", name: "pg_rto_plan is a scalar", input: rto("        pg_rto: 30\n        pg_rto_plan: fast\n"),
-			want: `{inv}: cluster pg-test service primary: pg_rto_plan must be a mapping of plans, got "fast"`},
+			want: `{inv}:10: cluster pg-test: pg_rto_plan must be a mapping of plans, got "fast"`},
 		{kind: "render", name: "pg_rto_plan row too short", input: rto("        pg_rto: norm\n        pg_rto_plan: { norm: [30, 5] }\n"),
-			want: "{inv}: cluster pg-test service primary: pg_rto_plan.norm must be a list of 10 values [ttl, loop, retry, start, margin, inter, fastinter, downinter, rise, fall]"},
+			want: "{inv}:10: cluster pg-test: pg_rto_plan.norm must be a list of 10 values [ttl, loop, retry, start, margin, inter, fastinter, downinter, rise, fall]"},
 		{kind: "render", name: "pg_rto plan missing, no norm", input: rto("        pg_rto: safe\n        pg_rto_plan: { fast: " + row10 + " }\n"),
-			want: `{inv}: cluster pg-test service primary: pg_rto "safe" is not in pg_rto_plan, which has no norm plan either`},
-		{kind: "render", name: "pg_rto_plan empty cell", input: rto("        pg_rto: 20\n        pg_rto_plan: { fast: [20, 5, 5, 15, 5, \"\", 0.5s, 1s, 3, 3] }\n"),
-			want: "{inv}: cluster pg-test service primary: pg_rto_plan.fast[5]: empty value"},
+			want: `{inv}:9: cluster pg-test: pg_rto "safe" is not in pg_rto_plan, which has no norm plan either`},
+		{kind: "render", name: "pg_rto_plan without norm, pg_rto unset", input: rto("        pg_rto_plan: { fast: " + row10 + " }\n"),
+			want: "{inv}:9: cluster pg-test: pg_rto_plan has no norm plan, which applies when pg_rto is unset"},
+		{kind: "render", name: "pg_rto_plan empty cell", input: rto("        pg_rto: fast\n        pg_rto_plan: { fast: [20, 5, 5, 15, 5, \"\", 0.5s, 1s, 3, 3] }\n"),
+			want: "{inv}:10: cluster pg-test: pg_rto_plan.fast[5]: empty value"},
 
 		// One HAProxy serving two clusters (--node).
 		{kind: "render", name: "two clusters bind the same port on one node",
@@ -202,21 +270,37 @@ func catalogue() []badInput {
 			args: []string{"--node", "10.0.0.9"},
 			want: "services pg-a-default (*:5436) and pg-b-default (*:5436) bind the same port on this HAProxy"},
 
+		// pgsvc validate without --node: every node Pigsty renders services onto.
+		{kind: "validate", name: "two provider clusters bind the same port", input: proxyClusters,
+			want: "{inv}: services pg-a-default (*:5436) and pg-b-default (*:5436) bind the same port on nodes 10.0.0.9, 10.0.0.10"},
+		{kind: "validate", name: "a member is also a proxy",
+			input: "all:\n  children:\n    proxy: { hosts: { 10.0.0.9: {} } }\n" +
+				"    pg-a: { hosts: { 10.0.0.1: { pg_seq: 1, pg_role: primary } }, vars: { pg_cluster: pg-a, pg_service_provider: proxy } }\n" +
+				"    pg-c: { hosts: { 10.0.0.9: { pg_seq: 1, pg_role: primary } }, vars: { pg_cluster: pg-c } }\n",
+			args: []string{"--cluster", "pg-a"},
+			want: "{inv}: services pg-a-default (*:5436) and pg-c-default (*:5436) bind the same port on node 10.0.0.9"},
+		{kind: "validate", name: "no host sets pg_cluster", input: "all:\n  children: { proxy: { hosts: { 10.0.0.9: {} } } }\n",
+			want: "{inv}: no host sets pg_cluster, so there is no PostgreSQL cluster to serve"},
+		{kind: "validate", name: "--node does not carry --cluster", input: twoClusters, args: []string{"--node", "10.10.10.21", "--cluster", "pg-test"},
+			want: "{inv}: --node 10.10.10.21 does not carry cluster pg-test (--cluster): Pigsty renders its services onto its own members"},
+
 		// Patroni snapshots (--state).
 		{kind: "render", name: "state is a JSON list", state: "[]",
-			want: "state {state}: not etcdctl JSON output: json: cannot unmarshal array into Go value of type dcs.snapshotJSON"},
+			want: "state {state}: not etcdctl JSON output: the document is a list, want an object (at byte 1)"},
 		{kind: "render", name: "state is null", state: "null",
 			want: "state {state}: no header: want the output of `etcdctl get --prefix <namespace> -w json`"},
 		{kind: "render", name: "state revision is a string", state: `{"header":{"revision":"7"},"kvs":[]}`,
-			want: "state {state}: not etcdctl JSON output: json: cannot unmarshal string into Go struct field .header.revision of type int64"},
+			want: "state {state}: not etcdctl JSON output: header.revision is a string, want an integer (at byte 25)"},
 		{kind: "render", name: "state kvs is an object", state: `{"header":{"revision":7},"kvs":{}}`,
-			want: "state {state}: not etcdctl JSON output: json: cannot unmarshal object into Go struct field snapshotJSON.kvs of type []struct", sub: true},
+			want: "state {state}: not etcdctl JSON output: kvs is an object, want a list (at byte 32)"},
 		{kind: "render", name: "state value not base64", state: `{"header":{"revision":7},"kvs":[{"key":"L3BnL3BnLXRlc3QvbGVhZGVy","value":"pg-test-1"}]}`,
 			want: "state {state}: kvs[0] (/pg/pg-test/leader): value is not base64: illegal base64 data at input byte 2"},
+		{kind: "render", name: "state holds no served cluster", state: `{"header":{"revision":7},"kvs":[]}`,
+			want: "state {state}: no Patroni keys under /pg/ for pg-test (wrong --namespace?)"},
 		{kind: "render", name: "state member without role", state: stateJSON(member, `{"state":"running","role":null}`),
 			want: "state {state}: patroni member " + member + ": member JSON has no role"},
 		{kind: "render", name: "state member role is a number", state: stateJSON(member, `{"role":1}`),
-			want: "state {state}: patroni member " + member + ": not Patroni member JSON: json: cannot unmarshal number into Go struct field .role of type string"},
+			want: "state {state}: patroni member " + member + ": not Patroni member JSON: role is a number, want a string (at byte 9)"},
 		{kind: "render", name: "state override weight out of range", state: stateJSON("/pg/pg-test/leader", "pg-test-1", override, `{"pg_weight":999}`),
 			want: "state {state}: override " + override + ": pg_weight 999 is outside 0-256"},
 		{kind: "render", name: "state override makes a member primary", state: stateJSON(override, `{"pg_role":"primary"}`),
@@ -226,7 +310,7 @@ func catalogue() []badInput {
 		{kind: "render", name: "valid override breaks a selector",
 			input: svc("          - { name: n, port: 5440, selector: \"[? !note || length(note) > `0`]\" }\n"),
 			state: stateJSON(override, `{"note":5}`),
-			want:  "cluster pg-test service n: selector \"[? !note || length(note) > `0`]\" failed: ", sub: true},
+			want:  "{inv}:10: cluster pg-test service n: selector \"[? !note || length(note) > `0`]\" failed: ", sub: true},
 
 		// pgsvc set / unset: refused before etcd is contacted.
 		{kind: "set", name: "empty key", args: []string{"pg-test-1", "=5"}, want: `pg-test-1: "=5": want key=value`},
@@ -268,18 +352,19 @@ func catalogue() []badInput {
 		{kind: "override", name: "list value", input: `{"tags":[1]}`, want: "tags: value must be a string, number, boolean or null"},
 		{kind: "override", name: "null role", input: `{"pg_role":null}`, want: "pg_role <nil> " + notOverRole},
 		{kind: "override", name: "a JSON string", input: `"pg_weight=10"`,
-			want: "not a JSON object of variables: json: cannot unmarshal string into Go value of type map[string]interface {}"},
+			want: "not a JSON object of variables: the document is a string, want an object (at byte 14)"},
 		{kind: "override", name: "empty value", input: ``, want: "not a JSON object of variables: EOF"},
 		{kind: "override", name: "two objects", input: `{"pg_weight":10} {"pg_weight":300}`, want: "not a JSON object of variables: data after the object"},
 		{kind: "override", name: "trailing garbage", input: `{"pg_weight":10}x`, want: "not a JSON object of variables: data after the object"},
 
 		// Patroni member values in etcd.
 		{kind: "member", name: "null role", input: `{"role":null,"state":"running"}`, want: "member JSON has no role"},
-		{kind: "member", name: "role is a number", input: `{"role":5}`, want: "not Patroni member JSON: json: cannot unmarshal number into Go struct field .role of type string"},
+		{kind: "override", name: "group_names is Ansible's", input: `{"group_names":"pg-test"}`, want: "group_names identifies the instance and cannot be overridden"},
+		{kind: "member", name: "role is a number", input: `{"role":5}`, want: "not Patroni member JSON: role is a number, want a string (at byte 9)"},
 		{kind: "member", name: "tags is a list", input: `{"role":"replica","tags":["nofailover"]}`,
-			want: "not Patroni member JSON: json: cannot unmarshal array into Go struct field .tags of type map[string]interface {}"},
+			want: "not Patroni member JSON: tags is a list, want an object (at byte 26)"},
 		{kind: "member", name: "state is a number", input: `{"role":"replica","state":1}`,
-			want: "not Patroni member JSON: json: cannot unmarshal number into Go struct field .state of type string"},
+			want: "not Patroni member JSON: state is a number, want a string (at byte 27)"},
 		{kind: "member", name: "empty value", input: ``, want: "not Patroni member JSON: unexpected end of JSON input"},
 		{kind: "member", name: "trailing garbage", input: `{"role":"master"} x`, want: "not Patroni member JSON: invalid character 'x' after top-level value"},
 		{kind: "member", name: "a bare word", input: `master`, want: "not Patroni member JSON: invalid character 'm' looking for beginning of value"},
@@ -336,6 +421,8 @@ func TestBadInputCatalogue(t *testing.T) {
 			switch tc.kind {
 			case "render":
 				checkRender(t, tc, stale)
+			case "validate":
+				checkValidate(t, tc)
 			case "set", "unset":
 				checkOverrideCommand(t, tc)
 			case "override":
@@ -371,7 +458,11 @@ func assertError(t *testing.T, tc badInput, got string, paths map[string]string)
 func staleServiceFiles(t *testing.T) map[string][]byte {
 	t.Helper()
 	dir := t.TempDir()
-	inv := writeFile(t, dir, "prev.yml", strings.Replace(goodInventory, "pg_role: replica", "pg_role: replica, pg_weight: 50", 1))
+	// The previous inventory also had a service the good one has not: a good
+	// render removes its file, a refused one must not.
+	prev := strings.Replace(goodInventory, "pg_role: replica", "pg_role: replica, pg_weight: 50", 1) +
+		"        pg_services: [ { name: gone, port: 5450, selector: \"[]\" } ]\n"
+	inv := writeFile(t, dir, "prev.yml", prev)
 	out := filepath.Join(dir, "out")
 	require.NoError(t, os.Mkdir(out, 0o755))
 	code, _, stderr := runCLI(t, "render", "--inventory", inv, "--out", out)
@@ -399,7 +490,8 @@ func staleServiceFiles(t *testing.T) map[string][]byte {
 			changed++
 		}
 	}
-	require.Equal(t, len(files)-1, changed, "a good render replaces every stale service file and nothing else")
+	require.Equal(t, len(files)-1, changed, "a good render replaces (or removes) every stale service file and nothing else")
+	require.NotContains(t, after, "pg-test-gone.cfg", "a good render removes the file of a service that is gone")
 	return files
 }
 
@@ -446,7 +538,10 @@ func checkRender(t *testing.T, tc badInput, stale map[string][]byte) {
 	inv := writeFile(t, dir, "inv.yml", input)
 	out := populate(t, stale)
 	before := snapshotDir(t, out)
-	args := append([]string{"render", "--inventory", inv, "--out", out}, tc.args...)
+	args := []string{"render", "--inventory", inv, "--out", out}
+	for _, a := range tc.args {
+		args = append(args, strings.ReplaceAll(a, "{inv}", inv))
+	}
 	state := ""
 	if tc.state != "" {
 		state = writeFile(t, dir, "state.json", tc.state)
@@ -462,6 +557,24 @@ func checkRender(t *testing.T, tc badInput, stale map[string][]byte) {
 	assertError(t, tc, msg, map[string]string{"{inv}": inv, "{state}": state})
 	assert.Equal(t, before, snapshotDir(t, out), "--out directory unchanged")
 	assert.Len(t, before, len(stale))
+}
+
+func checkValidate(t *testing.T, tc badInput) {
+	dir := t.TempDir()
+	input := tc.input
+	if input == "" {
+		input = goodInventory
+	}
+	inv := writeFile(t, dir, "inv.yml", input)
+	args := []string{"validate", "--inventory", inv}
+	for _, a := range tc.args {
+		args = append(args, strings.ReplaceAll(a, "{inv}", inv))
+	}
+	code, stdout, stderr := runCLI(t, args...)
+	assert.Equal(t, 1, code, "exit code")
+	assert.Empty(t, stdout, "no summary")
+	require.True(t, strings.HasPrefix(stderr, "pgsvc validate: ") && strings.HasSuffix(stderr, "\n"), "%q", stderr)
+	assertError(t, tc, strings.TrimSuffix(strings.TrimPrefix(stderr, "pgsvc validate: "), "\n"), map[string]string{"{inv}": inv})
 }
 
 func checkOverrideCommand(t *testing.T, tc badInput) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -106,11 +107,14 @@ func parseDaemonFlags(fs *flag.FlagSet, args []string, c *daemonConfig) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&fromFile); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config %s: %v", *path, err)
+		return configError(*path, err)
 	}
 	// The flags point into *c: overwrite it with the file, then parse the
 	// command line again so explicit flags win.
 	*c = fromFile
+	if hasFlag(args, "cluster") {
+		c.Clusters = nil // --cluster on the command line replaces the file's list
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -205,5 +209,45 @@ func (c *daemonConfig) syncer(ctx context.Context) (*dataplaneapi.Syncer, error)
 		return nil, err
 	}
 	return &dataplaneapi.Syncer{Runtime: rt,
-		Config: &dataplaneapi.ConfigDir{Dir: c.ConfDir, MainConfig: c.MainConfig, HAProxy: c.HAProxyBin, Reloader: r}}, nil
+		Config: &dataplaneapi.ConfigDir{Dir: c.ConfDir, MainConfig: c.MainConfig, HAProxy: c.HAProxyBin, Reloader: r,
+			Clusters: c.Clusters}}, nil
+}
+
+var (
+	yamlLine      = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	yamlUnknown   = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+	yamlWrongType = regexp.MustCompile("^cannot unmarshal !!\\w+ `(.*)` into (\\S+)$")
+)
+
+// configError turns a YAML decoding error into file:line messages in the
+// config's own terms (keys and values, never Go type names).
+func configError(path string, err error) error {
+	var lines []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		lines = te.Errors
+	} else {
+		lines = []string{err.Error()}
+	}
+	msgs := make([]string, 0, len(lines))
+	for _, l := range lines {
+		m := yamlLine.FindStringSubmatch(l)
+		if m == nil {
+			msgs = append(msgs, fmt.Sprintf("config %s: %s", path, strings.TrimPrefix(l, "yaml: ")))
+			continue
+		}
+		msg := m[2]
+		if u := yamlUnknown.FindStringSubmatch(msg); u != nil {
+			msg = fmt.Sprintf("unknown key %q (see pgsvc run --help)", u[1])
+		} else if w := yamlWrongType.FindStringSubmatch(msg); w != nil {
+			want := map[string]string{"time.Duration": "a duration like 30s", "int": "an integer", "bool": "true or false",
+				"string": "a string", "main.listFlag": "a list of cluster names"}[w[2]]
+			if want == "" {
+				want = "another type"
+			}
+			msg = fmt.Sprintf("%q: want %s", w[1], want)
+		}
+		msgs = append(msgs, fmt.Sprintf("config %s:%s: %s", path, m[1], msg))
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"gopkg.in/yaml.v3"
@@ -83,6 +84,11 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 	if err := cfg.checkPermissions(); err != nil {
 		return err
 	}
+	// SIGHUP's default action kills the process: catch it before anything
+	// slow, so a reload signal during start-up is not fatal.
+	hupSignal := make(chan os.Signal, 1)
+	signal.Notify(hupSignal, syscall.SIGHUP)
+	defer signal.Stop(hupSignal)
 	level := new(slog.LevelVar)
 	log := cfg.loggerWithLevel(errOut, level)
 	cli, err := reconcile.NewEtcdClient(cfg.etcd())
@@ -90,7 +96,11 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 		return err
 	}
 	defer cli.Close()
-	syncer, err := cfg.syncer(ctx)
+	// The HAProxy connection outlives the signal: a pass in flight when
+	// SIGTERM arrives must be able to finish its commands.
+	haproxyCtx, closeHAProxy := context.WithCancel(context.WithoutCancel(ctx))
+	defer closeHAProxy()
+	syncer, err := cfg.syncer(haproxyCtx)
 	if err != nil {
 		return err
 	}
@@ -121,10 +131,17 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 	}
 	goRun(src.Run)
 	goRun(inv.Run)
+	goRun(func(ctx context.Context, in *reconcile.Inputs) error {
+		syncer.WatchWorker(ctx, 2*time.Second, func() {
+			log.Info("haproxy worker changed, verifying every service")
+			in.MarkAll(reconcile.CauseHAProxy)
+		})
+		return nil
+	})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		onHUP(ctx, args, cfg, level, hup, log)
+		onHUP(ctx, hupSignal, args, cfg, level, hup, log)
 	}()
 	err = rec.Run(ctx) // returns when ctx ends, after the pass in flight
 	wg.Wait()
@@ -134,10 +151,7 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 
 // onHUP re-reads the config file and the inventory on every SIGHUP. The log
 // level changes live; settings that need new connections are reported.
-func onHUP(ctx context.Context, args []string, running daemonConfig, level *slog.LevelVar, hup chan<- struct{}, log *slog.Logger) {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGHUP)
-	defer signal.Stop(sig)
+func onHUP(ctx context.Context, sig <-chan os.Signal, args []string, running daemonConfig, level *slog.LevelVar, hup chan<- struct{}, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -197,17 +211,30 @@ func runReconcile(ctx context.Context, args []string, out, errOut io.Writer) err
 	if format != "text" && format != "json" {
 		return fmt.Errorf("-o %q: want text or json", format)
 	}
+	if !dryRun {
+		if err := cfg.checkPermissions(); err != nil {
+			return err
+		}
+	}
 	var rep reconcile.Report
 	err := withLive(ctx, cfg, func(ctx context.Context, l *live) error {
 		in, err := l.inputs(ctx)
 		if err != nil {
 			return err
 		}
-		syncer, err := cfg.syncer(ctx)
+		// Once started, the pass is not cut short by a signal (only by
+		// --timeout): HAProxy is never left half-way.
+		passCtx := context.WithoutCancel(ctx)
+		if deadline, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			passCtx, cancel = context.WithDeadline(passCtx, deadline)
+			defer cancel()
+		}
+		syncer, err := cfg.syncer(passCtx)
 		if err != nil {
 			return err
 		}
-		rep, err = (&reconcile.Reconciler{In: in, Log: cfg.logger(errOut), HAProxy: syncer}).Pass(ctx, dryRun)
+		rep, err = (&reconcile.Reconciler{In: in, Log: cfg.logger(errOut), HAProxy: syncer}).Pass(passCtx, dryRun)
 		return err
 	})
 	if err != nil {
@@ -244,6 +271,9 @@ func writeReport(w io.Writer, rep reconcile.Report, format string, dryRun bool, 
 	}
 	for _, f := range rep.Written {
 		fmt.Fprintf(w, "%s: write %s\n", verb, filepath.Join(dir, f))
+		for _, line := range rep.FileChanges[f] {
+			fmt.Fprintf(w, "    %s\n", line)
+		}
 	}
 	for _, f := range rep.Removed {
 		fmt.Fprintf(w, "%s: remove %s\n", verb, filepath.Join(dir, f))

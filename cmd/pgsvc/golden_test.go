@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,6 +105,124 @@ func TestRenderOutDirMatchesStdout(t *testing.T) {
 	assert.Equal(t, []string{"pg-test-default.cfg", "pg-test-offline.cfg", "pg-test-primary.cfg", "pg-test-replica.cfg"}, names, "one file per service, no temporaries left")
 	_, stdout, _ := runCLI(t, "render", "--inventory", inv, "--cluster", "pg-test")
 	assert.Equal(t, stdout, all.String())
+}
+
+// TestRenderOutRemovesStale: like Pigsty, which wipes <cluster>-*.cfg before
+// rendering, `render --out` removes the files pgsvc wrote for the rendered
+// clusters whose service is gone; they used to stay and be loaded by HAProxy.
+// Unmanaged files and other clusters' files are never touched (Pigsty's
+// glob would also have removed pg-test-delay-*.cfg when refreshing pg-test).
+func TestRenderOutRemovesStale(t *testing.T) {
+	standby := "        pg_services: [ { name: standby, port: 5435, selector: \"[]\" } ]\n"
+	withStandby := func(t *testing.T) string {
+		data, err := os.ReadFile(sandbox)
+		require.NoError(t, err)
+		s := strings.Replace(string(data), "        pg_vip_address: 10.10.10.2/24\n", "        pg_vip_address: 10.10.10.2/24\n"+standby, 1)
+		s = strings.Replace(s, "        pg_vip_address: 10.10.10.3/24\n", "        pg_vip_address: 10.10.10.3/24\n"+standby, 1)
+		return writeFile(t, t.TempDir(), "prev.yml", s)
+	}
+	foreign := map[string]string{
+		"pg-test-old.cfg":           "listen pg-test-old\n    bind *:5499\n", // no marker
+		"pg-test-delay-primary.cfg": "# service: pg-test-delay-primary @ *:5433 (managed by pgsvc: edits are overwritten)\n# cluster pg-test-delay\n",
+		"pg-test-nocluster.cfg":     "# service: x @ *:1 (managed by pgsvc: edits are overwritten)\nlisten x\n", // no # cluster line
+		"pg-test-standby.cfg.bak":   "# service: pg-test-standby @ *:5435 (managed by pgsvc: edits are overwritten)\n# cluster pg-test\n",
+	}
+	current := []string{"pg-meta-default.cfg", "pg-meta-offline.cfg", "pg-meta-primary.cfg", "pg-meta-replica.cfg",
+		"pg-test-default.cfg", "pg-test-offline.cfg", "pg-test-primary.cfg", "pg-test-replica.cfg"}
+	tests := []struct {
+		name    string
+		args    []string
+		removed []string
+		msg     string
+	}{
+		{"every cluster", nil, []string{"pg-meta-standby.cfg", "pg-test-standby.cfg"}, "8 service files in {dir}, 0 written, 8 unchanged, 2 removed"},
+		{"--cluster: only its files", []string{"--cluster", "pg-test"}, []string{"pg-test-standby.cfg"}, "4 service files in {dir}, 0 written, 4 unchanged, 1 removed"},
+		{"--node: only the clusters it carries", []string{"--node", "10.10.10.10"}, []string{"pg-meta-standby.cfg"}, "4 service files in {dir}, 0 written, 4 unchanged, 1 removed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			code, _, stderr := runCLI(t, "render", "--inventory", withStandby(t), "--out", dir)
+			require.Equal(t, 0, code, stderr)
+			for name, data := range foreign {
+				writeFile(t, dir, name, data)
+			}
+			before := map[string]bool{}
+			entries, err := os.ReadDir(dir)
+			require.NoError(t, err)
+			for _, e := range entries {
+				before[e.Name()] = true
+			}
+			require.True(t, before["pg-test-standby.cfg"] && before["pg-meta-standby.cfg"])
+
+			code, _, stderr = runCLI(t, append([]string{"render", "--inventory", sandbox, "--out", dir}, tt.args...)...)
+			require.Equal(t, 0, code, stderr)
+			assert.Equal(t, strings.ReplaceAll(tt.msg, "{dir}", dir)+"\n", stderr)
+			want := map[string]bool{}
+			for name := range before {
+				want[name] = true
+			}
+			for _, name := range tt.removed {
+				delete(want, name)
+			}
+			got := map[string]bool{}
+			entries, err = os.ReadDir(dir)
+			require.NoError(t, err)
+			for _, e := range entries {
+				got[e.Name()] = true
+			}
+			assert.Equal(t, want, got)
+			for name, data := range foreign {
+				b, err := os.ReadFile(filepath.Join(dir, name))
+				require.NoError(t, err)
+				assert.Equal(t, data, string(b), "%s untouched", name)
+			}
+			for _, name := range current {
+				assert.True(t, got[name], name)
+			}
+		})
+	}
+}
+
+// TestValidateChecksEveryNode: validate without --node checks the services
+// each node carries, as --node does for one; a proxy group shared by two
+// clusters binding the same port passed before.
+func TestValidateChecksEveryNode(t *testing.T) {
+	cluster := func(name, host, provider, extra string) string {
+		return fmt.Sprintf("    %s: { hosts: { %s: { pg_seq: 1, pg_role: primary } }, vars: { pg_cluster: %s, pg_service_provider: %q %s } }\n",
+			name, host, name, provider, extra)
+	}
+	head := "all:\n  children:\n    proxy: { hosts: { 10.0.0.9: {}, 10.0.0.10: {} } }\n"
+	ports := func(base int) string {
+		return fmt.Sprintf(`, pg_default_services: [{ name: primary, port: %d, selector: "[]" }]`, base)
+	}
+	tests := []struct {
+		name, inv string
+		want      string // "" = valid
+	}{
+		{"local clusters never share a node", head + cluster("pg-a", "10.0.0.1", "", "") + cluster("pg-b", "10.0.0.2", "", ""), ""},
+		{"proxy clusters on distinct ports", head + cluster("pg-a", "10.0.0.1", "proxy", ports(10001)) + cluster("pg-b", "10.0.0.2", "proxy", ports(10002)), ""},
+		{"proxy clusters on one port, distinct addresses", head +
+			cluster("pg-a", "10.0.0.1", "proxy", `, pg_default_services: [{ name: primary, ip: 10.0.0.91, port: 10001, selector: "[]" }]`) +
+			cluster("pg-b", "10.0.0.2", "proxy", `, pg_default_services: [{ name: primary, ip: 10.0.0.92, port: 10001, selector: "[]" }]`), ""},
+		{"proxy clusters on one port", head + cluster("pg-a", "10.0.0.1", "proxy", ports(10001)) + cluster("pg-b", "10.0.0.2", "proxy", ports(10001)),
+			"services pg-a-primary (*:10001) and pg-b-primary (*:10001) bind the same port on nodes 10.0.0.9, 10.0.0.10"},
+		{"a provider group that does not exist: local", head + cluster("pg-a", "10.0.0.1", "nope", ports(10001)) + cluster("pg-b", "10.0.0.1", "nope", ports(10001)),
+			""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inv := writeFile(t, t.TempDir(), "inv.yml", tt.inv)
+			code, out, stderr := runCLI(t, "validate", "--inventory", inv)
+			if tt.want == "" {
+				assert.Equal(t, 0, code, stderr)
+				assert.Contains(t, out, "services OK")
+				return
+			}
+			assert.Equal(t, 1, code)
+			assert.Equal(t, "pgsvc validate: "+inv+": "+tt.want+"\n", stderr)
+		})
+	}
 }
 
 func TestValidateSummary(t *testing.T) {

@@ -76,7 +76,12 @@ func TestLiveCommands(t *testing.T) {
 	require.Equal(t, 2, code, "changes pending: %s", stderr)
 	assert.Contains(t, out, "would run: set server pg-test-offline/pg-test-3 state drain\n")
 	assert.Contains(t, out, "would run: set server pg-test-offline/pg-test-3.b weight 40\n")
-	assert.Contains(t, out, "would run: write "+filepath.Join(hap.ConfDir, "pg-test-offline.cfg")+"\n")
+	assert.Contains(t, out, "would run: write "+filepath.Join(hap.ConfDir, "pg-test-offline.cfg")+"\n"+
+		"    -# service instances 10.10.10.13, 10.10.10.12\n")
+	assert.Contains(t, out, "    -    server pg-test-3 10.10.10.13:5432 check port 8008 weight 100\n"+
+		"    -    server pg-test-3.b 10.10.10.13:5432 check port 8008 weight 100 backup disabled\n"+
+		"    +    server pg-test-3 10.10.10.13:5432 check port 8008 weight 40 disabled\n"+
+		"    +    server pg-test-3.b 10.10.10.13:5432 check port 8008 weight 40 backup\n", "the file change itself")
 	assert.NotContains(t, out, "reload:", "an offline toggle needs no reload")
 	assert.Contains(t, hap.Exec("show servers state pg-test-offline"), "pg-test-3 10.10.10.13 ", "dry run changed nothing")
 	assert.Contains(t, hap.Exec("show stat pg-test-offline 4 -1"), ",100,", "weights untouched by the dry run")
@@ -130,7 +135,9 @@ func TestLiveCommands(t *testing.T) {
 	} {
 		assert.Contains(t, scrape, want)
 	}
-	assert.NotContains(t, scrape, "pgsvc_haproxy_reloads_total{", "no reloads happened")
+	assert.Contains(t, scrape, "pgsvc_haproxy_reloads_total 0\n", "no reloads happened")
+	assert.Contains(t, scrape, `pgsvc_haproxy_reload_reasons_total{reason="service-added"} 0`, "every series is there from the start")
+	assert.Contains(t, scrape, `pgsvc_runtime_commands_total{kind="shutdown"} 0`)
 
 	code, _, stderr = cmd("set", "pg-test-2", "pg_weight=50")
 	require.Equal(t, 0, code, stderr)
@@ -149,6 +156,11 @@ func TestLiveCommands(t *testing.T) {
 	require.NoError(t, os.WriteFile(inv, good, 0o644))
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
 	require.Eventually(t, func() bool { return httpGet(t, metricsAddr, "/readyz") == "ok\n" }, 10*time.Second, 50*time.Millisecond)
+
+	// SIGHUP re-reads even an unchanged file (polling would not).
+	loaded := strings.Count(d.logs.String(), `"msg":"inventory loaded"`)
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return strings.Count(d.logs.String(), `"msg":"inventory loaded"`) == loaded+1 }, 10*time.Second, 20*time.Millisecond)
 
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, d.cmd.Wait(), "SIGTERM: finish the pass in flight, exit 0")
@@ -215,7 +227,97 @@ func TestRefusesWorldWritable(t *testing.T) {
 	conf := filepath.Join(dir, "conf.d")
 	require.NoError(t, os.Mkdir(conf, 0o755))
 	require.NoError(t, os.Chmod(conf, 0o777))
-	code, _, stderr := runCLI(t, "run", "--inventory", inv, "--haproxy-conf-dir", conf, "--haproxy-socket", filepath.Join(dir, "none.sock"))
-	assert.Equal(t, 1, code)
-	assert.Contains(t, stderr, "refusing to use HAProxy config dir "+conf+": it is world-writable (mode 0777)")
+	for _, cmd := range []string{"run", "reconcile"} {
+		code, _, stderr := runCLI(t, cmd, "--inventory", inv, "--haproxy-conf-dir", conf, "--haproxy-socket", filepath.Join(dir, "none.sock"))
+		assert.Equal(t, 1, code, cmd)
+		assert.Contains(t, stderr, "refusing to use HAProxy config dir "+conf+": it is world-writable (mode 0777)", cmd)
+	}
+}
+
+// smallLab is one primary-only cluster on real etcd and HAProxy, its config
+// rendered by pgsvc: head is the inventory up to its service list.
+type smallLab struct {
+	etcd      *local.Etcd
+	hap       *local.HAProxy
+	dir, inv  string
+	head      string
+	firstPort int
+}
+
+func newSmallLab(t *testing.T) *smallLab {
+	t.Helper()
+	l := &smallLab{etcd: local.StartEtcd(t), hap: local.NewHAProxy(t), dir: t.TempDir(), firstPort: local.FreePort(t, "127.0.0.1")}
+	cli := l.etcd.Client()
+	t.Cleanup(func() { cli.Close() })
+	l.head = "all:\n  children:\n    pg-test:\n      hosts:\n        10.10.10.11: { pg_seq: 1, pg_role: primary }\n" +
+		"      vars:\n        pg_cluster: pg-test\n        pg_default_services:\n"
+	l.inv = writeFile(t, l.dir, "inventory.yml", l.head+l.service("primary", l.firstPort))
+	local.NewPatroni(t, cli, "/pg/", "pg-test", map[string]string{"pg-test-1": "10.10.10.11"}).Steady("pg-test-1", "pg-test-1")
+	code, _, stderr := runCLI(t, "render", "--inventory", l.inv, "--out", l.hap.ConfDir)
+	require.Equal(t, 0, code, stderr)
+	l.hap.Start()
+	return l
+}
+
+func (l *smallLab) service(name string, port int) string {
+	return fmt.Sprintf("          - { name: %s, ip: 127.0.0.1, port: %d, dest: postgres, check: /primary, selector: \"[]\" }\n", name, port)
+}
+
+func (l *smallLab) flags(reload string) []string {
+	return []string{"--inventory", l.inv, "--etcd", l.etcd.Endpoint, "--haproxy-socket", l.hap.StatsSocket,
+		"--haproxy-conf-dir", l.hap.ConfDir, "--haproxy-config", l.hap.GlobalConfig, "--haproxy-reload", reload}
+}
+
+func waitLog(t *testing.T, d *daemon, msg string) {
+	t.Helper()
+	require.Eventually(t, func() bool { return strings.Contains(d.logs.String(), msg) }, 20*time.Second, 20*time.Millisecond, "log %s", msg)
+}
+
+// TestSIGTERMFinishesThePassInFlight: SIGTERM arriving during a structural
+// pass (config written, reload running) lets the pass finish: the reload
+// completes, the new worker is verified, nothing is left pending, exit 0.
+func TestSIGTERMFinishesThePassInFlight(t *testing.T) {
+	l := newSmallLab(t)
+	// A slow reload command: the SIGTERM lands while it runs.
+	started := filepath.Join(l.dir, "reload-started")
+	script := writeFile(t, l.dir, "reload.sh", fmt.Sprintf("#!/bin/sh\ntouch %s\nsleep 2\necho reload | socat - UNIX-CONNECT:%s\n", started, l.hap.MasterSocket))
+	require.NoError(t, os.Chmod(script, 0o755))
+	common := l.flags("exec:" + script)
+	d := startDaemon(t, append([]string{"run", "--log-format", "json", "--metrics-listen", ""}, common...))
+	waitLog(t, d, `"msg":"pgsvc running"`)
+
+	require.NoError(t, os.WriteFile(l.inv, []byte(l.head+l.service("primary", l.firstPort)+l.service("standby", local.FreePort(t, "127.0.0.1"))), 0o644))
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { _, err := os.Stat(started); return err == nil }, 20*time.Second, 20*time.Millisecond, "reload started")
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, d.cmd.Wait(), "exit 0")
+
+	logs := d.logs.String()
+	assert.NotContains(t, logs, "reconcile failed", "the pass in flight finished")
+	assert.Contains(t, logs, `"reload":true`)
+	assert.Contains(t, l.hap.Exec("show stat pg-test-standby 4 -1"), "pg-test-standby,pg-test-1,", "the new service is live")
+	code, out, stderr := runCLI(t, append([]string{"reconcile", "--dry-run"}, common...)...)
+	assert.Equal(t, 0, code, "nothing pending: %s %s", out, stderr)
+}
+
+// TestHAProxyRestartIsVerified: HAProxy restarted by someone else, from a
+// file edited by hand, is noticed within seconds (not at the next resync,
+// an hour away here) and brought back to the desired state.
+func TestHAProxyRestartIsVerified(t *testing.T) {
+	l := newSmallLab(t)
+	common := l.flags("master:" + l.hap.MasterSocket)
+	d := startDaemon(t, append([]string{"run", "--log-format", "json", "--metrics-listen", "", "--resync", "1h"}, common...))
+	waitLog(t, d, `"msg":"etcd listed"`)
+	file := filepath.Join(l.hap.ConfDir, "pg-test-primary.cfg")
+	data, err := os.ReadFile(file)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(file, []byte(strings.Replace(string(data), "server pg-test-1 10.10.10.11:5432 check port 8008 weight 100", "server pg-test-1 10.10.10.11:5432 check port 8008 weight 3", 1)), 0o644))
+	l.hap.Restart()
+	require.Regexp(t, ` pg-test-1 10\.10\.10\.11 \d+ 0 3 `, l.hap.Exec("show servers state pg-test-primary"), "HAProxy came up with the hand-edited weight")
+	waitLog(t, d, `"msg":"haproxy worker changed, verifying every service"`)
+	require.Eventually(t, func() bool {
+		return strings.Contains(d.logs.String(), `"server":"pg-test-1","kind":"weight","before":"3","after":"100","cause":"haproxy-restart"`)
+	}, 20*time.Second, 20*time.Millisecond)
+	code, out, stderr := runCLI(t, append([]string{"reconcile", "--dry-run"}, common...)...)
+	assert.Equal(t, 0, code, "runtime and file repaired: %s %s", out, stderr)
 }

@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"gopkg.in/yaml.v3"
 )
 
 // command is one subcommand: its flags are parsed by run itself.
@@ -126,6 +128,20 @@ func parse(fs *flag.FlagSet, args []string) error {
 type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+// UnmarshalYAML takes a list or, like the flag, a comma-separated string.
+func (l *listFlag) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*l = nil
+		return l.Set(n.Value)
+	}
+	var list []string
+	if n.Kind != yaml.SequenceNode || n.Decode(&list) != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a list of cluster names", n.Line)}}
+	}
+	*l = listFlag(list)
+	return nil
+}
 
 func (l *listFlag) Set(v string) error {
 	for _, s := range strings.Split(v, ",") {

@@ -7,7 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"runtime/debug"
+	"sort"
 	"strings"
 
 	"github.com/pgsvc/pgsvc/dataplaneapi"
@@ -54,7 +58,9 @@ func (m *modelFlags) layout() dcs.Layout {
 }
 
 // liveFromFile reads a --state snapshot into the live view ("" = static).
-func (m *modelFlags) liveFromFile(path string) (reconcile.Live, error) {
+// A snapshot holding neither a served cluster nor an override is refused:
+// the live view would silently be the static one (a wrong --namespace, say).
+func (m *modelFlags) liveFromFile(path string, clusters []*selector.Cluster) (reconcile.Live, error) {
 	if path == "" {
 		return reconcile.Live{}, nil
 	}
@@ -62,7 +68,18 @@ func (m *modelFlags) liveFromFile(path string) (reconcile.Live, error) {
 	if err != nil {
 		return reconcile.Live{}, err
 	}
-	return reconcile.Live{Clusters: st.Live(nil), Overrides: st.Overrides}, nil
+	live := reconcile.Live{Clusters: st.Live(nil), Overrides: st.Overrides}
+	if len(st.Overrides) > 0 {
+		return live, nil
+	}
+	names := make([]string, 0, len(clusters))
+	for _, c := range clusters {
+		if _, ok := st.Clusters[c.Name]; ok {
+			return live, nil
+		}
+		names = append(names, c.Name)
+	}
+	return reconcile.Live{}, fmt.Errorf("state %s: no Patroni keys under %s for %s (wrong --namespace?)", path, m.layout().Namespace, strings.Join(names, ", "))
 }
 
 func runRender(_ context.Context, args []string, out, errOut io.Writer) error {
@@ -75,11 +92,16 @@ func runRender(_ context.Context, args []string, out, errOut io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if dir != "" {
+		if err := checkDir(dir); err != nil {
+			return err
+		}
+	}
 	_, clusters, err := mf.load()
 	if err != nil {
 		return err
 	}
-	live, err := mf.liveFromFile(state)
+	live, err := mf.liveFromFile(state, clusters)
 	if err != nil {
 		return err
 	}
@@ -95,7 +117,36 @@ func runRender(_ context.Context, args []string, out, errOut io.Writer) error {
 		_, err := out.Write(b.Bytes())
 		return err
 	}
-	files, err := dataplaneapi.Files(&desired)
+	return renderDir(dir, clusters, &desired, errOut)
+}
+
+// checkDir fails in one line when --out is not a directory: writing each
+// file would otherwise fail once per file.
+func checkDir(dir string) error {
+	info, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("--out %s: no such directory", dir)
+	case err != nil:
+		return fmt.Errorf("--out %s: %w", dir, err)
+	case !info.IsDir():
+		return fmt.Errorf("--out %s: not a directory", dir)
+	}
+	return nil
+}
+
+// renderDir writes one file per service into dir and, as Pigsty wipes
+// <cluster>-*.cfg before rendering, removes the files pgsvc wrote for the
+// rendered clusters whose service no longer exists. Files without pgsvc's
+// marker, and other clusters' files, are never touched. Everything that can
+// fail before a change (reading dir, rendering) happens first; the new files
+// are installed all together, then the stale ones removed.
+func renderDir(dir string, clusters []*selector.Cluster, desired *reconcile.Desired, errOut io.Writer) error {
+	files, err := dataplaneapi.Files(desired)
+	if err != nil {
+		return err
+	}
+	stale, err := staleFiles(dir, clusters, files)
 	if err != nil {
 		return err
 	}
@@ -103,8 +154,39 @@ func runRender(_ context.Context, args []string, out, errOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(errOut, "%d service files in %s, %d written, %d unchanged\n", len(files), dir, len(written), len(files)-len(written))
+	var errs []error
+	for _, name := range stale {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%d service files written, but stale ones could not be removed: %w", len(written), errors.Join(errs...))
+	}
+	fmt.Fprintf(errOut, "%d service files in %s, %d written, %d unchanged, %d removed\n",
+		len(files), dir, len(written), len(files)-len(written), len(stale))
 	return nil
+}
+
+// staleFiles lists, sorted, the files in dir that pgsvc wrote for one of
+// the rendered clusters and that the new render does not have.
+func staleFiles(dir string, clusters []*selector.Cluster, files map[string][]byte) ([]string, error) {
+	names := make([]string, len(clusters))
+	for i, c := range clusters {
+		names[i] = c.Name
+	}
+	managed, err := dataplaneapi.ManagedFiles(dir, names)
+	if err != nil {
+		return nil, fmt.Errorf("--out %s: %w", dir, err)
+	}
+	var stale []string
+	for name := range managed {
+		if _, keep := files[name]; !keep {
+			stale = append(stale, name)
+		}
+	}
+	sort.Strings(stale)
+	return stale, nil
 }
 
 func runValidate(_ context.Context, args []string, out, errOut io.Writer) error {
@@ -122,6 +204,11 @@ func runValidate(_ context.Context, args []string, out, errOut io.Writer) error 
 	if err != nil {
 		return err
 	}
+	if mf.node == "" {
+		if err := checkNodeBinds(model, clusters); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(out, "inventory %s: %d hosts, %d clusters, %d services OK\n",
 		model.Inventory.Path, len(model.Inventory.Hosts), len(clusters), len(desired.Services))
 	for _, c := range clusters {
@@ -137,6 +224,82 @@ func runValidate(_ context.Context, args []string, out, errOut io.Writer) error 
 			c.Name, len(c.Members), strings.Join(svcs, " "), where, schemaOf(c))
 	}
 	return nil
+}
+
+// checkNodeBinds checks, for every HAProxy node that carries any of the
+// given clusters (their members, and the hosts of their pg_service_provider
+// groups), that the services Pigsty renders onto it do not bind one port,
+// as --node checks one node. Nodes carrying the same clusters are checked
+// once and reported together.
+func checkNodeBinds(model *selector.Model, clusters []*selector.Cluster) error {
+	var nodes []string
+	seen := map[string]bool{}
+	for _, c := range clusters {
+		hosts := model.Inventory.Groups[c.Provider]
+		if c.Provider == "" {
+			hosts = nil
+			for _, h := range c.Members {
+				hosts = append(hosts, h.Name)
+			}
+		}
+		for _, h := range hosts {
+			if !seen[h] {
+				seen[h] = true
+				nodes = append(nodes, h)
+			}
+		}
+	}
+	conflict := map[string]string{} // carried cluster set -> conflict, "" for none
+	var order []string
+	nodesOf := map[string][]string{}
+	for _, node := range nodes {
+		carried, err := model.Select(node, nil)
+		if err != nil {
+			return err
+		}
+		key := clusterSet(carried)
+		msg, done := conflict[key]
+		if !done && len(carried) > 1 { // one cluster's ports are unique already (NewModel)
+			if msg, err = bindConflict(carried); err != nil {
+				return err
+			}
+		}
+		conflict[key] = msg
+		if msg == "" {
+			continue
+		}
+		if nodesOf[msg] == nil {
+			order = append(order, msg)
+		}
+		nodesOf[msg] = append(nodesOf[msg], node)
+	}
+	var errs []error
+	for _, msg := range order {
+		where := "node "
+		if len(nodesOf[msg]) > 1 {
+			where = "nodes "
+		}
+		errs = append(errs, fmt.Errorf("%s: %s on %s%s", model.Inventory.Path, msg, where, strings.Join(nodesOf[msg], ", ")))
+	}
+	return errors.Join(errs...)
+}
+
+// bindConflict is the same-node bind check for the clusters one node
+// carries: the conflict, "" for none, or an error that is not one.
+func bindConflict(carried []*selector.Cluster) (string, error) {
+	d, err := reconcile.Compute(carried, reconcile.Live{}, false)
+	if err != nil {
+		return "", err
+	}
+	return d.BindConflict(), nil
+}
+
+func clusterSet(cs []*selector.Cluster) string {
+	names := make([]string, len(cs))
+	for i, c := range cs {
+		names[i] = c.Name
+	}
+	return strings.Join(names, ",")
 }
 
 func schemaOf(c *selector.Cluster) int {

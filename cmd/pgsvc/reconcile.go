@@ -34,7 +34,7 @@ func runReconcileOffline(ctx context.Context, args []string, out, errOut io.Writ
 	if err != nil {
 		return err
 	}
-	live, err := mf.liveFromFile(state)
+	live, err := mf.liveFromFile(state, clusters)
 	if err != nil {
 		return err
 	}
