@@ -8,11 +8,13 @@ package integration
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +28,15 @@ const (
 )
 
 var nodes = map[string]string{"pg-test-1": "10.10.10.11", "pg-test-2": "10.10.10.12", "pg-test-3": "10.10.10.13"}
+
+// members are the cluster's instances in inventory order.
+var members = []string{"pg-test-1", "pg-test-2", "pg-test-3"}
+
+// The inventory (fixtures/inventory/lab.yml): pg-test-1 is the primary,
+// pg-test-3 serves offline queries.
+const inventoryPrimary = "pg-test-1"
+
+var inventoryOffline = map[string]bool{"pg-test-3": true}
 
 func repoRoot() string {
 	wd, _ := os.Getwd()
@@ -102,8 +113,22 @@ func socket(t testing.TB, command string) string {
 		fmt.Sprintf("echo '%s' | socat -t 5 - UNIX-CONNECT:/run/haproxy/admin.sock", command))
 }
 
-// reloads is the HAProxy master's reload count.
-func reloads(t testing.TB) int {
+// haproxyProc is the HAProxy master as its master CLI's `show proc` reports
+// it: a reload increments Reloads and replaces the worker; a restart
+// (container restarted) starts a new master at 0 reloads.
+type haproxyProc struct {
+	Master  string // the master's pid
+	Reloads int
+	Failed  int
+	Workers []int
+}
+
+func (p haproxyProc) String() string {
+	return fmt.Sprintf("master %s, %d reloads (%d failed), workers %v", p.Master, p.Reloads, p.Failed, p.Workers)
+}
+
+// masterProc reads `show proc` from HAProxy's master socket.
+func masterProc(t testing.TB) haproxyProc {
 	t.Helper()
 	out := mustRun(t, "docker", "exec", haproxyContainer, "sh", "-c",
 		"echo 'show proc' | socat -t 5 - UNIX-CONNECT:/run/haproxy/master.sock")
@@ -111,7 +136,16 @@ func reloads(t testing.TB) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st.Reloads
+	p := haproxyProc{Reloads: st.Reloads, Failed: st.Failed, Workers: st.Workers}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[1] == "master" {
+			p.Master = f[0]
+		}
+	}
+	if len(p.Workers) != 1 {
+		t.Fatalf("show proc: want exactly one current worker:\n%s", out)
+	}
+	return p
 }
 
 // enabled lists a service's slots that take traffic (admin ready), sorted.
@@ -126,6 +160,69 @@ func enabled(t testing.TB, service string) string {
 		if s.Admin == dataplaneapi.AdminReady {
 			on = append(on, name)
 		}
+	}
+	sort.Strings(on)
+	return strings.Join(on, " ")
+}
+
+// serving lists a service's slots that take new connections: enabled and
+// UP by HAProxy's health checks, sorted.
+func serving(t testing.TB, service string) string {
+	t.Helper()
+	var on []string
+	for name, s := range backend(t, service).Slots {
+		if s.Admin == dataplaneapi.AdminReady && s.Status == "UP" {
+			on = append(on, name)
+		}
+	}
+	sort.Strings(on)
+	return strings.Join(on, " ")
+}
+
+// sessions is a slot's current session count (show stat scur).
+func sessions(t testing.TB, service, slot string) int {
+	t.Helper()
+	out := socket(t, "show stat pg-test-"+service+" 4 -1")
+	rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(strings.TrimSpace(out), "# "))).ReadAll()
+	if err != nil || len(rows) < 2 {
+		t.Fatalf("show stat pg-test-%s: %v\n%s", service, err, out)
+	}
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[h] = i
+	}
+	for _, row := range rows[1:] {
+		if row[col["svname"]] == slot {
+			n, err := strconv.Atoi(row[col["scur"]])
+			if err != nil {
+				t.Fatalf("show stat pg-test-%s %s: scur %q", service, slot, row[col["scur"]])
+			}
+			return n
+		}
+	}
+	t.Fatalf("show stat pg-test-%s: no server %s\n%s", service, slot, out)
+	return 0
+}
+
+// staticEnabled lists the slots `pgsvc render` enables for a service from
+// the installed inventory alone (no etcd, no overrides): the static view.
+func staticEnabled(t testing.TB, service string) string {
+	t.Helper()
+	out := mustRun(t, "docker", "exec", haproxyContainer,
+		"pgsvc", "render", "--inventory", "/etc/pgsvc/inventory.yml", "--cluster", "pg-test")
+	var on []string
+	in := false
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "listen":
+			in = f[1] == "pg-test-"+service
+		case in && len(f) > 1 && f[0] == "server" && f[len(f)-1] != "disabled":
+			on = append(on, f[1])
+		}
+	}
+	if len(on) == 0 {
+		t.Fatalf("pgsvc render: no enabled server in pg-test-%s:\n%s", service, out)
 	}
 	sort.Strings(on)
 	return strings.Join(on, " ")
@@ -208,14 +305,39 @@ func healthy(t testing.TB) string {
 	return l
 }
 
+// waitEqual polls got until it returns want; on timeout it fails with the
+// last value seen.
+func waitEqual(t testing.TB, timeout time.Duration, what, want string, got func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for last := got(); last != want; last = got() {
+		if time.Now().After(deadline) {
+			out, _ := run(t, "docker", "logs", "--tail", "40", haproxyContainer)
+			t.Fatalf("timed out after %s waiting for %s: want %q, have %q\nhaproxy/pgsvc log tail:\n%s", timeout, what, want, last, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// lead makes node the Patroni leader (a planned switchover when another
+// member leads) and waits until pgsvc has converged on it.
+func lead(t testing.TB, node string) {
+	t.Helper()
+	if from := healthy(t); from != node {
+		patronictl(t, from, "switchover", "--leader", from, "--candidate", node, "--force")
+		eventually(t, 60*time.Second, node+" to lead", func() bool { return leader(t) == node && memberRole(t, node) == "master" })
+		healthy(t)
+	}
+	converged(t)
+}
+
 func patronictl(t testing.TB, node string, args ...string) string {
 	t.Helper()
 	return mustRun(t, "docker", append([]string{"exec", node, "patronictl", "-c", "/etc/patroni/patroni.yml"}, args...)...)
 }
 
 func other(l string, not ...string) string {
-	names := []string{"pg-test-1", "pg-test-2", "pg-test-3"}
-	for _, n := range names {
+	for _, n := range members {
 		skip := n == l
 		for _, x := range not {
 			skip = skip || n == x

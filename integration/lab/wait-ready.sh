@@ -61,7 +61,7 @@ wait_for "Patroni: a leader and 2 streaming replicas" docker exec "$NODE" lab-re
 wait_for "HAProxy: primary, replica, default and offline services" haproxy_routes
 
 # host_port PORT: where the haproxy container's PORT is published on the host
-host_port() { docker port "$HAP" "$1/tcp" | head -1; }
+host_port() { docker port "$HAP" "$1/tcp" | sed -n 1p; }
 
 cat <<INFO
 
@@ -73,7 +73,7 @@ Services (user postgres, password postgres):
   default  PGPASSWORD=postgres psql -h 127.0.0.1 -p ${LAB_DEFAULT_PORT:-5436} -U postgres postgres   # $(host_port 5436), read-write, PostgreSQL directly
   offline  PGPASSWORD=postgres psql -h 127.0.0.1 -p ${LAB_OFFLINE_PORT:-5438} -U postgres postgres   # $(host_port 5438), pg-test-3 (pg_offline_query)
   stats    http://$(host_port 9101)/   metrics: http://$(host_port 9101)/metrics
-  etcd     ETCDCTL_API=3 etcdctl --endpoints=http://$(docker port pgsvc-etcd 2379/tcp | head -1) get --prefix /pg/
+  etcd     ETCDCTL_API=3 etcdctl --endpoints=http://$(docker port pgsvc-etcd 2379/tcp | sed -n 1p) get --prefix /pg/
 
 Try:
   docker exec $NODE patronictl -c /etc/patroni/patroni.yml list
