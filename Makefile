@@ -4,7 +4,7 @@ BIN     ?= bin/pgsvc
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build static test unit fuzz e2e vet bench clean
+.PHONY: all build static test unit fuzz e2e vet bench clean pigsty-diff
 
 all: build
 
@@ -41,8 +41,20 @@ fuzz:
 e2e:
 	$(GO) test -count=1 -tags integration -timeout 25m -v ./integration
 
+# Every benchmark the README quotes, with the event counts it quotes.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench 'BenchmarkDesired|BenchmarkLoadComputeDiff' -benchmem ./reconcile
+	$(GO) test -run '^$$' -bench BenchmarkRender -benchmem ./cmd/pgsvc
+	$(GO) test -run '^$$' -bench BenchmarkEventToHAProxy -benchtime 200x ./reconcile
+	$(GO) test -run '^$$' -bench BenchmarkLeaderChange1000 -benchtime 20x ./reconcile
+
+# Differential check against Pigsty's own template, rendered by Ansible, over
+# random inventories: make pigsty-diff PIGSTY=/path/to/pigsty [ROUNDS=200].
+# Needs ansible and python3-jmespath; not part of `make test` (CI has no Pigsty).
+ROUNDS ?= 100
+pigsty-diff:
+	@test -n "$(PIGSTY)" || (echo "set PIGSTY to a Pigsty checkout"; exit 1)
+	PIGSTY=$(PIGSTY) $(GO) test -tags pigsty -count=1 -timeout 0 -v -run TestTemplateEquivalence ./integration/pigsty -rounds $(ROUNDS)
 
 clean:
 	rm -rf bin
