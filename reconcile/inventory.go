@@ -46,7 +46,7 @@ func (s *InventorySource) Load(in *Inputs, force bool) error {
 			if m, err = selector.NewModel(inv); err == nil {
 				if err = in.SetModel(m); err == nil {
 					s.sum = sum
-					s.Log.Info("inventory loaded", "path", s.Path, "clusters", len(m.Clusters), "hosts", len(inv.Hosts))
+					s.Log.Info("inventory loaded", "path", s.Path, "clusters", len(m.Clusters), "hosts", len(inv.Hosts), "forced", force)
 				}
 			}
 		}

@@ -87,6 +87,7 @@ type Reconciler struct {
 	leaders     map[string]string // last known leader (fail static on no leader key)
 	accelerated map[string]string // leader whose server was forced up (or seen at start)
 	forcedDown  map[string]string // old leader already forced down
+	synced      bool              // a full pass has succeeded
 }
 
 func (r *Reconciler) init() {
@@ -174,6 +175,10 @@ func (r *Reconciler) Pass(ctx context.Context, dryRun bool) (Report, error) {
 		return rep, err
 	}
 	r.record(accel)
+	if w.full && !r.synced {
+		r.synced = true
+		r.Log.Info("HAProxy in sync", "etcd_revision", w.revision, "services", len(desired))
+	}
 	return rep, nil
 }
 
