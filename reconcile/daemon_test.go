@@ -213,6 +213,8 @@ func TestMissingKeysKeepRouting(t *testing.T) {
 	_, err := l.obs.waitFrom(n, func(p reconcile.PassInfo) bool { return p.Err == nil && p.Full }, 10*time.Second)
 	require.NoError(t, err)
 	assert.Equal(t, before, []string{l.enabled("replica"), l.enabled("offline")}, "a full resync keeps it too")
+	rep := l.oneShot(true)
+	assert.True(t, rep.Empty(), "a pgsvc started now, without a memory, finds the last primary in Patroni's history: %+v", rep)
 }
 
 // A watch that etcd compacted under it re-lists and re-watches, and the

@@ -182,7 +182,8 @@ func (in *Inputs) take() work {
 }
 
 // live returns the live view of the given clusters; lastLeader keeps the
-// last known leader per cluster (no leader key: routing stays).
+// last known leader per cluster (no leader key: routing stays, see
+// dcs.RoutingLeader).
 func (in *Inputs) live(clusters []*selector.Cluster, lastLeader map[string]string) (Live, map[string]*dcs.Cluster) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -193,12 +194,7 @@ func (in *Inputs) live(clusters []*selector.Cluster, lastLeader map[string]strin
 		if dc == nil {
 			continue
 		}
-		leader := dcs.ResolveLeader(dc)
-		if leader == "" {
-			leader = lastLeader[c.Name]
-		} else {
-			lastLeader[c.Name] = leader
-		}
+		leader := dcs.RoutingLeader(c.Name, dc, lastLeader)
 		members := make(map[string]selector.Member, len(dc.Members))
 		for k, v := range dc.Members {
 			members[k] = v

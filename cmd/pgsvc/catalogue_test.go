@@ -301,6 +301,8 @@ func catalogue() []badInput {
 			want: "state {state}: patroni member " + member + ": member JSON has no role"},
 		{kind: "render", name: "state member role is a number", state: stateJSON(member, `{"role":1}`),
 			want: "state {state}: patroni member " + member + ": not Patroni member JSON: role is a number, want a string (at byte 9)"},
+		{kind: "render", name: "state history is not a list", state: stateJSON("/pg/pg-test/leader", "pg-test-1", "/pg/pg-test/history", `{"leader":"pg-test-2"}`),
+			want: "state {state}: patroni history /pg/pg-test/history: not Patroni history JSON (a list of [timeline, lsn, reason, timestamp, new_leader]): the document is an object, want a list (at byte 1)"},
 		{kind: "render", name: "state override weight out of range", state: stateJSON("/pg/pg-test/leader", "pg-test-1", override, `{"pg_weight":999}`),
 			want: "state {state}: override " + override + ": pg_weight 999 is outside 0-256"},
 		{kind: "render", name: "state override makes a member primary", state: stateJSON(override, `{"pg_role":"primary"}`),

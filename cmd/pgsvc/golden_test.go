@@ -62,7 +62,7 @@ func TestReconcileDryRunOffline(t *testing.T) {
 		{"plan-p3-switchover.json", "p3-switchover.json", "json", 2},
 		{"plan-p4-switchover.txt", "p4-switchover.json", "text", 2},
 		{"plan-p3-crash-failover.txt", "p3-crash-failover.json", "text", 2},
-		{"plan-p3-no-leader.txt", "p3-no-leader.json", "text", 0},
+		{"plan-p3-no-leader.txt", "p3-no-leader.json", "text", 2}, // the history names the last primary
 	}
 	for _, tc := range tests {
 		t.Run(tc.golden, func(t *testing.T) {

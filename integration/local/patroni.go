@@ -15,12 +15,13 @@ import (
 // leader and member keys on the node's lease, member JSON in Patroni's
 // field order. Sequences follow the recorded watch streams.
 type Patroni struct {
-	t      testing.TB
-	Cli    *clientv3.Client
-	Prefix string // e.g. /pg/pg-test/
-	Role   string // primary role name: master (3.x) or primary (4.x)
-	addrs  map[string]string
-	leases map[string]clientv3.LeaseID
+	t       testing.TB
+	Cli     *clientv3.Client
+	Prefix  string // e.g. /pg/pg-test/
+	Role    string // primary role name: master (3.x) or primary (4.x)
+	addrs   map[string]string
+	leases  map[string]clientv3.LeaseID
+	history []any // entries of the history key, one per promotion
 }
 
 // NewPatroni writes for scope under namespace; addrs maps member name to its address.
@@ -103,9 +104,22 @@ func (p *Patroni) Switchover(from, to string) int64 {
 	p.Leader(to)
 	p.put("failover", "{}", 0)
 	p.Member(from, "demoted", "stopped")
+	p.promoted(to)
 	rev := p.Member(to, p.Role, "running")
 	p.Member(from, "replica", "running")
 	return rev
+}
+
+// promoted appends the history entry the new leader writes after its
+// timeline changed: [timeline, lsn, reason, timestamp, new_leader].
+func (p *Patroni) promoted(leader string) {
+	tl := len(p.history) + 1
+	p.history = append(p.history, []any{tl, 67109256 + tl*280, "no recovery target specified", time.Now().UTC().Format("2006-01-02T15:04:05.000000+00:00"), leader})
+	v, err := json.Marshal(p.history)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.put("history", string(v), 0)
 }
 
 func (p *Patroni) put(key, value string, lease clientv3.LeaseID) int64 {

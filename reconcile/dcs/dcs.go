@@ -1,6 +1,6 @@
 // Package dcs understands the keys pgsvc reads from etcd: Patroni's cluster
-// keys (<namespace><scope>/leader, .../members/<name>) and pgsvc's own
-// per-instance overrides. It is pure: callers bring the key/value pairs.
+// keys (<namespace><scope>/leader, .../members/<name>, .../history) and
+// pgsvc's own per-instance overrides. It is pure: callers bring the key/value pairs.
 package dcs
 
 import (
@@ -31,6 +31,11 @@ func NormalizePrefix(p string) string {
 type Cluster struct {
 	Leader  string // value of the leader key, "" when the key is absent
 	Members map[string]selector.Member
+	// Promoted is the member the last history entry names as the new
+	// leader. The history key has no lease, so it still names the last
+	// primary when the leader and member keys have expired and pgsvc has
+	// just started without a memory of its own.
+	Promoted string
 }
 
 // State is the live view read from etcd: Patroni clusters by scope and the
@@ -79,6 +84,12 @@ func (s *State) Put(l Layout, key string, value []byte) error {
 			return fmt.Errorf("patroni member %s: %w", key, err)
 		}
 		s.cluster(scope).Members[name] = m
+	case keyHistory:
+		promoted, err := ParseHistory(value)
+		if err != nil {
+			return fmt.Errorf("patroni history %s: %w", key, err)
+		}
+		s.cluster(scope).Promoted = promoted
 	}
 	return nil
 }
@@ -100,6 +111,8 @@ func (s *State) Delete(l Layout, key string) {
 		c.Leader = ""
 	case keyMember:
 		delete(c.Members, name)
+	case keyHistory:
+		c.Promoted = ""
 	}
 }
 
@@ -118,6 +131,7 @@ const (
 	keyOther keyKind = iota
 	keyLeader
 	keyMember
+	keyHistory
 )
 
 func (l Layout) split(key string) (scope, member string, kind keyKind) {
@@ -129,6 +143,8 @@ func (l Layout) split(key string) (scope, member string, kind keyKind) {
 	switch {
 	case len(parts) == 2 && parts[1] == "leader":
 		return parts[0], "", keyLeader
+	case len(parts) == 2 && parts[1] == "history":
+		return parts[0], "", keyHistory
 	case len(parts) == 3 && parts[1] == "members" && parts[2] != "":
 		return parts[0], parts[2], keyMember
 	}
@@ -156,22 +172,34 @@ func ParseMember(value []byte) (selector.Member, error) {
 	return selector.Member{Role: *raw.Role, State: raw.State, Tags: raw.Tags}, nil
 }
 
-// Live resolves the state into the selector's view. lastLeader holds the
-// last known leader per cluster; it is used when a cluster has no leader
-// key and no member claims the primary role (failsafe, pause, a switchover in
-// flight) and is updated with every leader resolved here.
+// Live resolves the state into the selector's view, each cluster's leader
+// by RoutingLeader.
 func (s *State) Live(lastLeader map[string]string) map[string]selector.ClusterLive {
 	out := make(map[string]selector.ClusterLive, len(s.Clusters))
 	for scope, c := range s.Clusters {
-		leader := ResolveLeader(c)
-		if leader == "" {
-			leader = lastLeader[scope]
-		} else if lastLeader != nil {
-			lastLeader[scope] = leader
-		}
-		out[scope] = selector.ClusterLive{Leader: leader, Members: c.Members}
+		out[scope] = selector.ClusterLive{Leader: RoutingLeader(scope, c, lastLeader), Members: c.Members}
 	}
 	return out
+}
+
+// RoutingLeader names the member that routes as primary: ResolveLeader's
+// answer, recorded in lastLeader (nil: no memory); failing that (failsafe,
+// pause, a switchover in flight) the last known leader in lastLeader; and
+// without a memory (pgsvc just started, or a one-shot command) the
+// history's last promoted member. "" when nothing is known.
+func RoutingLeader(scope string, c *Cluster, lastLeader map[string]string) string {
+	leader := ResolveLeader(c)
+	switch {
+	case leader != "":
+		if lastLeader != nil {
+			lastLeader[scope] = leader
+		}
+	case lastLeader[scope] != "":
+		leader = lastLeader[scope]
+	default:
+		leader = c.Promoted
+	}
+	return leader
 }
 
 // ResolveLeader names the member that routes as primary: the leader key,
@@ -200,6 +228,28 @@ func ResolveLeader(c *Cluster) string {
 		return promoted[0]
 	}
 	return ""
+}
+
+// ParseHistory returns the new leader named by the last entry of Patroni's
+// history key: a JSON list of [timeline, lsn, reason, timestamp, new_leader].
+// Entries written before Patroni recorded the new leader give "".
+func ParseHistory(value []byte) (string, error) {
+	var entries [][]json.RawMessage
+	if err := json.Unmarshal(value, &entries); err != nil {
+		return "", fmt.Errorf("not Patroni history JSON (a list of [timeline, lsn, reason, timestamp, new_leader]): %s", jsonError(err))
+	}
+	if len(entries) == 0 {
+		return "", nil
+	}
+	last := entries[len(entries)-1]
+	if len(last) < 5 {
+		return "", nil
+	}
+	var leader string
+	if err := json.Unmarshal(last[4], &leader); err != nil {
+		return "", fmt.Errorf("history entry %d: new_leader is %s, not a member name", len(entries), last[4])
+	}
+	return leader, nil
 }
 
 // IsPrimaryRole reports whether a Patroni role means "serving as primary".

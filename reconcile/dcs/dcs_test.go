@@ -49,6 +49,48 @@ func TestRecordedSnapshots(t *testing.T) {
 	}
 }
 
+func TestParseHistory(t *testing.T) {
+	tests := []struct {
+		name, value, want, err string
+	}{
+		{"recorded from Patroni 3.0.2", `[[1,67109256,"no recovery target specified","2026-11-21T00:46:16.427161+00:00","pg-test-2"],[2,67109536,"no recovery target specified","2026-11-21T00:48:31.459164+00:00","pg-test-3"]]`, "pg-test-3", ""},
+		{"no promotion yet", `[]`, "", ""},
+		{"entries without the new leader (old Patroni)", `[[1,25165984,"no recovery target specified","2019-01-01T00:00:00+00:00"]]`, "", ""},
+		{"null new leader", `[[1,1,"r","t",null]]`, "", ""},
+		{"not JSON", `pg-test-2`, "", "not Patroni history JSON (a list of [timeline, lsn, reason, timestamp, new_leader]): invalid character 'p' looking for beginning of value"},
+		{"an object", `{"leader":"pg-test-2"}`, "", "not Patroni history JSON (a list of [timeline, lsn, reason, timestamp, new_leader]): the document is an object, want a list (at byte 1)"},
+		{"new leader not a name", `[[1,1,"r","t",7]]`, "", "history entry 1: new_leader is 7, not a member name"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseHistory([]byte(tc.value))
+			if tc.err != "" {
+				assert.EqualError(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+// TestLiveFallsBackToHistory: recorded after pg-test-2, the primary, was
+// stopped for good: its leader and member keys are gone and no member
+// claims primary. Without a memory (pgsvc just started) the history still
+// names it, so the routing of the last known primary stands; a memory of a
+// later leader wins over it.
+func TestLiveFallsBackToHistory(t *testing.T) {
+	st := load(t, "p3-no-leader.json")
+	assert.Equal(t, "pg-test-2", st.Clusters["pg-test"].Promoted)
+	assert.Equal(t, "pg-test-2", st.Live(nil)["pg-test"].Leader)
+	assert.Equal(t, "pg-test-1", st.Live(map[string]string{"pg-test": "pg-test-1"})["pg-test"].Leader)
+	st.Delete(DefaultLayout(), "/pg/pg-test/history")
+	assert.Equal(t, "", st.Live(nil)["pg-test"].Leader, "nothing known: the inventory's roles stand")
+
+	st = load(t, "p3-steady.json")
+	assert.Equal(t, "", st.Clusters["pg-test"].Promoted, "a cluster never failed over has no history")
+}
+
 func TestResolveLeader(t *testing.T) {
 	m := func(role, state string) selector.Member { return selector.Member{Role: role, State: state} }
 	tests := []struct {
@@ -98,9 +140,16 @@ func TestPutAndDelete(t *testing.T) {
 	assert.EqualError(t, err, "patroni member /pg/pg-a/members/pg-a-2: member JSON has no role")
 	assert.NotContains(t, st.Clusters["pg-a"].Members, "pg-a-2", "a bad value changes nothing")
 
+	require.NoError(t, st.Put(l, "/pg/pg-a/history", []byte(`[[1,1,"r","t","pg-a-2"]]`)))
+	assert.Equal(t, "pg-a-2", st.Clusters["pg-a"].Promoted)
+	assert.EqualError(t, st.Put(l, "/pg/pg-a/history", []byte(`[[1,1,"r","t",2]]`)), "patroni history /pg/pg-a/history: history entry 1: new_leader is 2, not a member name")
+	assert.Equal(t, "pg-a-2", st.Clusters["pg-a"].Promoted, "a bad history changes nothing")
+
 	st.Delete(l, "/pg/pg-a/leader")
+	st.Delete(l, "/pg/pg-a/history")
 	st.Delete(l, "/pgsvc/overrides/pg-a-1")
 	assert.Equal(t, "", st.Clusters["pg-a"].Leader)
+	assert.Equal(t, "", st.Clusters["pg-a"].Promoted)
 	assert.Empty(t, st.Overrides)
 }
 

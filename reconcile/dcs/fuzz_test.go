@@ -35,6 +35,31 @@ func FuzzParseMember(f *testing.F) {
 	})
 }
 
+// FuzzParseHistory: any bytes are a history or an error; an accepted history
+// names the member Put stores, a refused one leaves the state as it was.
+// Seeds: testdata/fuzz/FuzzParseHistory (recorded from Patroni 3.0.2).
+func FuzzParseHistory(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		promoted, err := ParseHistory(data)
+		st := NewState()
+		st.cluster("c").Promoted = "c-9"
+		putErr := st.Put(DefaultLayout(), "/pg/c/history", data)
+		if (err == nil) != (putErr == nil) {
+			t.Fatalf("ParseHistory error %v, Put error %v", err, putErr)
+		}
+		want := promoted
+		if err != nil {
+			if promoted != "" {
+				t.Fatalf("error %v with a leader %q", err, promoted)
+			}
+			want = "c-9"
+		}
+		if got := st.Clusters["c"].Promoted; got != want {
+			t.Fatalf("Put stored %q, want %q", got, want)
+		}
+	})
+}
+
 // FuzzParseOverride: any bytes are a valid override or an error; an accepted
 // override passes CheckOverride key by key and survives EncodeOverride.
 func FuzzParseOverride(f *testing.F) {
@@ -101,7 +126,7 @@ func cloneState(s *State) *State {
 	c := NewState()
 	c.Revision = s.Revision
 	for scope, cl := range s.Clusters {
-		n := &Cluster{Leader: cl.Leader, Members: map[string]selector.Member{}}
+		n := &Cluster{Leader: cl.Leader, Promoted: cl.Promoted, Members: map[string]selector.Member{}}
 		for k, v := range cl.Members {
 			n.Members[k] = v
 		}
