@@ -25,8 +25,9 @@ vet:
 # installs them).
 test: vet unit fuzz e2e
 
+# -race: the daemon is concurrent (etcd and inventory sources, loop, metrics).
 unit:
-	$(GO) test -count=1 ./...
+	$(GO) test -race -count=1 ./...
 
 FUZZTIME ?= 10s
 fuzz:

@@ -1,7 +1,6 @@
 package reconcile_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -41,7 +40,7 @@ type lab struct {
 	view    *dataplaneapi.Runtime // the test's own, outlives the daemon
 	in      *reconcile.Inputs
 	obs     *observer
-	logs    *syncBuffer
+	logs    *local.LogBuffer
 	cancel  context.CancelFunc
 	done    sync.WaitGroup
 	hup     chan struct{}
@@ -136,7 +135,7 @@ func (l *lab) startWith(customize func(*reconcile.Reconciler, *reconcile.EtcdSou
 	l.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
-	l.logs = &syncBuffer{}
+	l.logs = &local.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(l.logs, nil))
 	var err error
 	l.rt, err = dataplaneapi.NewRuntime(ctx, l.hap.StatsSocket)
@@ -303,21 +302,4 @@ func (o *observer) waitFrom(from int, ok func(reconcile.PassInfo) bool, timeout 
 			return reconcile.PassInfo{}, fmt.Errorf("timed out after %s", timeout)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -181,7 +180,7 @@ func TestLiveCommands(t *testing.T) {
 
 type daemon struct {
 	cmd  *exec.Cmd
-	logs *strings.Builder
+	logs *local.LogBuffer
 }
 
 // startDaemon builds pgsvc and runs it as a process, as systemd would.
@@ -190,8 +189,8 @@ func startDaemon(t *testing.T, args []string) *daemon {
 	bin := filepath.Join(t.TempDir(), "pgsvc")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	d := &daemon{cmd: exec.Command(bin, args...), logs: &strings.Builder{}}
-	d.cmd.Stderr = &lockedWriter{w: d.logs}
+	d := &daemon{cmd: exec.Command(bin, args...), logs: &local.LogBuffer{}}
+	d.cmd.Stderr = d.logs
 	require.NoError(t, d.cmd.Start())
 	t.Cleanup(func() {
 		if d.cmd.ProcessState == nil {
@@ -203,17 +202,6 @@ func startDaemon(t *testing.T, args []string) *daemon {
 		}
 	})
 	return d
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func httpGet(t *testing.T, addr, path string) string {
