@@ -125,6 +125,17 @@ func (r *Runtime) Apply(ctx context.Context, c Command) error {
 	return CheckReply(c, out)
 }
 
+// RefusedError is a command HAProxy answered with a refusal: the socket
+// works, the command does not (for this server or this HAProxy).
+type RefusedError struct {
+	Command string
+	Reply   string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("haproxy refused %q: %s", e.Command, e.Reply)
+}
+
 // CheckReply decides whether a runtime reply means the command worked.
 func CheckReply(c Command, reply string) error {
 	reply = strings.TrimSpace(reply)
@@ -135,5 +146,5 @@ func CheckReply(c Command, reply string) error {
 		(strings.Contains(reply, "changed from") || strings.Contains(reply, "no need to change")) {
 		return nil
 	}
-	return fmt.Errorf("haproxy refused %q: %s", c.Line, firstLine(reply))
+	return &RefusedError{Command: c.Line, Reply: firstLine(reply)}
 }

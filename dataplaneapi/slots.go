@@ -2,6 +2,7 @@ package dataplaneapi
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 
 	"github.com/pgsvc/pgsvc/reconcile"
@@ -47,7 +48,11 @@ func PlanService(s *reconcile.Service, actual BackendState, accel reconcile.Acce
 			if got.Backup != (kind == BackupSlot) {
 				return nil, &StructuralError{Reason: fmt.Sprintf("%s/%s backup flag differs from the desired slot layout", s.Name, name)}
 			}
-			fix = append(fix, fixSlot(s.Name, name, sv, got)...)
+			fixes, err := fixSlot(s.Name, name, sv, got)
+			if err != nil {
+				return nil, err
+			}
+			fix = append(fix, fixes...)
 			sibling := actual.Slots[SlotName(sv.Name, kind != BackupSlot)]
 			switch {
 			case kind == want && got.Admin != AdminReady:
@@ -71,9 +76,22 @@ func PlanService(s *reconcile.Service, actual BackendState, accel reconcile.Acce
 	return append(out, off...), nil
 }
 
-func fixSlot(backend, name string, sv reconcile.Server, got SlotState) []Command {
+func fixSlot(backend, name string, sv reconcile.Server, got SlotState) ([]Command, error) {
 	var out []Command
-	if got.Addr != sv.Host || got.Port != sv.Port {
+	switch {
+	case net.ParseIP(sv.Host) == nil:
+		// A DNS name: HAProxy resolves it when it loads the file and
+		// refuses it in `set server addr`. The name is the file's to
+		// change (a reload); a new port still moves live.
+		if got.FQDN != sv.Host {
+			return nil, &StructuralError{Reason: fmt.Sprintf("%s/%s address %s is a DNS name (HAProxy resolves names when it loads the config; it has %s)",
+				backend, name, sv.Host, slotAddr(got))}
+		}
+		if got.Port != sv.Port {
+			out = append(out, cmd(backend, name, "addr", fmt.Sprintf("%s:%d", got.Addr, got.Port), fmt.Sprintf("%s:%d", got.Addr, sv.Port),
+				"set server %s/%s addr %s port %d", backend, name, got.Addr, sv.Port))
+		}
+	case got.Addr != sv.Host || got.Port != sv.Port:
 		out = append(out, cmd(backend, name, "addr", fmt.Sprintf("%s:%d", got.Addr, got.Port), fmt.Sprintf("%s:%d", sv.Host, sv.Port),
 			"set server %s/%s addr %s port %d", backend, name, sv.Host, sv.Port))
 	}
@@ -85,35 +103,40 @@ func fixSlot(backend, name string, sv reconcile.Server, got SlotState) []Command
 		out = append(out, cmd(backend, name, "weight", strconv.Itoa(got.UWeight), strconv.Itoa(sv.Weight),
 			"set server %s/%s weight %d", backend, name, sv.Weight))
 	}
-	return out
+	return out, nil
 }
 
-// accelerate forces the old primary's enabled slot down (and its sessions
-// shut) and the new primary's up, so writes move without waiting for
-// rise x fastinter. Only one server is ever forced up.
+func slotAddr(s SlotState) string {
+	if s.FQDN != "" {
+		return fmt.Sprintf("%s (%s):%d", s.FQDN, s.Addr, s.Port)
+	}
+	return fmt.Sprintf("%s:%d", s.Addr, s.Port)
+}
+
+// accelerate forces the given members' slots down where HAProxy shows them
+// up, and shuts their sessions where they have any; then it forces the new
+// primary's enabled slot up unless HAProxy already shows it up, so writes
+// move without waiting for rise x fastinter. Only one server is ever
+// forced up. What HAProxy shows decides: a slot its checks already took
+// down gets no command.
 func accelerate(s *reconcile.Service, actual BackendState, accel reconcile.Accel) []Command {
 	var out []Command
 	for _, name := range accel.Down {
-		sv, ok := s.Server(name)
-		if !ok {
+		if _, ok := s.Server(name); !ok {
 			continue
 		}
-		if sv.Slot == reconcile.Out {
-			// The selector dropped the demoted primary (a primary-only
-			// custom service): its slot drains, but its sessions must not
-			// keep writing to a replica either.
-			for _, backup := range []bool{false, true} {
-				if slot := SlotName(name, backup); actual.Slots[slot].Admin == AdminReady {
-					out = append(out, cmd(s.Name, slot, "shutdown", "sessions", "none", "shutdown sessions server %s/%s", s.Name, slot))
-				}
+		for _, backup := range []bool{false, true} {
+			slot := SlotName(name, backup)
+			got := actual.Slots[slot]
+			if got.Admin != AdminMaint && got.Up() {
+				out = append(out, cmd(s.Name, slot, "health", got.Status, "down", "set server %s/%s health down", s.Name, slot))
 			}
-			continue
+			if got.Sessions > 0 || got.Admin != AdminMaint && got.Up() {
+				// A demoted primary's sessions must not keep writing to a
+				// replica, whether its slot stays enabled or drains.
+				out = append(out, cmd(s.Name, slot, "shutdown", "sessions", "none", "shutdown sessions server %s/%s", s.Name, slot))
+			}
 		}
-		slot := SlotName(name, sv.Slot == reconcile.Backup)
-		if actual.Slots[slot].Up() {
-			out = append(out, cmd(s.Name, slot, "health", actual.Slots[slot].Status, "down", "set server %s/%s health down", s.Name, slot))
-		}
-		out = append(out, cmd(s.Name, slot, "shutdown", "sessions", "none", "shutdown sessions server %s/%s", s.Name, slot))
 	}
 	if accel.Up == "" {
 		return out

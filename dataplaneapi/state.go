@@ -40,9 +40,13 @@ type SlotState struct {
 	Port      int
 	CheckPort int
 	Admin     AdminState
-	UWeight   int    // the configured/user weight (show servers state srv_uweight)
-	Status    string // show stat status: UP, DOWN, MAINT, DRAIN, NOLB, "UP 1/3", ...
-	Backup    bool   // show stat bck
+	UWeight   int // the configured/user weight (show servers state srv_uweight)
+	// FQDN is the host name the server was configured with, "" for an IP
+	// address: HAProxy resolved it at load and Addr is what it found.
+	FQDN     string
+	Status   string // show stat status: UP, DOWN, MAINT, DRAIN, NOLB, "UP 1/3", ...
+	Backup   bool   // show stat bck
+	Sessions int    // show stat scur: sessions open on the server now
 }
 
 // Up reports whether HAProxy currently considers the server's health up
@@ -103,7 +107,11 @@ func ParseAllServersState(out string) (map[string]map[string]SlotState, error) {
 		if all[f[1]] == nil {
 			all[f[1]] = map[string]SlotState{}
 		}
-		all[f[1]][f[3]] = SlotState{Name: f[3], Addr: f[4], Admin: admin, UWeight: nums[1], Port: nums[2], CheckPort: nums[3]}
+		fqdn := f[17]
+		if fqdn == "-" {
+			fqdn = ""
+		}
+		all[f[1]][f[3]] = SlotState{Name: f[3], Addr: f[4], FQDN: fqdn, Admin: admin, UWeight: nums[1], Port: nums[2], CheckPort: nums[3]}
 	}
 	return all, nil
 }
@@ -193,6 +201,9 @@ func parseStat(out string, find func(backend, name string) (map[string]SlotState
 		s := slots[name]
 		s.Status = row[col["status"]]
 		s.Backup = row[col["bck"]] == "1"
+		if i, ok := col["scur"]; ok && i < len(row) {
+			s.Sessions, _ = strconv.Atoi(row[i]) // empty on some rows: none
+		}
 		slots[name] = s
 	}
 	return nil

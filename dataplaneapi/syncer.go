@@ -19,10 +19,14 @@ type Syncer struct {
 	ReloadWait time.Duration
 }
 
-// Apply implements reconcile.HAProxy.
+// Apply implements reconcile.HAProxy. A command HAProxy refuses fails its
+// cluster only: the cluster's other commands are still sent, every other
+// cluster converges, and the failures come back as reconcile.ClusterErrors.
+// A socket that cannot be reached or read fails the whole pass.
 func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, clusters map[string]bool, accel map[string]reconcile.Accel, dryRun bool) (reconcile.Report, error) {
 	var rep reconcile.Report
-	structural, err := s.runtimePass(ctx, services, accel, dryRun, &rep)
+	refused := reconcile.ClusterErrors{}
+	structural, err := s.runtimePass(ctx, services, accel, dryRun, &rep, refused)
 	if err != nil {
 		return rep, err
 	}
@@ -31,13 +35,24 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 		if len(structural) > 0 {
 			return rep, fmt.Errorf("runtime cannot reach the desired state and no config dir is configured: %s", strings.Join(structural, "; "))
 		}
-		return rep, nil
+		return rep, clusterErrors(refused)
 	}
 	var pidBefore string
 	if !dryRun {
 		pidBefore, _ = s.workerPID(ctx)
 	}
-	res, err := s.Config.Persist(ctx, services, clusters == nil, dryRun)
+	// A cluster HAProxy refused keeps its files as they are: they are not
+	// this pass's to change, nor, in a full pass, stale.
+	persisted, full := services, clusters == nil
+	if len(refused) > 0 {
+		persisted, full = nil, false
+		for _, svc := range services {
+			if refused[svc.Cluster] == nil {
+				persisted = append(persisted, svc)
+			}
+		}
+	}
+	res, err := s.Config.Persist(ctx, persisted, full, dryRun)
 	rep.Written, rep.Removed, rep.Reload, rep.FileChanges = res.Written, res.Removed, res.Reload, res.Diff
 	if err != nil {
 		return rep, err
@@ -47,7 +62,7 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 		// not (edited by hand, or a reload that never happened): reload.
 		rep.Reload = structural
 		if dryRun {
-			return rep, nil
+			return rep, clusterErrors(refused)
 		}
 		if s.Config.Reloader == nil {
 			return rep, fmt.Errorf("haproxy needs a reload (%s) and no reload is configured", strings.Join(structural, "; "))
@@ -57,7 +72,7 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 		}
 	}
 	if dryRun || len(rep.Reload) == 0 {
-		return rep, nil
+		return rep, clusterErrors(refused)
 	}
 	rep.Reloaded = true
 	if err := s.waitNewWorker(ctx, pidBefore); err != nil {
@@ -65,15 +80,25 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 	}
 	// The new worker started from the files; verify and re-apply what only
 	// the runtime holds (forced health).
-	if _, err := s.runtimePass(ctx, services, accel, false, &rep); err != nil {
+	if _, err := s.runtimePass(ctx, services, accel, false, &rep, refused); err != nil {
 		return rep, fmt.Errorf("after reload: %w", err)
 	}
-	return rep, nil
+	return rep, clusterErrors(refused)
+}
+
+// clusterErrors is nil for no failures, so callers see a nil error.
+func clusterErrors(e reconcile.ClusterErrors) error {
+	if len(e) == 0 {
+		return nil
+	}
+	return e
 }
 
 // runtimePass plans and applies every service; it returns the structural
-// reasons of services the runtime cannot fix.
-func (s *Syncer) runtimePass(ctx context.Context, services []reconcile.Service, accel map[string]reconcile.Accel, dryRun bool, rep *reconcile.Report) ([]string, error) {
+// reasons of services the runtime cannot fix. What HAProxy refuses is added
+// to refused under the service's cluster; an error return means HAProxy
+// could not be reached or its reply could not be read.
+func (s *Syncer) runtimePass(ctx context.Context, services []reconcile.Service, accel map[string]reconcile.Accel, dryRun bool, rep *reconcile.Report, refused reconcile.ClusterErrors) ([]string, error) {
 	var structural []string
 	var all map[string]BackendState
 	if len(services) > bulkRead {
@@ -99,18 +124,30 @@ func (s *Syncer) runtimePass(ctx context.Context, services []reconcile.Service, 
 			continue
 		}
 		if err != nil {
-			return nil, err
+			addRefusal(refused, svc.Cluster, err)
+			continue
 		}
 		for _, c := range cmds {
 			if !dryRun {
-				if err := s.Runtime.Apply(ctx, c); err != nil {
+				err := s.Runtime.Apply(ctx, c)
+				var re *RefusedError
+				if errors.As(err, &re) {
+					addRefusal(refused, svc.Cluster, err)
+					continue
+				}
+				if err != nil {
 					return nil, err
 				}
 			}
-			rep.Commands = append(rep.Commands, reconcile.AppliedCommand{Service: c.Backend, Server: c.Server, Kind: c.Kind, Line: c.Line, From: c.From, To: c.To})
+			rep.Commands = append(rep.Commands, reconcile.AppliedCommand{Cluster: svc.Cluster, Service: c.Backend, Server: c.Server,
+				Kind: c.Kind, Line: c.Line, From: c.From, To: c.To})
 		}
 	}
 	return structural, nil
+}
+
+func addRefusal(refused reconcile.ClusterErrors, cluster string, err error) {
+	refused[cluster] = errors.Join(refused[cluster], err)
 }
 
 // bulkRead is the number of services above which a pass reads every

@@ -100,7 +100,7 @@ func TestChaos(t *testing.T) {
 	assert.GreaterOrEqual(t, etcdErrors, 4.0, "two etcd outages and four garbage overrides were counted")
 	assert.Equal(t, 1.0, counter(t, m, "pgsvc_etcd_connected"))
 	assert.Equal(t, 0.0, counter(t, m, "pgsvc_drift_servers"))
-	assert.Contains(t, l.logs.String(), "ignored malformed value, keeping the previous one")
+	assert.Contains(t, l.logs.String(), "ignored malformed value: the key counts as absent")
 	t.Logf("%d override events written; passes %v; etcd errors %v; repairs after HAProxy restart %v",
 		written, ok, etcdErrors, counter(t, m, "pgsvc_resync_repairs_total"))
 }

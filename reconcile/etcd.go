@@ -94,7 +94,7 @@ func ListState(ctx context.Context, cli *clientv3.Client, l dcs.Layout, log *slo
 	st := dcs.NewState()
 	st.Revision = resp.Header.Revision
 	for _, kv := range resp.Kvs {
-		if err := st.Put(l, string(kv.Key), kv.Value); err != nil && log != nil {
+		if err := st.PutKV(l, kvOf(kv)); err != nil && log != nil {
 			log.Warn("ignored malformed key", "err", err)
 		}
 	}
@@ -103,11 +103,31 @@ func ListState(ctx context.Context, cli *clientv3.Client, l dcs.Layout, log *slo
 		return nil, fmt.Errorf("etcd get %s: %w", l.OverridePrefix, err)
 	}
 	for _, kv := range ov.Kvs {
-		if err := st.Put(l, string(kv.Key), kv.Value); err != nil && log != nil {
+		if err := st.PutKV(l, kvOf(kv)); err != nil && log != nil {
 			log.Warn("ignored malformed override", "err", err)
 		}
 	}
 	return st, nil
+}
+
+func kvOf(kv *mvccpb.KeyValue) dcs.KV {
+	return dcs.KV{Key: string(kv.Key), Value: kv.Value, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision}
+}
+
+// watchRange is one key range covering both prefixes. One watch stream
+// delivers every event in revision order, so a response's header revision
+// is exactly what the state includes; two streams (one per prefix) would
+// let one run ahead of the other. Keys in the range outside both prefixes
+// are ignored by dcs.State.
+func watchRange(l dcs.Layout) (start, end string) {
+	start, end = l.Namespace, clientv3.GetPrefixRangeEnd(l.Namespace)
+	if l.OverridePrefix < start {
+		start = l.OverridePrefix
+	}
+	if e := clientv3.GetPrefixRangeEnd(l.OverridePrefix); e > end {
+		end = e
+	}
+	return start, end
 }
 
 // EtcdSource lists then watches Patroni's namespace and the overrides, the
@@ -210,17 +230,15 @@ func (s *EtcdSource) listAndWatch(ctx context.Context, in *Inputs) (listed bool,
 			}
 		}
 	}()
-	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithRev(st.Revision + 1), clientv3.WithPrevKV()}
-	patroni := s.Client.Watch(watchCtx, s.Layout.Namespace, opts...)
-	overrides := s.Client.Watch(watchCtx, s.Layout.OverridePrefix, opts...)
+	start, end := watchRange(s.Layout)
+	events := s.Client.Watch(watchCtx, start, clientv3.WithRange(end), clientv3.WithRev(st.Revision+1))
 	for {
 		var resp clientv3.WatchResponse
 		var ok bool
 		select {
 		case err := <-probeFailed:
 			return true, err
-		case resp, ok = <-patroni:
-		case resp, ok = <-overrides:
+		case resp, ok = <-events:
 		}
 		if !ok {
 			select {
@@ -251,6 +269,8 @@ func (s *EtcdSource) apply(in *Inputs, resp clientv3.WatchResponse) {
 			key := string(ev.Kv.Key)
 			if inst, ok := strings.CutPrefix(key, s.Layout.OverridePrefix); ok {
 				instances = append(instances, inst)
+			} else if !strings.HasPrefix(key, s.Layout.Namespace) {
+				continue // in the watched range, outside both prefixes
 			} else if scope, rest, found := strings.Cut(strings.TrimPrefix(key, s.Layout.Namespace), "/"); found {
 				if rest == "leader" {
 					clusters[scope] = CauseLeader
@@ -262,8 +282,8 @@ func (s *EtcdSource) apply(in *Inputs, resp clientv3.WatchResponse) {
 				st.Delete(s.Layout, key)
 				continue
 			}
-			if err := st.Put(s.Layout, key, ev.Kv.Value); err != nil {
-				s.Log.Warn("ignored malformed value, keeping the previous one", "err", err)
+			if err := st.PutKV(s.Layout, kvOf(ev.Kv)); err != nil {
+				s.Log.Warn("ignored malformed value: the key counts as absent, as in a fresh list", "err", err)
 				if s.Error != nil {
 					s.Error(err)
 				}

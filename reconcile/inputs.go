@@ -148,6 +148,19 @@ func (in *Inputs) markInstance(inst string) {
 	}
 }
 
+// remark puts a failed pass's marks back without waking the loop: the
+// loop's backoff decides when they are taken again.
+func (in *Inputs) remark(w work) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for c, cause := range w.causes {
+		in.mark(c, cause)
+	}
+	if w.full && in.all == "" {
+		in.all = CauseResync
+	}
+}
+
 // work is one pass's input, taken under the lock.
 type work struct {
 	ready    bool
@@ -200,7 +213,7 @@ func (in *Inputs) live(clusters []*selector.Cluster, lastLeader map[string]strin
 			members[k] = v
 		}
 		l.Clusters[c.Name] = selector.ClusterLive{Leader: leader, Members: members}
-		raw[c.Name] = &dcs.Cluster{Leader: dc.Leader, Members: members}
+		raw[c.Name] = dc.Clone()
 	}
 	for k, v := range in.state.Overrides {
 		l.Overrides[k] = v

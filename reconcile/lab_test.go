@@ -44,16 +44,19 @@ type lab struct {
 	cancel  context.CancelFunc
 	done    sync.WaitGroup
 	hup     chan struct{}
+	others  string // more clusters, YAML under all.children
 }
 
 type labOptions struct {
 	services string // extra pg_services YAML lines
+	clusters string // more clusters: YAML entries under all.children (4-space indent)
 	noStart  bool
 }
 
 func newLab(t testing.TB, opts labOptions) *lab {
 	t.Helper()
-	l := &lab{t: t, members: map[string]*local.Member{}, ports: map[string]int{}, layout: dcs.DefaultLayout(), hup: make(chan struct{}, 1)}
+	l := &lab{t: t, members: map[string]*local.Member{}, ports: map[string]int{}, layout: dcs.DefaultLayout(), hup: make(chan struct{}, 1),
+		others: opts.clusters}
 	l.etcd = local.StartEtcd(t)
 	l.cli = l.etcd.Client()
 	t.Cleanup(func() { l.cli.Close() })
@@ -103,6 +106,7 @@ func (l *lab) inventory(extra string) string {
           - { name: offline, ip: 127.0.0.1, port: %d, dest: postgres, check: /replica, selector: "[? pg_role == `+"`offline`"+` || pg_offline_query ]", backup: "[? pg_role == `+"`replica`"+` && !pg_offline_query]", options: %q }
 `, l.ports["primary"], opts, l.ports["replica"], opts, l.ports["default"], opts, l.ports["offline"], opts)
 	b.WriteString(extra)
+	b.WriteString(l.others)
 	return b.String()
 }
 
@@ -277,6 +281,13 @@ func (o *observer) count() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return len(o.passes)
+}
+
+// since returns the passes recorded after the first n.
+func (o *observer) since(n int) []reconcile.PassInfo {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]reconcile.PassInfo(nil), o.passes[min(n, len(o.passes)):]...)
 }
 
 // wait returns the first pass (from the start) that satisfies ok.

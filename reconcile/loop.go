@@ -5,20 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"math/rand/v2"
 	"sort"
 	"time"
 
-	"github.com/pgsvc/pgsvc/reconcile/dcs"
 	"github.com/pgsvc/pgsvc/selector"
 )
-
-// Accel is failover acceleration for one cluster, in the services that
-// admit only the primary: force these members' servers down (and shut their
-// sessions), and force the confirmed new primary's server up.
-type Accel struct {
-	Down []string
-	Up   string
-}
 
 // Report is what one pass did to HAProxy (or, in a dry run, would do).
 type Report struct {
@@ -36,6 +29,7 @@ type Report struct {
 
 // AppliedCommand is one runtime command, with its subjects for logs and metrics.
 type AppliedCommand struct {
+	Cluster string `json:"cluster"`
 	Service string `json:"service"`
 	Server  string `json:"server"`
 	Kind    string `json:"kind"`
@@ -66,13 +60,39 @@ type PassInfo struct {
 	Report   Report
 	Err      error
 	Source   string // of Err: "inventory" (desired state) or "haproxy"
-	DryRun   bool
+	// ClusterErrors are the clusters that failed alone (their desired state
+	// could not be computed, or HAProxy refused one of their commands);
+	// every other cluster of the pass converged. Err is set only when the
+	// pass failed as a whole.
+	ClusterErrors ClusterErrors
+	DryRun        bool
 }
 
 // Observer receives what the loop does (metrics, tests). Methods must be cheap.
 type Observer interface {
 	Pass(p PassInfo)
 	Desired(services []Service)
+}
+
+// ClusterErrors are failures confined to single clusters, by name: the
+// other clusters of the pass were applied.
+type ClusterErrors map[string]error
+
+func (e ClusterErrors) Error() string {
+	errs := make([]error, 0, len(e))
+	for _, name := range sortedKeys(e) {
+		errs = append(errs, fmt.Errorf("cluster %s: %w", name, e[name]))
+	}
+	return errors.Join(errs...).Error()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Reconciler is the loop: take dirty clusters, compute their desired
@@ -84,15 +104,27 @@ type Reconciler struct {
 	Resync   time.Duration // periodic full pass; 0 = never
 	Observer Observer
 
-	leaders     map[string]string // last known leader (fail static on no leader key)
-	accelerated map[string]string // leader whose server was forced up (or seen at start)
-	forcedDown  map[string]string // old leader already forced down
-	synced      bool              // a full pass has succeeded
+	leaders map[string]string  // last known leader (fail static on no leader key)
+	forced  map[string]forcing // facts forcing has acted on, per cluster
+	retries map[string]*retry  // failed clusters, each with its own backoff
+	// gate holds every pass back while HAProxy cannot be reached: events
+	// wait for it instead of each failing at once.
+	gate    time.Time
+	unreach *backoff
+	synced  bool // a full pass has succeeded
+}
+
+// retry is a failed cluster waiting for its next attempt.
+type retry struct {
+	backoff *backoff
+	at      time.Time
+	cause   Cause
 }
 
 func (r *Reconciler) init() {
 	if r.leaders == nil {
-		r.leaders, r.accelerated, r.forcedDown = map[string]string{}, map[string]string{}, map[string]string{}
+		r.leaders, r.forced, r.retries = map[string]string{}, map[string]forcing{}, map[string]*retry{}
+		r.unreach = newBackoff(100*time.Millisecond, 10*time.Second)
 	}
 }
 
@@ -106,33 +138,73 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		defer t.Stop()
 		tick = t.C
 	}
-	backoff := newBackoff(100*time.Millisecond, 10*time.Second)
-	var retry <-chan time.Time
 	for {
+		var due <-chan time.Time
+		timer := r.retryTimer()
+		if timer != nil {
+			due = timer.C
+		}
 		select {
 		case <-ctx.Done():
+			stopTimer(timer)
 			return nil
 		case <-r.In.Wake():
 		case <-tick:
 			r.In.MarkAll(CauseResync)
-		case <-retry:
+		case now := <-due:
+			r.markDue(now)
 		}
-		retry = nil
+		stopTimer(timer)
+		if time.Now().Before(r.gate) {
+			continue // HAProxy unreachable: the marks wait for the gate
+		}
 		passCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		_, err := r.Pass(passCtx, false)
+		_, _ = r.Pass(passCtx, false) // failures are logged and scheduled by Pass
 		cancel()
-		if err != nil {
-			d := backoff.next()
-			r.Log.Error("reconcile failed, what it could not apply is left as it is in HAProxy; retrying", "err", err, "retry_in", d)
-			retry = time.After(d)
-			continue
-		}
-		backoff.reset()
 	}
 }
 
-// Pass reconciles the dirty clusters once. On error the dirty marks are put
-// back so the next pass (after backoff) retries them.
+func stopTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
+
+// retryTimer fires at the earliest scheduled retry or the gate (nil: none).
+func (r *Reconciler) retryTimer() *time.Timer {
+	first := r.gate
+	for _, rt := range r.retries {
+		if rt.at.IsZero() {
+			continue // marked, waiting for its pass
+		}
+		if first.IsZero() || rt.at.Before(first) {
+			first = rt.at
+		}
+	}
+	if first.IsZero() {
+		return nil
+	}
+	return time.NewTimer(max(time.Until(first), 0))
+}
+
+// markDue marks the clusters whose retry time has come. Their backoff
+// stays until a pass tells whether they converged; the time is cleared so
+// a cluster that no pass takes (sources not ready, gone from the
+// inventory) does not keep the timer firing.
+func (r *Reconciler) markDue(now time.Time) {
+	r.In.mu.Lock()
+	defer r.In.mu.Unlock()
+	for name, rt := range r.retries {
+		if !rt.at.IsZero() && !rt.at.After(now) {
+			r.In.mark(name, rt.cause)
+			rt.at = time.Time{}
+		}
+	}
+	r.In.notify()
+}
+
+// Pass reconciles the dirty clusters once. A cluster that fails is left as
+// it is in HAProxy and retried after its own backoff; the others converge.
 func (r *Reconciler) Pass(ctx context.Context, dryRun bool) (Report, error) {
 	r.init()
 	start := time.Now()
@@ -140,8 +212,9 @@ func (r *Reconciler) Pass(ctx context.Context, dryRun bool) (Report, error) {
 	if !w.ready || len(w.clusters) == 0 {
 		return Report{}, nil
 	}
-	desired, accel, broken, err := r.desired(w)
+	desired, accel, next, broken, err := r.desired(w)
 	var rep Report
+	var refused ClusterErrors
 	source := "inventory"
 	if err == nil {
 		source = "haproxy"
@@ -157,37 +230,95 @@ func (r *Reconciler) Pass(ctx context.Context, dryRun bool) (Report, error) {
 			}
 		}
 		rep, err = r.HAProxy.Apply(ctx, desired, scope, accel, dryRun)
-		if err == nil && len(broken) > 0 {
-			source = "inventory"
-			err = brokenError(broken)
+		if errors.As(err, &refused) {
+			err = nil
+		}
+		if !dryRun {
+			r.recordForcing(next, rep, err != nil)
 		}
 	}
+	clusterErrs := ClusterErrors{}
+	maps.Copy(clusterErrs, broken)
+	maps.Copy(clusterErrs, refused)
 	if r.Observer != nil {
-		r.Observer.Pass(PassInfo{Duration: time.Since(start), Full: w.full, Revision: w.revision, Causes: w.causes, Report: rep, Err: err, Source: source, DryRun: dryRun})
+		r.Observer.Pass(PassInfo{Duration: time.Since(start), Full: w.full, Revision: w.revision, Causes: w.causes, Report: rep,
+			Err: err, Source: source, ClusterErrors: clusterErrs, DryRun: dryRun})
+	}
+	result := err
+	if result == nil && len(clusterErrs) > 0 {
+		result = clusterErrs
 	}
 	if dryRun {
-		return rep, err
+		return rep, result
 	}
 	// What was applied is logged even when the pass failed part-way.
 	r.logReport(w, rep)
-	if err != nil {
-		r.remark(w)
-		return rep, err
+	if err != nil && source == "inventory" {
+		// Bad input is terminal: HAProxy stays as it is until the inputs change.
+		r.Log.Error("desired state cannot be computed, HAProxy is left as it is until the inputs change", "err", err)
+	} else {
+		r.schedule(w, err, refused, broken)
 	}
-	r.record(accel)
-	if w.full && !r.synced {
+	if result == nil && w.full && !r.synced {
 		r.synced = true
 		r.Log.Info("HAProxy in sync", "etcd_revision", w.revision, "services", len(desired))
 	}
-	return rep, nil
+	return rep, result
 }
 
-// desired computes the dirty clusters' services and acceleration hints.
-// A cluster whose services cannot be computed (a selector failing on live
-// data, say) is left out whole and returned in broken: its HAProxy services
-// stay as they are while the other clusters are reconciled. An error that
-// is not one cluster's (two clusters binding one port) fails the pass.
-func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]error, error) {
+// schedule records each cluster's outcome: a cluster HAProxy refused is
+// retried after its own jittered backoff (a new event for it still gets a
+// pass at once: it carries new facts, and the cluster's other commands are
+// applied); a broken cluster (its own bad input) waits for its inputs to
+// change; a cluster that converged forgets its backoff. When HAProxy
+// could not be reached, every pass waits behind one jittered backoff.
+func (r *Reconciler) schedule(w work, passErr error, refused ClusterErrors, broken map[string]error) {
+	now := time.Now()
+	if passErr != nil {
+		// Nothing is known of any cluster: all of them wait for the gate.
+		r.In.remark(w)
+		d := jitter(r.unreach.next())
+		r.gate = now.Add(d)
+		r.Log.Error("reconcile failed, HAProxy is left as it is; retrying", "err", passErr,
+			"clusters", len(w.clusters), "retry_in", d.Round(time.Millisecond))
+		return
+	}
+	r.unreach.reset()
+	r.gate = time.Time{}
+	for _, c := range w.clusters {
+		cerr := refused[c.Name]
+		switch {
+		case broken[c.Name] != nil:
+			delete(r.retries, c.Name)
+			r.Log.Error("cluster left as it is in HAProxy: its desired state cannot be computed; waiting for its inputs to change",
+				"cluster", c.Name, "err", broken[c.Name])
+		case cerr != nil:
+			rt := r.retries[c.Name]
+			if rt == nil {
+				rt = &retry{backoff: newBackoff(100*time.Millisecond, 10*time.Second), cause: w.causes[c.Name]}
+				r.retries[c.Name] = rt
+			}
+			d := jitter(rt.backoff.next())
+			rt.at = now.Add(d)
+			r.Log.Error("cluster left as it is in HAProxy where it failed; the other clusters are applied; retrying",
+				"cluster", c.Name, "err", cerr, "retry_in", d.Round(time.Millisecond))
+		default:
+			delete(r.retries, c.Name)
+		}
+	}
+}
+
+// jitter spreads retries over [0.8d, 1.2d) so failing clusters do not retry in step.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// desired computes the dirty clusters' services and forcing. A cluster
+// whose services cannot be computed (a selector failing on live data, say)
+// is left out whole and returned in broken: its HAProxy services stay as
+// they are while the other clusters are reconciled. An error that is not
+// one cluster's (two clusters binding one port) fails the pass.
+func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]forcing, map[string]error, error) {
 	live, raw := r.In.live(w.clusters, r.leaders)
 	sameNode := r.In.node != ""
 	d, err := Compute(w.clusters, live, sameNode)
@@ -203,123 +334,57 @@ func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]er
 			}
 		}
 		if len(broken) == 0 || len(good) == 0 {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		if d, err = Compute(good, live, sameNode); err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 	}
 	if r.Observer != nil {
 		r.Observer.Desired(d.Services)
 	}
-	accel := map[string]Accel{}
+	accel, next := map[string]Accel{}, map[string]forcing{}
 	for _, c := range w.clusters {
-		if broken[c.Name] != nil {
+		dc := raw[c.Name]
+		if broken[c.Name] != nil || dc == nil {
 			continue
 		}
-		if a, ok := r.accelFor(c, raw[c.Name]); ok {
+		prev, seen := r.forced[c.Name]
+		a, n := decideAccel(c, dc, prev, seen)
+		next[c.Name] = n
+		if !a.empty() {
 			accel[c.Name] = a
 		}
 	}
-	return d.Services, accel, broken, nil
+	return d.Services, accel, next, broken, nil
 }
 
-// brokenError names the clusters a pass left alone, and why.
-func brokenError(broken map[string]error) error {
-	names := make([]string, 0, len(broken))
-	for n := range broken {
-		names = append(names, n)
+// recordForcing keeps what the pass's forcing acted on. A cluster in which
+// HAProxy refused a command still counts as acted on: forcing happens at
+// most once per fact, never on a retry. Only when HAProxy could not be
+// reached (unreached) does a cluster without a command in the report keep
+// its old record, so its forcing is tried once HAProxy answers.
+func (r *Reconciler) recordForcing(next map[string]forcing, rep Report, unreached bool) {
+	touched := map[string]bool{}
+	for _, c := range rep.Commands {
+		touched[c.Cluster] = true
 	}
-	sort.Strings(names)
-	errs := make([]error, 0, len(names))
-	for _, n := range names {
-		errs = append(errs, fmt.Errorf("cluster %s left as it is: %w", n, broken[n]))
-	}
-	return errors.Join(errs...)
-}
-
-// accelFor decides failover acceleration edge-triggered: once per leader
-// change, never on a resync, so checks stay in charge in steady state.
-func (r *Reconciler) accelFor(c *selector.Cluster, dc *dcs.Cluster) (Accel, bool) {
-	if dc == nil {
-		return Accel{}, false
-	}
-	prev, seen := r.accelerated[c.Name]
-	if !seen {
-		r.accelerated[c.Name] = dc.Leader // first sight: nothing to accelerate
-		return Accel{}, false
-	}
-	var a Accel
-	if prev != "" && r.forcedDown[c.Name] != prev && prev != dc.Leader && demoted(prev, dc) {
-		a.Down = []string{prev}
-	}
-	if dc.Leader != "" && dc.Leader != prev {
-		// Patroni's /primary answers 200 as soon as a member holds the leader
-		// key, so forcing it up then is what HAProxy's check will conclude
-		// anyway, minus rise x fastinter. Its PostgreSQL may still be
-		// promoting: clients see the same read-only errors they would see
-		// connecting directly.
-		if m, ok := dc.Members[dc.Leader]; ok && m.State == "running" {
-			a.Up = dc.Leader
+	for c, f := range next {
+		if unreached && !touched[c] {
+			continue
 		}
-	}
-	return a, len(a.Down) > 0 || a.Up != ""
-}
-
-// demoted reports whether the old leader has visibly stopped being primary:
-// another member holds the leader key, or its own key says it stopped,
-// demoted or is gone.
-func demoted(prev string, dc *dcs.Cluster) bool {
-	if dc.Leader != "" && dc.Leader != prev {
-		return true
-	}
-	m, ok := dc.Members[prev]
-	return dc.Leader == "" && (!ok || !dcs.IsPrimaryRole(m.Role) || m.State != "running")
-}
-
-func (r *Reconciler) record(accel map[string]Accel) {
-	for c, a := range accel {
-		if len(a.Down) > 0 {
-			r.forcedDown[c] = a.Down[0]
-		}
-		if a.Up != "" {
-			r.accelerated[c] = a.Up
-		}
-	}
-}
-
-func (r *Reconciler) remark(w work) {
-	r.In.mu.Lock()
-	defer r.In.mu.Unlock()
-	if w.full {
-		r.In.markAll(CauseResync)
-		return
-	}
-	for c, cause := range w.causes {
-		r.In.mark(c, cause)
+		r.forced[c] = f
 	}
 }
 
 func (r *Reconciler) logReport(w work, rep Report) {
 	for _, c := range rep.Commands {
-		cluster := clusterOfService(w, c.Service)
-		r.Log.Info("applied", "service", c.Service, "server", c.Server, "kind", c.Kind,
-			"before", c.From, "after", c.To, "cause", string(w.causes[cluster]), "command", c.Line, "etcd_revision", w.revision)
+		r.Log.Info("applied", "cluster", c.Cluster, "service", c.Service, "server", c.Server, "kind", c.Kind,
+			"before", c.From, "after", c.To, "cause", string(w.causes[c.Cluster]), "command", c.Line, "etcd_revision", w.revision)
 	}
 	if len(rep.Written)+len(rep.Removed) > 0 {
 		r.Log.Info("config files updated", "written", rep.Written, "removed", rep.Removed, "reload", rep.Reloaded, "reasons", rep.Reload)
 	}
-}
-
-func clusterOfService(w work, service string) string {
-	for _, c := range w.clusters {
-		for _, s := range c.Services {
-			if s.FullName() == service {
-				return c.Name
-			}
-		}
-	}
-	return ""
 }
 
 // ErrNotReady is returned by one-shot passes when a source is missing.

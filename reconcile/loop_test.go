@@ -64,7 +64,7 @@ func TestBrokenClusterIsLeftAlone(t *testing.T) {
 	r := &Reconciler{In: in, Log: slog.New(slog.DiscardHandler), HAProxy: h}
 	_, err = r.Pass(context.Background(), false)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "cluster pg-a left as it is: ")
+	assert.Contains(t, err.Error(), "cluster pg-a: inv.yml:")
 	assert.Equal(t, 1, h.calls, "the healthy cluster is still reconciled")
 	assert.Equal(t, []string{"pg-b-primary"}, h.services)
 	assert.Equal(t, map[string]bool{"pg-b": true}, h.scope, "a scoped pass: pg-a's files are not stale")

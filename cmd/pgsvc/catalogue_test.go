@@ -611,7 +611,7 @@ func checkOverrideValue(t *testing.T, tc badInput) {
 	err = st.Put(l, l.OverridePrefix+"pg-test-2", []byte(tc.input))
 	require.Error(t, err)
 	assert.True(t, strings.HasPrefix(err.Error(), "override /pgsvc/overrides/pg-test-2: "), err.Error())
-	assert.Equal(t, selector.Overrides{"pg-test-2": {"pg_weight": 20.0}}, st.Overrides, "the previous override stays")
+	assert.Equal(t, selector.Overrides{}, st.Overrides, "a malformed override counts as absent, as in a fresh list: the previous one is not kept")
 }
 
 func checkMemberValue(t *testing.T, tc badInput) {
@@ -623,12 +623,11 @@ func checkMemberValue(t *testing.T, tc badInput) {
 	l := dcs.DefaultLayout()
 	st := dcs.NewState()
 	key := "/pg/pg-test/members/pg-test-2"
-	prev := selector.Member{Role: "replica", State: "running"}
 	require.NoError(t, st.Put(l, key, []byte(`{"role":"replica","state":"running"}`)))
 	err = st.Put(l, key, []byte(tc.input))
 	require.Error(t, err)
 	assert.True(t, strings.HasPrefix(err.Error(), "patroni member "+key+": "), err.Error())
-	assert.Equal(t, map[string]selector.Member{"pg-test-2": prev}, st.Clusters["pg-test"].Members, "the previous member stays")
+	assert.Empty(t, st.Clusters["pg-test"].Members, "a malformed member counts as absent, as in a fresh list: the previous one is not kept")
 }
 
 func checkReply(t *testing.T, tc badInput) {

@@ -80,9 +80,38 @@ func (p *Patroni) DeleteLeader() int64 { return p.del("leader") }
 // DeleteMember removes a member key, as a lease expiry does.
 func (p *Patroni) DeleteMember(name string) int64 { return p.del("members/" + name) }
 
-// Steady writes a running cluster led by leader.
+// ExpireLease revokes a member's lease: its leader key (when it holds it)
+// and its member key vanish in one etcd revision, exactly as when the node
+// loses etcd and the lease's ttl runs out. The member gets a new lease on
+// its next write, as Patroni does when etcd is back.
+func (p *Patroni) ExpireLease(name string) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	id, ok := p.leases[name]
+	if !ok {
+		p.t.Fatalf("patroni: %s has no lease", name)
+	}
+	r, err := p.Cli.Revoke(ctx, id)
+	if err != nil {
+		p.t.Fatalf("patroni revoke lease of %s: %v", name, err)
+	}
+	delete(p.leases, name)
+	return r.Header.Revision
+}
+
+// Config writes the config key as Patroni's bootstrap does (the recorded
+// fixtures' dynamic configuration); standby adds a standby_cluster section.
+func (p *Patroni) Config(standby bool) int64 {
+	v := `{"ttl":30,"loop_wait":10,"retry_timeout":10,"maximum_lag_on_failover":1048576,"failsafe_mode":true,"postgresql":{"use_pg_rewind":true,"use_slots":true}`
+	if standby {
+		v += `,"standby_cluster":{"host":"10.10.10.99","port":5432,"create_replica_methods":["basebackup"]}`
+	}
+	return p.put("config", v+"}", 0)
+}
+
+// Steady writes a running cluster led by leader (config key included).
 func (p *Patroni) Steady(leader string, members ...string) int64 {
-	var rev int64
+	rev := p.Config(false)
 	for _, m := range members {
 		role := "replica"
 		if m == leader {

@@ -29,8 +29,18 @@ func NormalizePrefix(p string) string {
 
 // Cluster is what etcd holds about one Patroni cluster.
 type Cluster struct {
-	Leader  string // value of the leader key, "" when the key is absent
-	Members map[string]selector.Member
+	Leader string // value of the leader key, "" when the key is absent
+	// LeaderTerm is the leader key's create revision. Patroni creates the
+	// key on its node's lease when it takes the lock and deletes it when it
+	// gives it up (or the lease expires): a new create revision is a new
+	// leader term, even for the same member. 0 when unknown.
+	LeaderTerm int64
+	Members    map[string]selector.Member
+	// MemberRevs holds each member key's mod revision (0 when unknown).
+	MemberRevs map[string]int64
+	// Config is the cluster's dynamic configuration; nil while the config
+	// key is absent or malformed (then nothing is known about it).
+	Config *Config
 	// Promoted is the member the last history entry names as the new
 	// leader. The history key has no lease, so it still names the last
 	// primary when the leader and member keys have expired and pgsvc has
@@ -44,6 +54,13 @@ type State struct {
 	Revision  int64
 	Clusters  map[string]*Cluster
 	Overrides selector.Overrides
+}
+
+// Config is what pgsvc reads of Patroni's config key.
+type Config struct {
+	// Standby: the cluster replicates from another one (standby_cluster is
+	// set); its leader is a standby_leader and never accepts writes.
+	Standby bool
 }
 
 // NewState returns an empty state.
@@ -62,36 +79,86 @@ func DefaultLayout() Layout {
 	return Layout{Namespace: DefaultNamespace, OverridePrefix: DefaultOverridePrefix}
 }
 
-// Put records a key's value. Keys outside both prefixes and Patroni keys
-// pgsvc does not use are ignored. A malformed value is an error naming the
-// key; the state is left unchanged then.
+// Put records a key's value without its revisions (see PutKV).
 func (s *State) Put(l Layout, key string, value []byte) error {
+	return s.PutKV(l, KV{Key: key, Value: value})
+}
+
+// PutKV records a key's value. Keys outside both prefixes and Patroni keys
+// pgsvc does not use are ignored. A malformed value is an error naming the
+// key, and the key then counts as absent: its previous value is forgotten,
+// so the state is the same whether it was listed or watched (a list skips
+// a malformed value; a watch must not keep the one before it).
+func (s *State) PutKV(l Layout, kv KV) error {
+	key, value := kv.Key, kv.Value
 	if inst, ok := strings.CutPrefix(key, l.OverridePrefix); ok {
 		vars, err := ParseOverride(value)
 		if err != nil {
+			s.Delete(l, key)
 			return fmt.Errorf("override %s: %w", key, err)
 		}
 		s.Overrides[inst] = vars
 		return nil
 	}
 	scope, name, kind := l.split(key)
+	var err error
 	switch kind {
 	case keyLeader:
-		s.cluster(scope).Leader = strings.TrimSpace(string(value))
+		c := s.cluster(scope)
+		c.Leader, c.LeaderTerm = strings.TrimSpace(string(value)), kv.CreateRevision
 	case keyMember:
-		m, err := ParseMember(value)
-		if err != nil {
-			return fmt.Errorf("patroni member %s: %w", key, err)
+		var m selector.Member
+		if m, err = ParseMember(value); err != nil {
+			err = fmt.Errorf("patroni member %s: %w", key, err)
+			break
 		}
-		s.cluster(scope).Members[name] = m
+		c := s.cluster(scope)
+		c.Members[name], c.MemberRevs[name] = m, kv.ModRevision
 	case keyHistory:
-		promoted, err := ParseHistory(value)
-		if err != nil {
-			return fmt.Errorf("patroni history %s: %w", key, err)
+		var promoted string
+		if promoted, err = ParseHistory(value); err != nil {
+			err = fmt.Errorf("patroni history %s: %w", key, err)
+			break
 		}
 		s.cluster(scope).Promoted = promoted
+	case keyConfig:
+		var cfg *Config
+		if cfg, err = ParseConfig(value); err != nil {
+			err = fmt.Errorf("patroni config %s: %w", key, err)
+			break
+		}
+		s.cluster(scope).Config = cfg
 	}
-	return nil
+	if err != nil {
+		s.Delete(l, key)
+	}
+	return err
+}
+
+// ParseConfig decodes what pgsvc needs of Patroni's config key (JSON).
+func ParseConfig(value []byte) (*Config, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(value, &raw); err != nil {
+		return nil, fmt.Errorf("not Patroni config JSON (an object): %s", jsonError(err))
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("not Patroni config JSON (an object): null")
+	}
+	// As Patroni's is_standby_cluster: a standby_cluster section naming a
+	// host, a port or a restore_command.
+	var sc map[string]any
+	if b, ok := raw["standby_cluster"]; ok {
+		if err := json.Unmarshal(b, &sc); err != nil {
+			return nil, fmt.Errorf("standby_cluster is not an object: %s", jsonError(err))
+		}
+	}
+	standby := false
+	for _, k := range []string{"host", "port", "restore_command"} {
+		if v, ok := sc[k]; ok && v != nil && v != "" && v != false {
+			standby = true
+		}
+	}
+	return &Config{Standby: standby}, nil
 }
 
 // Delete forgets a key. A deleted member key only means Patroni's lease
@@ -108,18 +175,21 @@ func (s *State) Delete(l Layout, key string) {
 	}
 	switch kind {
 	case keyLeader:
-		c.Leader = ""
+		c.Leader, c.LeaderTerm = "", 0
 	case keyMember:
 		delete(c.Members, name)
+		delete(c.MemberRevs, name)
 	case keyHistory:
 		c.Promoted = ""
+	case keyConfig:
+		c.Config = nil
 	}
 }
 
 func (s *State) cluster(scope string) *Cluster {
 	c := s.Clusters[scope]
 	if c == nil {
-		c = &Cluster{Members: map[string]selector.Member{}}
+		c = &Cluster{Members: map[string]selector.Member{}, MemberRevs: map[string]int64{}}
 		s.Clusters[scope] = c
 	}
 	return c
@@ -132,6 +202,7 @@ const (
 	keyLeader
 	keyMember
 	keyHistory
+	keyConfig
 )
 
 func (l Layout) split(key string) (scope, member string, kind keyKind) {
@@ -145,6 +216,8 @@ func (l Layout) split(key string) (scope, member string, kind keyKind) {
 		return parts[0], "", keyLeader
 	case len(parts) == 2 && parts[1] == "history":
 		return parts[0], "", keyHistory
+	case len(parts) == 2 && parts[1] == "config":
+		return parts[0], "", keyConfig
 	case len(parts) == 3 && parts[1] == "members" && parts[2] != "":
 		return parts[0], parts[2], keyMember
 	}
@@ -250,6 +323,24 @@ func ParseHistory(value []byte) (string, error) {
 		return "", fmt.Errorf("history entry %d: new_leader is %s, not a member name", len(entries), last[4])
 	}
 	return leader, nil
+}
+
+// Clone returns a deep copy of the cluster (its maps are not shared).
+func (c *Cluster) Clone() *Cluster {
+	out := *c
+	out.Members = make(map[string]selector.Member, len(c.Members))
+	for k, v := range c.Members {
+		out.Members[k] = v
+	}
+	out.MemberRevs = make(map[string]int64, len(c.MemberRevs))
+	for k, v := range c.MemberRevs {
+		out.MemberRevs[k] = v
+	}
+	if c.Config != nil {
+		cfg := *c.Config
+		out.Config = &cfg
+	}
+	return &out
 }
 
 // IsPrimaryRole reports whether a Patroni role means "serving as primary".

@@ -10,10 +10,12 @@ import (
 	"strings"
 )
 
-// KV is one etcd key and value.
+// KV is one etcd key and value, with the revisions etcd reports for it.
 type KV struct {
-	Key   string
-	Value []byte
+	Key            string
+	Value          []byte
+	CreateRevision int64
+	ModRevision    int64
 }
 
 // snapshotJSON is the output of `etcdctl get --prefix <ns> -w json`: keys and
@@ -23,8 +25,10 @@ type snapshotJSON struct {
 		Revision int64 `json:"revision"`
 	} `json:"header"`
 	KVs []struct {
-		Key   string `json:"key"`
-		Value string `json:"value"`
+		Key            string `json:"key"`
+		Value          string `json:"value"`
+		CreateRevision int64  `json:"create_revision"`
+		ModRevision    int64  `json:"mod_revision"`
 	} `json:"kvs"`
 }
 
@@ -49,7 +53,7 @@ func ParseSnapshot(data []byte) (revision int64, kvs []KV, err error) {
 		if err != nil {
 			return 0, nil, fmt.Errorf("kvs[%d] (%s): value is not base64: %v", i, k, err)
 		}
-		kvs = append(kvs, KV{Key: string(k), Value: v})
+		kvs = append(kvs, KV{Key: string(k), Value: v, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision})
 	}
 	return snap.Header.Revision, kvs, nil
 }
@@ -112,7 +116,7 @@ func LoadSnapshot(path string, l Layout) (*State, error) {
 	st := NewState()
 	st.Revision = rev
 	for _, kv := range kvs {
-		if err := st.Put(l, kv.Key, kv.Value); err != nil {
+		if err := st.PutKV(l, kv); err != nil {
 			return nil, fmt.Errorf("state %s: %w", path, err)
 		}
 	}

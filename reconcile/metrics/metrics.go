@@ -4,8 +4,10 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -40,19 +42,24 @@ type Metrics struct {
 	members     *prometheus.GaugeVec
 	etcdUp      prometheus.Gauge
 	inventoryOK prometheus.Gauge
+	clusterErrs *prometheus.CounterVec
+	failing     *prometheus.GaugeVec
 
 	mu         sync.Mutex
 	lastSync   time.Time
 	etcdReady  bool
 	invHealthy bool
-	haproxyErr error           // the last pass failed talking to HAProxy
-	services   map[string]bool // services with member series
-	computed   map[string]bool // services of the pass in flight
+	invErr     error            // why the last inventory load was rejected
+	haproxyErr error            // the last pass failed talking to HAProxy
+	clusterErr map[string]error // clusters whose last pass failed alone
+	services   map[string]bool  // services with member series
+	computed   map[string]bool  // services of the pass in flight
 }
 
 // New registers every metric on a fresh registry.
 func New() *Metrics {
-	m := &Metrics{Registry: prometheus.NewRegistry(), invHealthy: true, services: map[string]bool{}, computed: map[string]bool{}}
+	m := &Metrics{Registry: prometheus.NewRegistry(), invHealthy: true, services: map[string]bool{}, computed: map[string]bool{},
+		clusterErr: map[string]error{}}
 	f := func(c prometheus.Collector) { m.Registry.MustRegister(c) }
 	m.passes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsvc_reconcile_passes_total",
 		Help: "Reconcile passes by result (ok, error) and scope (full, keyed)."}, []string{"result", "scope"})
@@ -75,10 +82,14 @@ func New() *Metrics {
 		Help: "Desired servers per service and slot (active, backup)."}, []string{"service", "slot"})
 	m.etcdUp = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsvc_etcd_connected", Help: "1 while the etcd watch is current."})
 	m.inventoryOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsvc_inventory_valid", Help: "1 when the last inventory read was valid (0: the last good one is in force)."})
+	m.clusterErrs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsvc_cluster_errors_total",
+		Help: "Passes in which a cluster failed alone (HAProxy refused one of its commands, or its desired state could not be computed); its HAProxy services were left as they were while the other clusters converged."}, []string{"cluster"})
+	m.failing = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsvc_cluster_failing",
+		Help: "1 while a cluster's last pass failed (see pgsvc_cluster_errors_total and /readyz), 0 once it converged."}, []string{"cluster"})
 	since := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pgsvc_seconds_since_last_sync",
 		Help: "Seconds since the last successful pass (-1 before the first)."}, m.sinceSync)
 	for _, c := range []prometheus.Collector{m.passes, m.duration, m.commands, m.reloads, m.reasons, m.errors, m.revision,
-		m.drift, m.repairs, m.members, m.etcdUp, m.inventoryOK, since} {
+		m.drift, m.repairs, m.members, m.etcdUp, m.inventoryOK, m.clusterErrs, m.failing, since} {
 		f(c)
 	}
 	// Every series exists from the start, at 0, so a scrape shows them all.
@@ -141,6 +152,7 @@ func (m *Metrics) Pass(p reconcile.PassInfo) {
 	defer m.mu.Unlock()
 	computed := m.computed
 	m.computed = map[string]bool{}
+	m.recordClusters(p)
 	if p.Err != nil {
 		m.passes.WithLabelValues("error", scope).Inc()
 		m.errors.WithLabelValues(p.Source).Inc()
@@ -167,6 +179,39 @@ func (m *Metrics) Pass(p reconcile.PassInfo) {
 	}
 	m.revision.Set(float64(p.Revision))
 	m.lastSync = time.Now()
+}
+
+// recordClusters keeps each cluster of the pass failing or not. A pass
+// that failed as a whole (HAProxy unreachable) says nothing per cluster.
+func (m *Metrics) recordClusters(p reconcile.PassInfo) {
+	if p.Err != nil {
+		return
+	}
+	for c := range p.Causes {
+		if err := p.ClusterErrors[c]; err != nil {
+			m.clusterErr[c] = err
+			m.clusterErrs.WithLabelValues(c).Inc()
+			m.failing.WithLabelValues(c).Set(1)
+			continue
+		}
+		delete(m.clusterErr, c)
+		m.clusterErrs.WithLabelValues(c)
+		m.failing.WithLabelValues(c).Set(0)
+	}
+}
+
+// failingClusters names the failing clusters and their errors, sorted.
+func (m *Metrics) failingClusters() string {
+	names := make([]string, 0, len(m.clusterErr))
+	for c := range m.clusterErr {
+		names = append(names, c)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, c := range names {
+		parts[i] = fmt.Sprintf("cluster %s: %v", c, m.clusterErr[c])
+	}
+	return strings.Join(parts, "; ")
 }
 
 func resync(causes map[string]reconcile.Cause) bool {
@@ -213,10 +258,11 @@ func (m *Metrics) EtcdReady(ready bool) {
 // EtcdError counts an etcd failure (lost watch, malformed value).
 func (m *Metrics) EtcdError(error) { m.errors.WithLabelValues(SourceEtcd).Inc() }
 
-// Inventory records the result of an inventory read.
+// Inventory records the result of an inventory load; Ready reports a
+// rejected one with its error until a load succeeds.
 func (m *Metrics) Inventory(err error) {
 	m.mu.Lock()
-	m.invHealthy = err == nil
+	m.invHealthy, m.invErr = err == nil, err
 	m.mu.Unlock()
 	if err != nil {
 		m.errors.WithLabelValues(SourceInventory).Inc()
@@ -236,9 +282,11 @@ func (m *Metrics) Ready() (bool, string) {
 	case !m.etcdReady:
 		return false, "etcd watch not current"
 	case !m.invHealthy:
-		return false, "inventory invalid (last good one in force)"
+		return false, "inventory invalid (last good one in force): " + strings.ReplaceAll(m.invErr.Error(), "\n", "; ")
 	case m.haproxyErr != nil:
 		return false, "haproxy: " + m.haproxyErr.Error()
+	case len(m.clusterErr) > 0:
+		return false, "left as they are in HAProxy (the other clusters are in sync): " + m.failingClusters()
 	}
 	return true, "ok"
 }
