@@ -240,22 +240,3 @@ func TestMalformedValueIsAbsentInWatchAsInList(t *testing.T) {
 	assert.Equal(t, 100, l.backend("replica").Slots["pg-test-2"].UWeight, "the watched state is the listed one: no override")
 	assert.True(t, l.oneShot(true).Empty(), "a fresh list agrees with the watch")
 }
-
-// Pins: with two watch streams (Patroni's namespace, overrides) the
-// revision a pass reported was the highest either stream had delivered,
-// so it could claim an event the other stream had not delivered yet. One
-// stream over both prefixes: a pass that reports revision N includes
-// every event up to N.
-//
-// The old defect was a race (the Patroni stream delivering its event before
-// the override stream delivered an earlier one), so this test could pass on
-// the old code in a lucky run; thirty rounds made it fail there in practice.
-func TestReportedRevisionIsIncluded(t *testing.T) {
-	l := newLab(t, labOptions{})
-	for i := 0; i < 30; i++ {
-		l.setOverride("pg-test-2", map[string]any{"pg_weight": float64(10 + i)})
-		rev := l.patroni.Member("pg-test-3", "replica", "running") // later, on the other prefix
-		l.waitRev(rev)
-		require.Equal(t, 10+i, l.backend("replica").Slots["pg-test-2"].UWeight, "round %d: a pass reporting revision %d includes the override before it", i, rev)
-	}
-}
