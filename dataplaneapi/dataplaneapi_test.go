@@ -146,18 +146,96 @@ func TestPlanAddressAndAccel(t *testing.T) {
 	s.Servers[2].Host, s.Servers[2].Port, s.Servers[2].CheckPort = "127.0.0.23", 6433, 8009
 	cmds, err := PlanService(s, b, reconcile.Accel{Down: []string{"pg-test-1"}, Up: "pg-test-2"})
 	require.NoError(t, err)
+	// Order: addresses first (both slots), then the old primary forced down
+	// and its sessions shut (every slot HAProxy shows up), then the new one
+	// forced up, never two at once; drains last.
 	assert.Equal(t, []string{
 		"set server pg-test-primary/pg-test-3 addr 127.0.0.23 port 6433",
 		"set server pg-test-primary/pg-test-3 check-port 8009",
 		"set server pg-test-primary/pg-test-3.b addr 127.0.0.23 port 6433",
 		"set server pg-test-primary/pg-test-3.b check-port 8009",
-	}, lines(cmds)[:4], "addresses first, on both slots")
-	l := lines(cmds)
-	assert.Contains(t, l, "set server pg-test-primary/pg-test-1 health down")
-	assert.Contains(t, l, "shutdown sessions server pg-test-primary/pg-test-1")
-	assert.Contains(t, l, "set server pg-test-primary/pg-test-2 health up")
-	assert.Less(t, indexOf(l, "set server pg-test-primary/pg-test-1 health down"), indexOf(l, "set server pg-test-primary/pg-test-2 health up"),
-		"the old primary is forced down before the new one is forced up: never two at once")
+		"set server pg-test-primary/pg-test-1 health down",
+		"shutdown sessions server pg-test-primary/pg-test-1",
+		"set server pg-test-primary/pg-test-1.b health down",
+		"shutdown sessions server pg-test-primary/pg-test-1.b",
+		"set server pg-test-primary/pg-test-2 health up",
+		"set server pg-test-primary/pg-test-1.b state drain",
+		"set server pg-test-primary/pg-test-2.b state drain",
+		"set server pg-test-primary/pg-test-3.b state drain",
+	}, lines(cmds))
+}
+
+// Forcing follows what HAProxy shows: a member the checks already took
+// down gets no health command, and its sessions are shut only if it has any.
+func TestPlanAccelFollowsObservedState(t *testing.T) {
+	b := parsed(t)
+	s := replica(reconcile.Active, reconcile.Active, reconcile.Active)
+	s.Name, s.CheckURI = "pg-test-primary", "/primary"
+	for k, v := range b.Slots {
+		v.Admin, v.UWeight, v.Status = AdminReady, 100, "DOWN"
+		if v.Backup {
+			v.Admin, v.Status = AdminMaint, "MAINT"
+		}
+		b.Slots[k] = v
+	}
+	b.Slots["pg-test-2"] = SlotState{Name: "pg-test-2", Addr: "127.0.0.12", Port: 6432, CheckPort: 8008, UWeight: 100, Status: "UP"}
+	down := b.Slots["pg-test-3"]
+	down.Sessions = 2 // DOWN, sessions kept (no on-marked-down shutdown-sessions)
+	b.Slots["pg-test-3"] = down
+	cmds, err := PlanService(s, b, reconcile.Accel{Down: []string{"pg-test-1", "pg-test-3"}, Up: "pg-test-2"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"shutdown sessions server pg-test-primary/pg-test-3"}, lines(cmds), "pg-test-2 is already up; pg-test-1 is down with no sessions")
+}
+
+// An address that is a DNS name: HAProxy resolved it when it loaded the
+// file (show servers state: srv_fqdn) and refuses names in `set server
+// addr`. The same name is in sync; a new port still moves live; a new name
+// is the file's (a reload), never a command HAProxy would refuse.
+func TestPlanDNSNameAddress(t *testing.T) {
+	withName := func(fqdn string, port int) BackendState {
+		b := parsed(t)
+		for _, slot := range []string{"pg-test-1", "pg-test-1.b"} {
+			v := b.Slots[slot]
+			v.Addr, v.FQDN, v.Port = "127.0.0.1", fqdn, port
+			b.Slots[slot] = v
+		}
+		return b
+	}
+	s := replica(reconcile.Backup, reconcile.Active, reconcile.Active)
+	s.Servers[0].Host = "db1.example"
+	tests := []struct {
+		name   string
+		actual BackendState
+		want   []string
+		reload string
+	}{
+		{"same name: nothing for the address", withName("db1.example", 6432), nil, ""},
+		{"same name, new port: live, at the address HAProxy resolved", withName("db1.example", 6431),
+			[]string{"set server pg-test-replica/pg-test-1 addr 127.0.0.1 port 6432", "set server pg-test-replica/pg-test-1.b addr 127.0.0.1 port 6432"}, ""},
+		{"another name: a reload", withName("db0.example", 6432), nil,
+			"pg-test-replica/pg-test-1 address db1.example is a DNS name (HAProxy resolves names when it loads the config; it has db0.example (127.0.0.1):6432)"},
+		{"an IP loaded, a name wanted: a reload", withName("", 6432), nil,
+			"pg-test-replica/pg-test-1 address db1.example is a DNS name (HAProxy resolves names when it loads the config; it has 127.0.0.1:6432)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmds, err := PlanService(s, tc.actual, reconcile.Accel{})
+			if tc.reload != "" {
+				var se *StructuralError
+				require.ErrorAs(t, err, &se)
+				assert.Equal(t, tc.reload, se.Reason)
+				return
+			}
+			require.NoError(t, err)
+			var addr []string
+			for _, c := range cmds {
+				if c.Kind == "addr" {
+					addr = append(addr, c.Line)
+				}
+			}
+			assert.Equal(t, tc.want, addr)
+		})
+	}
 }
 
 // A primary-only custom service whose selector drops the demoted primary:
@@ -173,10 +251,14 @@ func TestPlanAccelDemotedPrimaryLeavesService(t *testing.T) {
 	s.Name, s.CheckURI = "pg-test-primary", "/primary"
 	cmds, err := PlanService(s, b, reconcile.Accel{Down: []string{"pg-test-1"}, Up: "pg-test-2"})
 	require.NoError(t, err)
-	l := lines(cmds)
-	assert.Contains(t, l, "shutdown sessions server pg-test-primary/pg-test-1")
-	assert.Contains(t, l, "set server pg-test-primary/pg-test-1 state drain")
-	assert.NotContains(t, l, "shutdown sessions server pg-test-primary/pg-test-1.b", "only the slot that carried traffic")
+	assert.Equal(t, []string{
+		"set server pg-test-primary/pg-test-2 state ready",
+		"set server pg-test-primary/pg-test-2 health down", // leaves MAINT with its twin in MAINT: the checks admit it...
+		"set server pg-test-primary/pg-test-1 health down",
+		"shutdown sessions server pg-test-primary/pg-test-1", // only the slot that carried traffic
+		"set server pg-test-primary/pg-test-2 health up",     // ...unless it is the new leader, forced up after the old one is down
+		"set server pg-test-primary/pg-test-1 state drain",
+	}, lines(cmds))
 }
 
 func indexOf(l []string, s string) int {

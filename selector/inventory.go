@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -127,16 +126,11 @@ func LoadInventory(path string) (*Inventory, error) {
 	return ParseInventory(path, data)
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // ParseInventory parses inventory YAML; path is used in error messages only.
 func ParseInventory(path string, data []byte) (*Inventory, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-			return nil, inputErrorf("%s:%s: malformed YAML: %s", path, m[1], m[2])
-		}
-		return nil, inputErrorf("%s: malformed YAML: %v", path, err)
+		return nil, syntaxError(path, data, err)
 	}
 	if len(doc.Content) == 0 {
 		return nil, inputErrorf("%s: inventory is empty", path)

@@ -1,6 +1,13 @@
 package selector
 
 import (
+	"bytes"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -172,4 +179,138 @@ func dedupe(pairs []*yaml.Node) []*yaml.Node {
 		out = append(out, k, pairs[i+1])
 	}
 	return out
+}
+
+// Locating syntax errors.
+//
+// yaml.v3 (v3.0.1) often names a line that is not the culprit's. It reports
+// one of two marks: the start of the construct being read (the '{' of a flow
+// mapping, an opening quote, the first key of a block mapping) or the token
+// where reading failed. Parser errors give the mark's 0-based line (one less
+// than an editor shows), scanner errors the 1-based one; a construct that
+// starts on the first line is replaced by the failing token's mark; and an
+// indentation error names the enclosing mapping, not the line that breaks
+// it. The message carries neither mark nor kind, so:
+//
+//   - every parse is of "\n"+document, so no mark sits on yaml.v3's line 0
+//     and the message always names the construct when there is one;
+//   - for an unclosed '{', '[' or quote the culprit is that construct, and
+//     its line follows from the number reported and the problem's kind;
+//   - otherwise the culprit is the first line k such that the document cut
+//     after line k fails with exactly the same error: the first badly
+//     indented line, the line holding a tab, an unexpected ':'.
+
+// yamlMessage splits yaml.v3's error text into its line (if any) and problem.
+var yamlMessage = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
+
+// maxQuoted is how much of the culprit line an error quotes.
+const maxQuoted = 120
+
+// syntaxError is the input error for err, yaml.v3's failure to parse data.
+func syntaxError(path string, data []byte, err error) error {
+	m := yamlMessage.FindStringSubmatch(err.Error())
+	if m == nil {
+		return inputErrorf("%s: malformed YAML: %v", path, err)
+	}
+	lines := splitLines(bytes.TrimPrefix(data, []byte("\ufeff")))
+	k := culpritLine(lines, m[2])
+	if k == 0 { // not reproduced (an encoding other than UTF-8): yaml.v3's own words
+		if m[1] == "" {
+			return inputErrorf("%s: malformed YAML: %s", path, m[2])
+		}
+		return inputErrorf("%s:%s: malformed YAML: %s", path, m[1], m[2])
+	}
+	text := strings.TrimRight(string(lines[k-1]), "\r\n")
+	if hint := syntaxHint(m[2], text); hint != "" {
+		return inputErrorf("%s:%d: malformed YAML: %s (%s): %q", path, k, m[2], hint, clip(text))
+	}
+	return inputErrorf("%s:%d: malformed YAML: %s: %q", path, k, m[2], clip(text))
+}
+
+// culpritLine is the line (1-based) where problem is, 0 if the document
+// does not fail with problem.
+func culpritLine(lines [][]byte, problem string) int {
+	full := parseProblem(lines)
+	m := yamlMessage.FindStringSubmatch(full)
+	if m == nil || m[2] != problem {
+		return 0
+	}
+	r, _ := strconv.Atoi(m[1]) // 0: no line
+	if lead, ok := unclosedLead(problem); ok && r > lead && r-lead <= len(lines) {
+		return r - lead
+	}
+	fails := func(k int) bool { return parseProblem(lines[:k]) == full }
+	// The named mark is on line r-1 (scanner errors) or r (parser errors),
+	// and a cut before it cannot reproduce the message. Past the failing
+	// token every cut fails the same way, before it none does: search for
+	// the boundary. The whole document fails (k = len(lines)).
+	lo := max(1, r-1)
+	if lo > len(lines) {
+		return len(lines)
+	}
+	return lo + sort.Search(len(lines)-lo, func(i int) bool { return fails(lo + i) })
+}
+
+// unclosedLead tells whether problem is a construct left open, whose start
+// is the culprit, and by how much yaml.v3's number for a "\n"-led document
+// exceeds the start's line: 0 for parser errors, 1 for scanner errors.
+func unclosedLead(problem string) (int, bool) {
+	switch problem {
+	case "did not find expected ',' or '}'", "did not find expected ',' or ']'": // parser: the '{' or '['
+		return 0, true
+	case "found unexpected end of stream", "found unexpected document indicator": // scanner: the opening quote
+		return 1, true
+	}
+	return 0, false
+}
+
+// parseProblem is yaml.v3's error for "\n" followed by lines, "" if it parses.
+func parseProblem(lines [][]byte) string {
+	doc := append([]byte("\n"), bytes.Join(lines, nil)...)
+	var n yaml.Node
+	if err := yaml.Unmarshal(doc, &n); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// splitLines splits data after each "\n" (the lines an editor numbers).
+func splitLines(data []byte) [][]byte {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if len(lines[len(lines)-1]) == 0 {
+		lines = lines[:len(lines)-1]
+	}
+	return lines
+}
+
+// syntaxHint says in plain words what the usual cause of problem is.
+func syntaxHint(problem, text string) string {
+	indent := text[:len(text)-len(strings.TrimLeft(text, " \t"))]
+	switch {
+	case strings.Contains(indent, "\t"):
+		return "tab in the indentation: YAML indents with spaces only"
+	case problem == "did not find expected ',' or '}'":
+		return "a '{' on this line is not closed"
+	case problem == "did not find expected ',' or ']'":
+		return "a '[' on this line is not closed"
+	case problem == "found unexpected end of stream" || problem == "found unexpected document indicator":
+		return "a quote on this line is not closed"
+	case problem == "did not find expected key" || problem == "did not find expected '-' indicator":
+		return "this line's indentation does not match the lines above"
+	case problem == "mapping values are not allowed in this context":
+		return "unexpected ':' here: is the line indented too far, or does a value with ': ' need quotes?"
+	}
+	return ""
+}
+
+// clip shortens text to maxQuoted bytes, at a rune boundary.
+func clip(text string) string {
+	if len(text) <= maxQuoted {
+		return text
+	}
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(text[cut]) {
+		cut--
+	}
+	return text[:cut] + "…"
 }

@@ -181,3 +181,67 @@ func TestMagicVariables(t *testing.T) {
 		})
 	}
 }
+
+// TestYAMLSyntaxErrorLines pins the line a YAML syntax error names: the
+// culprit's, as an editor numbers it. yaml.v3 named the line before an
+// unclosed '{' or '[' (an unclosed '{' on line 5 was reported as line 4),
+// the enclosing mapping's line for bad indentation, the line before a tab,
+// and, for a quote opened on the first line, the end of the file.
+func TestYAMLSyntaxErrorLines(t *testing.T) {
+	const hosts = "all:\n  children:\n    pg-test:\n      hosts:\n"
+	tests := []struct{ name, doc, want string }{
+		{"unclosed { on line 5",
+			hosts + "        10.0.0.1: { pg_seq: 1, pg_role: primary\n        10.0.0.2: { pg_seq: 2, pg_role: replica }\n      vars: { pg_cluster: pg-test }\n",
+			`inv.yml:5: malformed YAML: did not find expected ',' or '}' (a '{' on this line is not closed): "        10.0.0.1: { pg_seq: 1, pg_role: primary"`},
+		{"unclosed { on the last line",
+			hosts + "        10.0.0.1: { pg_seq: 1, pg_role: primary\n",
+			`inv.yml:5: malformed YAML: did not find expected ',' or '}' (a '{' on this line is not closed): "        10.0.0.1: { pg_seq: 1, pg_role: primary"`},
+		{"unclosed { on line 1", "{ all: {}\nfoo: 1\n",
+			`inv.yml:1: malformed YAML: did not find expected ',' or '}' (a '{' on this line is not closed): "{ all: {}"`},
+		{"unclosed { spanning lines", "all:\n  vars: {\n    pg_weight: 1,\n    pg_port: 5432\n  children: {}\n",
+			`inv.yml:2: malformed YAML: did not find expected ',' or '}' (a '{' on this line is not closed): "  vars: {"`},
+		{"unclosed [ on line 4", "all:\n  vars:\n    pg_cluster: pg-test\n    pg_services: [ a, b\n    pg_weight: 1\n",
+			`inv.yml:4: malformed YAML: did not find expected ',' or ']' (a '[' on this line is not closed): "    pg_services: [ a, b"`},
+		{"key indented too little", "all:\n  vars:\n    pg_weight: 1\n   pg_port: 5432\n",
+			`inv.yml:4: malformed YAML: did not find expected key (this line's indentation does not match the lines above): "   pg_port: 5432"`},
+		{"key indented too little, far below its mapping",
+			hosts + "        10.0.0.1: {}\n        10.0.0.2: {}\n        10.0.0.3: {}\n        10.0.0.4: {}\n     vars: {}\n",
+			`inv.yml:9: malformed YAML: did not find expected key (this line's indentation does not match the lines above): "     vars: {}"`},
+		{"key indented too far", "all:\n  vars:\n    pg_weight: 1\n      pg_port: 5432\n",
+			`inv.yml:4: malformed YAML: mapping values are not allowed in this context (unexpected ':' here: is the line indented too far, or does a value with ': ' need quotes?): "      pg_port: 5432"`},
+		{"list item indented too little", "all:\n  vars:\n    pg_hba:\n      - a\n     - b\n",
+			`inv.yml:5: malformed YAML: did not find expected key (this line's indentation does not match the lines above): "     - b"`},
+		{"tab indentation after a scalar", "all:\n  vars:\n    pg_weight: 1\n\tpg_port: 5432\n",
+			`inv.yml:4: malformed YAML: found a tab character that violates indentation (tab in the indentation: YAML indents with spaces only): "\tpg_port: 5432"`},
+		{"tab indentation after a key", "all:\n  vars:\n\tpg_port: 5432\n",
+			`inv.yml:3: malformed YAML: found character that cannot start any token (tab in the indentation: YAML indents with spaces only): "\tpg_port: 5432"`},
+		{"tab on line 1", "\tall: {}\n",
+			`inv.yml:1: malformed YAML: found character that cannot start any token (tab in the indentation: YAML indents with spaces only): "\tall: {}"`},
+		{"unclosed double quote", "all:\n  vars:\n    pg_cluster: \"pg-test\n    pg_weight: 1\n",
+			`inv.yml:3: malformed YAML: found unexpected end of stream (a quote on this line is not closed): "    pg_cluster: \"pg-test"`},
+		{"unclosed single quote", "all:\n  vars:\n    pg_cluster: 'pg-test\n    pg_weight: 1\n",
+			`inv.yml:3: malformed YAML: found unexpected end of stream (a quote on this line is not closed): "    pg_cluster: 'pg-test"`},
+		{"unclosed quote on line 1", "\"all: {}\nfoo: 1\n",
+			`inv.yml:1: malformed YAML: found unexpected end of stream (a quote on this line is not closed): "\"all: {}"`},
+		{"stray }", "all:\n  vars:\n    pg_weight: }\n",
+			`inv.yml:3: malformed YAML: did not find expected node content: "    pg_weight: }"`},
+		{"unknown alias", "all:\n  vars:\n    pg_weight: 1\n    pg_port: *port\n",
+			`inv.yml:4: malformed YAML: unknown anchor 'port' referenced: "    pg_port: *port"`},
+		{"CRLF line ends", "all:\r\n  vars: { pg_weight: 1\r\n  children: {}\r\n",
+			`inv.yml:2: malformed YAML: did not find expected ',' or '}' (a '{' on this line is not closed): "  vars: { pg_weight: 1"`},
+		{"no final newline", "all:\n  vars: { pg_weight: 1",
+			`inv.yml:2: malformed YAML: did not find expected ',' or '}' (a '{' on this line is not closed): "  vars: { pg_weight: 1"`},
+		{"byte order mark", "\ufeffall:\n  vars: { pg_weight: 1\n",
+			`inv.yml:2: malformed YAML: did not find expected ',' or '}' (a '{' on this line is not closed): "  vars: { pg_weight: 1"`},
+		{"long line is clipped", "all:\n  vars: { pg_cluster: " + strings.Repeat("é", 100) + "\n",
+			`inv.yml:2: malformed YAML: did not find expected ',' or '}' (a '{' on this line is not closed): "  vars: { pg_cluster: ` + strings.Repeat("é", 49) + `…"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseInventory("inv.yml", []byte(tt.doc))
+			require.Error(t, err)
+			assert.True(t, IsInputError(err))
+			assert.Equal(t, tt.want, err.Error())
+		})
+	}
+}

@@ -119,7 +119,8 @@ func catalogue() []badInput {
 		{kind: "render", name: "host variables are a scalar", input: replaceOnce(g, host2, "10.10.10.12: replica"),
 			want: `{inv}:6: host 10.10.10.12: variables must be a mapping, got "replica"`},
 		{kind: "render", name: "empty host name", input: replaceOnce(g, "10.10.10.12:", `"":`), want: "{inv}:6: group pg-test: empty host name"},
-		{kind: "render", name: "tab indentation", input: "all:\n\tchildren: {}\n", want: "{inv}:2: malformed YAML: found character that cannot start any token"},
+		{kind: "render", name: "tab indentation", input: "all:\n\tchildren: {}\n",
+			want: "{inv}:2: malformed YAML: found character that cannot start any token (tab in the indentation: YAML indents with spaces only): \"\\tchildren: {}\""},
 		{kind: "render", name: "variable that does not decode", input: g + "        pg_weight: !!int heavy\n",
 			want: "{inv}:9: group pg-test: variable pg_weight: ", sub: true},
 
