@@ -146,22 +146,23 @@ func TestPlanAddressAndAccel(t *testing.T) {
 	s.Servers[2].Host, s.Servers[2].Port, s.Servers[2].CheckPort = "127.0.0.23", 6433, 8009
 	cmds, err := PlanService(s, b, reconcile.Accel{Down: []string{"pg-test-1"}, Up: "pg-test-2"})
 	require.NoError(t, err)
-	// Order: addresses first (both slots), then the old primary forced down
-	// and its sessions shut (every slot HAProxy shows up), then the new one
-	// forced up, never two at once; drains last.
+	// Order: addresses first (both slots), drains (nothing new lands on a
+	// slot that leaves), the old primary forced down (every slot HAProxy
+	// shows up) before the new one is forced up (never two at once), and
+	// sessions shut last.
 	assert.Equal(t, []string{
 		"set server pg-test-primary/pg-test-3 addr 127.0.0.23 port 6433",
 		"set server pg-test-primary/pg-test-3 check-port 8009",
 		"set server pg-test-primary/pg-test-3.b addr 127.0.0.23 port 6433",
 		"set server pg-test-primary/pg-test-3.b check-port 8009",
-		"set server pg-test-primary/pg-test-1 health down",
-		"shutdown sessions server pg-test-primary/pg-test-1",
-		"set server pg-test-primary/pg-test-1.b health down",
-		"shutdown sessions server pg-test-primary/pg-test-1.b",
-		"set server pg-test-primary/pg-test-2 health up",
 		"set server pg-test-primary/pg-test-1.b state drain",
 		"set server pg-test-primary/pg-test-2.b state drain",
 		"set server pg-test-primary/pg-test-3.b state drain",
+		"set server pg-test-primary/pg-test-1 health down",
+		"set server pg-test-primary/pg-test-1.b health down",
+		"set server pg-test-primary/pg-test-2 health up",
+		"shutdown sessions server pg-test-primary/pg-test-1",
+		"shutdown sessions server pg-test-primary/pg-test-1.b",
 	}, lines(cmds))
 }
 
@@ -251,13 +252,17 @@ func TestPlanAccelDemotedPrimaryLeavesService(t *testing.T) {
 	s.Name, s.CheckURI = "pg-test-primary", "/primary"
 	cmds, err := PlanService(s, b, reconcile.Accel{Down: []string{"pg-test-1"}, Up: "pg-test-2"})
 	require.NoError(t, err)
+	// Pins the old order (shutdown, then health up, then drain), which left
+	// the demoted primary the only usable server between its sessions'
+	// shutdown and its drain, so new sessions landed on it: drain and
+	// admit first, shut sessions last.
 	assert.Equal(t, []string{
 		"set server pg-test-primary/pg-test-2 state ready",
 		"set server pg-test-primary/pg-test-2 health down", // leaves MAINT with its twin in MAINT: the checks admit it...
-		"set server pg-test-primary/pg-test-1 health down",
-		"shutdown sessions server pg-test-primary/pg-test-1", // only the slot that carried traffic
-		"set server pg-test-primary/pg-test-2 health up",     // ...unless it is the new leader, forced up after the old one is down
 		"set server pg-test-primary/pg-test-1 state drain",
+		"set server pg-test-primary/pg-test-1 health down",
+		"set server pg-test-primary/pg-test-2 health up",     // ...unless it is the new leader, forced up after the old one is down
+		"shutdown sessions server pg-test-primary/pg-test-1", // last, and only the slot that carried traffic
 	}, lines(cmds))
 }
 

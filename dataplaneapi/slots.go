@@ -33,10 +33,14 @@ type StructuralError struct{ Reason string }
 func (e *StructuralError) Error() string { return "needs reload: " + e.Reason }
 
 // PlanService returns the runtime commands that make HAProxy's backend equal
-// to the desired service. The order is: addresses and weights, slots turned
-// on, forced health changes (downs before the up), slots drained.
+// to the desired service. The order keeps sessions where they belong:
+// addresses and weights, slots turned on (capacity is added first), slots
+// drained (no new session lands on a server that leaves), forced health
+// downs, the forced up (never two servers forced up at once: the old
+// primary is down first), and sessions shut last, once nothing new can
+// reach their server.
 func PlanService(s *reconcile.Service, actual BackendState, accel reconcile.Accel) ([]Command, error) {
-	var fix, on, health, off []Command
+	var fix, on, off []Command
 	for _, sv := range s.Servers {
 		want := EnabledSlot(sv)
 		for _, kind := range []SlotKind{ActiveSlot, BackupSlot} {
@@ -57,10 +61,12 @@ func PlanService(s *reconcile.Service, actual BackendState, accel reconcile.Acce
 			switch {
 			case kind == want && got.Admin != AdminReady:
 				on = append(on, cmd(s.Name, name, "state", got.Admin.String(), "ready", "set server %s/%s state ready", s.Name, name))
-				if got.Admin == AdminMaint && (sibling.Admin == AdminMaint || !sibling.Up()) {
+				if got.Admin == AdminMaint && sv.CheckPort > 0 && (sibling.Admin == AdminMaint || !sibling.Up()) {
 					// Leaving MAINT, 2.6 starts the slot UP before any check.
 					// Unless its twin (same host, same check) is up, nothing
 					// vouches for the host: start DOWN, let the checks admit it.
+					// A server without checks is never forced down: nothing
+					// would ever bring it back.
 					on = append(on, cmd(s.Name, name, "health", "unknown", "down", "set server %s/%s health down", s.Name, name))
 				}
 			case kind != want && got.Admin == AdminReady:
@@ -68,12 +74,15 @@ func PlanService(s *reconcile.Service, actual BackendState, accel reconcile.Acce
 			}
 		}
 	}
+	var downs, up, shutdowns []Command
 	if s.ChecksPrimary() {
-		health = accelerate(s, actual, accel)
+		downs, up, shutdowns = accelerate(s, actual, accel)
 	}
 	out := append(fix, on...)
-	out = append(out, health...)
-	return append(out, off...), nil
+	out = append(out, off...)
+	out = append(out, downs...)
+	out = append(out, up...)
+	return append(out, shutdowns...), nil
 }
 
 func fixSlot(backend, name string, sv reconcile.Server, got SlotState) ([]Command, error) {
@@ -119,8 +128,7 @@ func slotAddr(s SlotState) string {
 // move without waiting for rise x fastinter. Only one server is ever
 // forced up. What HAProxy shows decides: a slot its checks already took
 // down gets no command.
-func accelerate(s *reconcile.Service, actual BackendState, accel reconcile.Accel) []Command {
-	var out []Command
+func accelerate(s *reconcile.Service, actual BackendState, accel reconcile.Accel) (downs, up, shutdowns []Command) {
 	for _, name := range accel.Down {
 		if _, ok := s.Server(name); !ok {
 			continue
@@ -129,25 +137,25 @@ func accelerate(s *reconcile.Service, actual BackendState, accel reconcile.Accel
 			slot := SlotName(name, backup)
 			got := actual.Slots[slot]
 			if got.Admin != AdminMaint && got.Up() {
-				out = append(out, cmd(s.Name, slot, "health", got.Status, "down", "set server %s/%s health down", s.Name, slot))
+				downs = append(downs, cmd(s.Name, slot, "health", got.Status, "down", "set server %s/%s health down", s.Name, slot))
 			}
 			if got.Sessions > 0 || got.Admin != AdminMaint && got.Up() {
 				// A demoted primary's sessions must not keep writing to a
 				// replica, whether its slot stays enabled or drains.
-				out = append(out, cmd(s.Name, slot, "shutdown", "sessions", "none", "shutdown sessions server %s/%s", s.Name, slot))
+				shutdowns = append(shutdowns, cmd(s.Name, slot, "shutdown", "sessions", "none", "shutdown sessions server %s/%s", s.Name, slot))
 			}
 		}
 	}
 	if accel.Up == "" {
-		return out
+		return downs, nil, shutdowns
 	}
 	sv, ok := s.Server(accel.Up)
-	if !ok || sv.Slot == reconcile.Out {
-		return out
+	if !ok || sv.Slot == reconcile.Out || sv.CheckPort == 0 {
+		return downs, nil, shutdowns // not in the service, or no checks to override
 	}
 	slot := SlotName(accel.Up, sv.Slot == reconcile.Backup)
 	if actual.Slots[slot].Status != "UP" {
-		out = append(out, cmd(s.Name, slot, "health", actual.Slots[slot].Status, "up", "set server %s/%s health up", s.Name, slot))
+		up = append(up, cmd(s.Name, slot, "health", actual.Slots[slot].Status, "up", "set server %s/%s health up", s.Name, slot))
 	}
-	return out
+	return downs, up, shutdowns
 }

@@ -50,9 +50,10 @@ type SlotState struct {
 }
 
 // Up reports whether HAProxy currently considers the server's health up
-// (whatever its admin state).
+// (whatever its admin state). A server without checks ("no check") is
+// always up for HAProxy.
 func (s SlotState) Up() bool {
-	return strings.HasPrefix(s.Status, "UP") || s.Status == "DRAIN" || s.Status == "NOLB"
+	return strings.HasPrefix(s.Status, "UP") || s.Status == "DRAIN" || s.Status == "NOLB" || s.Status == "no check"
 }
 
 // BackendState is a backend's slots by name.
