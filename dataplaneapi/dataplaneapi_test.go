@@ -45,7 +45,7 @@ func parsed(t *testing.T) BackendState {
 
 func TestParseState(t *testing.T) {
 	b := parsed(t)
-	assert.Equal(t, SlotState{Name: "pg-test-1", Addr: "127.0.0.11", Port: 6432, CheckPort: 8008, Admin: AdminMaint, UWeight: 100, Status: "MAINT"}, b.Slots["pg-test-1"])
+	assert.Equal(t, SlotState{Name: "pg-test-1", Addr: "127.0.0.11", Port: 6432, CheckPort: 8008, Checked: true, Admin: AdminMaint, UWeight: 100, Status: "MAINT"}, b.Slots["pg-test-1"])
 	assert.Equal(t, AdminReady, b.Slots["pg-test-1.b"].Admin, "a `disabled` slot set ready keeps bit 0x04 and takes traffic")
 	assert.True(t, b.Slots["pg-test-1.b"].Backup)
 	assert.Equal(t, AdminDrain, b.Slots["pg-test-2"].Admin)
@@ -120,7 +120,7 @@ func TestPlanService(t *testing.T) {
 
 func TestPlanServiceConvergedIsEmpty(t *testing.T) {
 	b := parsed(t)
-	b.Slots["pg-test-2"] = SlotState{Name: "pg-test-2", Addr: "127.0.0.12", Port: 6432, CheckPort: 8008, UWeight: 100, Status: "UP"}
+	b.Slots["pg-test-2"] = SlotState{Name: "pg-test-2", Addr: "127.0.0.12", Port: 6432, CheckPort: 8008, Checked: true, UWeight: 100, Status: "UP"}
 	s3b := b.Slots["pg-test-3.b"]
 	s3b.UWeight = 40
 	b.Slots["pg-test-3.b"] = s3b
@@ -142,7 +142,7 @@ func TestPlanAddressAndAccel(t *testing.T) {
 		}
 		b.Slots[k] = v
 	}
-	b.Slots["pg-test-2"] = SlotState{Name: "pg-test-2", Addr: "127.0.0.12", Port: 6432, CheckPort: 8008, UWeight: 100, Status: "DOWN"}
+	b.Slots["pg-test-2"] = SlotState{Name: "pg-test-2", Addr: "127.0.0.12", Port: 6432, CheckPort: 8008, Checked: true, UWeight: 100, Status: "DOWN"}
 	s.Servers[2].Host, s.Servers[2].Port, s.Servers[2].CheckPort = "127.0.0.23", 6433, 8009
 	cmds, err := PlanService(s, b, reconcile.Accel{Down: []string{"pg-test-1"}, Up: "pg-test-2"})
 	require.NoError(t, err)
@@ -179,7 +179,7 @@ func TestPlanAccelFollowsObservedState(t *testing.T) {
 		}
 		b.Slots[k] = v
 	}
-	b.Slots["pg-test-2"] = SlotState{Name: "pg-test-2", Addr: "127.0.0.12", Port: 6432, CheckPort: 8008, UWeight: 100, Status: "UP"}
+	b.Slots["pg-test-2"] = SlotState{Name: "pg-test-2", Addr: "127.0.0.12", Port: 6432, CheckPort: 8008, Checked: true, UWeight: 100, Status: "UP"}
 	down := b.Slots["pg-test-3"]
 	down.Sessions = 2 // DOWN, sessions kept (no on-marked-down shutdown-sessions)
 	b.Slots["pg-test-3"] = down
@@ -247,7 +247,7 @@ func TestPlanAccelDemotedPrimaryLeavesService(t *testing.T) {
 		v.Admin, v.UWeight, v.Status = AdminMaint, 100, "MAINT"
 		b.Slots[k] = v
 	}
-	b.Slots["pg-test-1"] = SlotState{Name: "pg-test-1", Addr: "127.0.0.11", Port: 6432, CheckPort: 8008, UWeight: 100, Admin: AdminReady, Status: "UP"}
+	b.Slots["pg-test-1"] = SlotState{Name: "pg-test-1", Addr: "127.0.0.11", Port: 6432, CheckPort: 8008, Checked: true, UWeight: 100, Admin: AdminReady, Status: "UP"}
 	s := replica(reconcile.Out, reconcile.Active, reconcile.Out)
 	s.Name, s.CheckURI = "pg-test-primary", "/primary"
 	cmds, err := PlanService(s, b, reconcile.Accel{Down: []string{"pg-test-1"}, Up: "pg-test-2"})
@@ -349,13 +349,14 @@ func TestPersistRefusesWhatHAProxyRejects(t *testing.T) {
 	good.IP, good.Port, good.Maxconn, good.Balance = "127.0.0.1", 15434, 100, "roundrobin"
 	res, err := c.Persist(context.Background(), []reconcile.Service{*good}, true, false)
 	require.NoError(t, err)
-	assert.Equal(t, []string{"pg-test-replica.cfg"}, res.Written)
+	assert.Equal(t, []string{"pg-test-replica.cfg", "pgsvc-fingerprint.cfg"}, res.Written)
 	before, _ := os.ReadFile(filepath.Join(dir, "pg-test-replica.cfg"))
 
 	bad := *good
 	bad.Balance = "no-such-algorithm"
 	_, err = c.Persist(context.Background(), []reconcile.Service{bad}, true, false)
-	require.ErrorContains(t, err, "haproxy -c rejected the new service files, nothing written")
+	require.ErrorContains(t, err, "haproxy -c rejected the config a restart would load")
+	require.ErrorContains(t, err, "nothing written")
 	after, _ := os.ReadFile(filepath.Join(dir, "pg-test-replica.cfg"))
 	assert.Equal(t, string(before), string(after))
 }
@@ -413,4 +414,74 @@ func TestLineDiff(t *testing.T) {
 			assert.Equal(t, tt.want, LineDiff([]byte(tt.old), []byte(tt.new)))
 		})
 	}
+}
+
+// persistLab is a config dir with a main config real `haproxy -c` accepts.
+func persistLab(t *testing.T, reloader Reloader) (*ConfigDir, *reconcile.Service) {
+	t.Helper()
+	dir := t.TempDir()
+	global := filepath.Join(t.TempDir(), "haproxy.cfg")
+	require.NoError(t, os.WriteFile(global, []byte("global\n    maxconn 100\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n"), 0o644))
+	s := replica(reconcile.Backup, reconcile.Active, reconcile.Active)
+	s.IP, s.Port, s.Maxconn, s.Balance = "127.0.0.1", 15434, 100, "roundrobin"
+	return &ConfigDir{Dir: dir, MainConfig: global, Reloader: reloader}, s
+}
+
+// Pins: `haproxy -c` checked only the changed files, so a hand-written file
+// in the conf dir declaring the same proxy name passed, and the reload
+// then failed. The check covers what a restart would load.
+func TestPersistChecksTheWholeConfDir(t *testing.T) {
+	c, s := persistLab(t, &CommandReloader{Argv: []string{"true"}})
+	require.NoError(t, os.WriteFile(filepath.Join(c.Dir, "custom.cfg"), []byte("listen pg-test-replica\n    bind 127.0.0.1:15999\n"), 0o644))
+	_, err := c.Persist(context.Background(), []reconcile.Service{*s}, true, false)
+	require.ErrorContains(t, err, "haproxy -c rejected the config a restart would load")
+	assert.ErrorContains(t, err, "pg-test-replica", "HAProxy's reason names the clash")
+	_, statErr := os.Stat(filepath.Join(c.Dir, "pg-test-replica.cfg"))
+	assert.True(t, os.IsNotExist(statErr), "nothing written")
+}
+
+// Pins: a same-named file without pgsvc's marker was overwritten.
+func TestPersistNeverOverwritesAFileItDidNotWrite(t *testing.T) {
+	c, s := persistLab(t, &CommandReloader{Argv: []string{"true"}})
+	mine := "listen pg-test-replica\n    bind 127.0.0.1:15434\n    # hand-written\n"
+	require.NoError(t, os.WriteFile(filepath.Join(c.Dir, "pg-test-replica.cfg"), []byte(mine), 0o644))
+	_, err := c.Persist(context.Background(), []reconcile.Service{*s}, true, false)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), filepath.Join(c.Dir, "pg-test-replica.cfg")+" exists and was not written by pgsvc")
+	data, _ := os.ReadFile(filepath.Join(c.Dir, "pg-test-replica.cfg"))
+	assert.Equal(t, mine, string(data), "untouched")
+}
+
+// Pins: a failed reload left the new files on disk, so a restart would
+// load a config HAProxy does not run. They are put back, with the reason.
+func TestPersistPutsFilesBackWhenTheReloadFails(t *testing.T) {
+	c, s := persistLab(t, &CommandReloader{Argv: []string{"true"}})
+	_, err := c.Persist(context.Background(), []reconcile.Service{*s}, true, false)
+	require.NoError(t, err)
+	before := map[string]string{}
+	entries, _ := os.ReadDir(c.Dir)
+	for _, e := range entries {
+		data, _ := os.ReadFile(filepath.Join(c.Dir, e.Name()))
+		before[e.Name()] = string(data)
+	}
+	fp, _, err := c.Fingerprint()
+	require.NoError(t, err)
+
+	c.Reloader = &CommandReloader{Argv: []string{"sh", "-c", "echo master socket timeout >&2; exit 1"}}
+	changed, added := *s, *s
+	changed.Balance = "leastconn"
+	added.Name, added.Port = "pg-test-extra", 15435
+	_, err = c.Persist(context.Background(), []reconcile.Service{changed, added}, true, false)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "the previous files were put back")
+	after := map[string]string{}
+	entries, _ = os.ReadDir(c.Dir)
+	for _, e := range entries {
+		data, _ := os.ReadFile(filepath.Join(c.Dir, e.Name()))
+		after[e.Name()] = string(data)
+	}
+	assert.Equal(t, before, after, "the changed file restored, the added one gone, the fingerprint as before")
+	fp2, _, err := c.Fingerprint()
+	require.NoError(t, err)
+	assert.Equal(t, fp, fp2)
 }

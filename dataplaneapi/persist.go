@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +31,10 @@ type ConfigDir struct {
 	// Clusters, when set (--cluster), are the only clusters whose files this
 	// pgsvc owns: a full pass never removes another cluster's file.
 	Clusters []string
+
+	// structs mirrors the structure of each owned service file on disk: read
+	// whole on a full pass (or at first use), kept in step with every write.
+	structs map[string]string
 }
 
 // ManagedCluster reports whether a service file was written by pgsvc and
@@ -60,7 +66,9 @@ func (r PersistResult) Changed() bool { return len(r.Written)+len(r.Removed) > 0
 // Persist renders the given services and writes the files that differ, after checking
 // them with `haproxy -c`. A change that HAProxy cannot apply at runtime (a
 // service added or removed, a new server line, a setting of the listen
-// section) asks the Reloader for one graceful reload.
+// section) asks the Reloader for one graceful reload; if the reload fails,
+// the previous files are put back, so a restart loads what HAProxy runs.
+// The fingerprint file is kept equal to the service files' structure.
 //
 // A full pass (every service this HAProxy carries) also removes managed files
 // no service wants any more. A keyed pass reads only its services' files:
@@ -71,6 +79,10 @@ func (c *ConfigDir) Persist(ctx context.Context, services []reconcile.Service, f
 	if err != nil {
 		return res, err
 	}
+	if err := c.loadStructures(existing, full); err != nil {
+		return res, err
+	}
+	previous := map[string][]byte{} // what the written and removed files held
 	changed := map[string][]byte{}
 	needCheck := false
 	for i := range services {
@@ -84,6 +96,13 @@ func (c *ConfigDir) Persist(ctx context.Context, services []reconcile.Service, f
 		delete(existing, name)
 		if had && bytes.Equal(old, b.Bytes()) {
 			continue
+		}
+		if !had {
+			if err := c.refuseUnmanaged(name); err != nil {
+				return res, err
+			}
+		} else {
+			previous[name] = old
 		}
 		changed[name] = b.Bytes()
 		res.Written = append(res.Written, name)
@@ -99,9 +118,28 @@ func (c *ConfigDir) Persist(ctx context.Context, services []reconcile.Service, f
 			res.Reload = append(res.Reload, "service "+s.Name+" changed beyond runtime settings")
 		}
 	}
-	for name := range existing {
+	for name, old := range existing {
+		previous[name] = old
 		res.Removed = append(res.Removed, name)
 		res.Reload = append(res.Reload, "service "+strings.TrimSuffix(name, ".cfg")+" removed")
+	}
+	next := maps.Clone(c.structs)
+	for name, data := range changed {
+		next[name] = structure(data)
+	}
+	for _, name := range res.Removed {
+		delete(next, name)
+	}
+	fpName, fpData, fpOld, err := c.fingerprintChange(next)
+	if err != nil {
+		return res, err
+	}
+	if fpData != nil {
+		changed[fpName] = fpData
+		res.Written = append(res.Written, fpName)
+		if fpOld != nil {
+			previous[fpName] = fpOld
+		}
 	}
 	sort.Strings(res.Written)
 	sort.Strings(res.Removed)
@@ -110,7 +148,7 @@ func (c *ConfigDir) Persist(ctx context.Context, services []reconcile.Service, f
 		return res, nil
 	}
 	if needCheck {
-		if err := c.check(ctx, changed); err != nil {
+		if err := c.check(ctx, changed, res.Removed); err != nil {
 			return res, err
 		}
 	}
@@ -122,6 +160,8 @@ func (c *ConfigDir) Persist(ctx context.Context, services []reconcile.Service, f
 			return res, fmt.Errorf("remove %s: %w", filepath.Join(c.Dir, name), err)
 		}
 	}
+	prevStructs := c.structs
+	c.structs = next
 	if len(res.Reload) == 0 {
 		return res, nil
 	}
@@ -129,9 +169,96 @@ func (c *ConfigDir) Persist(ctx context.Context, services []reconcile.Service, f
 		return res, fmt.Errorf("config changed structurally (%s) and no reload is configured", strings.Join(res.Reload, "; "))
 	}
 	if err := c.Reloader.Reload(ctx); err != nil {
-		return res, fmt.Errorf("reload haproxy for %s: %w", strings.Join(res.Reload, "; "), err)
+		err = fmt.Errorf("reload haproxy for %s: %w", strings.Join(res.Reload, "; "), err)
+		if rerr := c.restore(changed, previous); rerr != nil {
+			return res, fmt.Errorf("%w; putting the previous files back failed too: %v", err, rerr)
+		}
+		c.structs = prevStructs
+		return res, fmt.Errorf("%w; the previous files were put back, so a restart loads what HAProxy runs", err)
 	}
 	return res, nil
+}
+
+// restore puts back what a failed reload's files replaced: previous
+// contents where there were some, no file where there was none.
+func (c *ConfigDir) restore(written, previous map[string][]byte) error {
+	back := map[string][]byte{}
+	var errs []error
+	for name := range written {
+		if old, ok := previous[name]; ok {
+			back[name] = old
+		} else if err := os.Remove(filepath.Join(c.Dir, name)); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, err)
+		}
+	}
+	for name, old := range previous {
+		back[name] = old // removed files come back too
+	}
+	if _, err := WriteFiles(c.Dir, back); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// refuseUnmanaged stops pgsvc from overwriting a file it did not write.
+func (c *ConfigDir) refuseUnmanaged(name string) error {
+	path := filepath.Join(c.Dir, name)
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if _, managed := ManagedCluster(data); !managed {
+		return fmt.Errorf("%s exists and was not written by pgsvc (its first line lacks %q): not overwritten; move it away or merge it into the inventory", path, managedMarker+": edits are overwritten)")
+	}
+	return nil // another pgsvc's (--cluster) file for this service: it is the desired one
+}
+
+// loadStructures keeps c.structs equal to the owned service files on disk:
+// a full pass read them all; otherwise they are read once, at first use.
+func (c *ConfigDir) loadStructures(existing map[string][]byte, full bool) error {
+	if full {
+		c.structs = structures(existing)
+		return nil
+	}
+	if c.structs != nil {
+		return nil
+	}
+	all, err := ManagedFiles(c.Dir, c.Clusters)
+	if err != nil {
+		return err
+	}
+	c.structs = structures(all)
+	return nil
+}
+
+// fingerprintChange returns the fingerprint file to write for the service
+// files' structures (nil data when it is already on disk) and what it held.
+func (c *ConfigDir) fingerprintChange(structs map[string]string) (name string, data, old []byte, err error) {
+	name, env := fingerprintOwner(c.Clusters)
+	want := fingerprintFileContent(env, fingerprintOf(structs))
+	old, err = os.ReadFile(filepath.Join(c.Dir, name))
+	switch {
+	case os.IsNotExist(err):
+		return name, want, nil, nil
+	case err != nil:
+		return "", nil, nil, fmt.Errorf("read %s: %w", filepath.Join(c.Dir, name), err)
+	case bytes.Equal(old, want):
+		return name, nil, old, nil
+	}
+	return name, want, old, nil
+}
+
+// Fingerprint is the fingerprint of the owned service files on disk, and
+// the environment variable HAProxy reports it in.
+func (c *ConfigDir) Fingerprint() (fp, env string, err error) {
+	if err := c.loadStructures(nil, false); err != nil {
+		return "", "", err
+	}
+	_, env = fingerprintOwner(c.Clusters)
+	return fingerprintOf(c.structs), env, nil
 }
 
 // existingFiles reads the current files: every managed file in Dir (of the
@@ -156,7 +283,7 @@ func ManagedFiles(dir string, clusters []string) (map[string][]byte, error) {
 	}
 	var names []string
 	for _, e := range entries {
-		if n := e.Name(); e.Type().IsRegular() && !strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".cfg") {
+		if n := e.Name(); e.Type().IsRegular() && !strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".cfg") && !isFingerprintFile(n) {
 			names = append(names, n)
 		}
 	}
@@ -195,7 +322,10 @@ func structure(data []byte) string {
 		f := strings.Fields(line)
 		if len(f) >= 3 && f[0] == "server" {
 			backup := strings.Contains(" "+line+" ", " backup ")
-			fmt.Fprintf(&b, "server %s backup=%v ssl=%v\n", f[1], backup, strings.Contains(line, "check-ssl"))
+			// Checks on or off is structural: HAProxy cannot add or remove
+			// them at runtime (it refuses check-port without them).
+			checked := strings.Contains(" "+line+" ", " check ")
+			fmt.Fprintf(&b, "server %s backup=%v ssl=%v check=%v\n", f[1], backup, strings.Contains(line, "check-ssl"), checked)
 			continue
 		}
 		b.WriteString(line + "\n")
@@ -222,20 +352,45 @@ func slotState(data []byte) string {
 	return b.String()
 }
 
-// check runs `haproxy -c` on the changed files together with the main config.
-func (c *ConfigDir) check(ctx context.Context, changed map[string][]byte) error {
+// check runs `haproxy -c` on what a restart would load: the main config and
+// the whole conf dir as it will be (every .cfg file there, pgsvc's or not,
+// with the changed files in and the removed ones out). A hand-written file
+// declaring the same proxy name is caught here, not by a failed reload.
+func (c *ConfigDir) check(ctx context.Context, changed map[string][]byte, removed []string) error {
 	staging, err := os.MkdirTemp("", "pgsvc-check-")
 	if err != nil {
 		return fmt.Errorf("check config: %w", err)
 	}
 	defer os.RemoveAll(staging)
+	entries, err := os.ReadDir(c.Dir)
+	if err != nil {
+		return fmt.Errorf("check config: %w", err)
+	}
+	main := c.mainConfig()
+	for _, e := range entries {
+		n := e.Name()
+		path := filepath.Join(c.Dir, n)
+		if !e.Type().IsRegular() || strings.HasPrefix(n, ".") || !strings.HasSuffix(n, ".cfg") || path == main || slices.Contains(removed, n) {
+			continue
+		}
+		if _, ok := changed[n]; ok {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("check config: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(staging, n), data, 0o600); err != nil {
+			return fmt.Errorf("check config: %w", err)
+		}
+	}
 	for name, data := range changed {
 		if err := os.WriteFile(filepath.Join(staging, name), data, 0o600); err != nil {
 			return fmt.Errorf("check config: %w", err)
 		}
 	}
-	args := []string{"-c", "-q"}
-	if main := c.mainConfig(); main != "" {
+	args := []string{"-c"} // not -q: 2.6 then hides the reason too
+	if main != "" {
 		args = append(args, "-f", main)
 	}
 	args = append(args, "-f", staging)
@@ -245,9 +400,27 @@ func (c *ConfigDir) check(ctx context.Context, changed map[string][]byte) error 
 	}
 	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("haproxy -c rejected the new service files, nothing written: %v: %s", err, oneLine(string(out)))
+		// HAProxy names the staging copy; the operator's file is in Dir.
+		reason := strings.ReplaceAll(alerts(string(out)), staging, c.Dir)
+		return fmt.Errorf("haproxy -c rejected the config a restart would load (%s and %s with the new service files), nothing written: %v: %s",
+			main, c.Dir, err, reason)
 	}
 	return nil
+}
+
+// alerts keeps the ALERT lines of haproxy's output (all of it when there
+// are none), on one line.
+func alerts(out string) string {
+	var keep []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "[ALERT]") {
+			keep = append(keep, strings.TrimSpace(line))
+		}
+	}
+	if len(keep) == 0 {
+		return oneLine(out)
+	}
+	return oneLine(strings.Join(keep, "\n"))
 }
 
 func (c *ConfigDir) mainConfig() string {

@@ -52,6 +52,12 @@ func PlanService(s *reconcile.Service, actual BackendState, accel reconcile.Acce
 			if got.Backup != (kind == BackupSlot) {
 				return nil, &StructuralError{Reason: fmt.Sprintf("%s/%s backup flag differs from the desired slot layout", s.Name, name)}
 			}
+			if got.Checked != (sv.CheckPort > 0) {
+				// HAProxy cannot add or remove a server's checks at runtime
+				// (it refuses check-port without them).
+				return nil, &StructuralError{Reason: fmt.Sprintf("%s/%s health checks are %s in HAProxy, %s in the desired state",
+					s.Name, name, onOff(got.Checked), onOff(sv.CheckPort > 0))}
+			}
 			fixes, err := fixSlot(s.Name, name, sv, got)
 			if err != nil {
 				return nil, err
@@ -113,6 +119,13 @@ func fixSlot(backend, name string, sv reconcile.Server, got SlotState) ([]Comman
 			"set server %s/%s weight %d", backend, name, sv.Weight))
 	}
 	return out, nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }
 
 func slotAddr(s SlotState) string {

@@ -18,6 +18,10 @@ const (
 	admHostMaint     = 0x40
 )
 
+// chkConfigured is the check state bit (show servers state srv_check_state,
+// HAProxy's CHK_ST_CONFIGURED) of a server with health checks configured.
+const chkConfigured = 0x02
+
 // AdminState is what an operator (or pgsvc) set on a server.
 type AdminState int
 
@@ -43,7 +47,9 @@ type SlotState struct {
 	UWeight   int // the configured/user weight (show servers state srv_uweight)
 	// FQDN is the host name the server was configured with, "" for an IP
 	// address: HAProxy resolved it at load and Addr is what it found.
-	FQDN     string
+	FQDN string
+	// Checked: HAProxy health-checks the server (it was loaded with `check`).
+	Checked  bool
 	Status   string // show stat status: UP, DOWN, MAINT, DRAIN, NOLB, "UP 1/3", ...
 	Backup   bool   // show stat bck
 	Sessions int    // show stat scur: sessions open on the server now
@@ -93,7 +99,7 @@ func ParseAllServersState(out string) (map[string]map[string]SlotState, error) {
 		if len(f) < 22 {
 			return nil, fmt.Errorf("show servers state: short line %q", line)
 		}
-		nums, err := atois(f[6], f[7], f[18], f[21])
+		nums, err := atois(f[6], f[7], f[18], f[21], f[13])
 		if err != nil {
 			return nil, fmt.Errorf("show servers state: line %q: %w", line, err)
 		}
@@ -112,7 +118,8 @@ func ParseAllServersState(out string) (map[string]map[string]SlotState, error) {
 		if fqdn == "-" {
 			fqdn = ""
 		}
-		all[f[1]][f[3]] = SlotState{Name: f[3], Addr: f[4], FQDN: fqdn, Admin: admin, UWeight: nums[1], Port: nums[2], CheckPort: nums[3]}
+		all[f[1]][f[3]] = SlotState{Name: f[3], Addr: f[4], FQDN: fqdn, Admin: admin, UWeight: nums[1], Port: nums[2], CheckPort: nums[3],
+			Checked: nums[4]&chkConfigured != 0}
 	}
 	return all, nil
 }

@@ -57,6 +57,15 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 	if err != nil {
 		return rep, err
 	}
+	if len(res.Reload) == 0 {
+		drift, err := s.fingerprintDrift(ctx)
+		if err != nil {
+			return rep, err
+		}
+		if drift != "" {
+			structural = append(structural, drift)
+		}
+	}
 	if len(res.Reload) == 0 && len(structural) > 0 {
 		// The files already hold the structure but the running HAProxy does
 		// not (edited by hand, or a reload that never happened): reload.
@@ -78,12 +87,39 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 	if err := s.waitNewWorker(ctx, pidBefore); err != nil {
 		return rep, err
 	}
+	if drift, err := s.fingerprintDrift(ctx); err != nil || drift != "" {
+		if err == nil {
+			err = fmt.Errorf("after a reload HAProxy still does not run the files in %s (%s): does it load that directory (-f)?", s.Config.Dir, drift)
+		}
+		return rep, err
+	}
 	// The new worker started from the files; verify and re-apply what only
 	// the runtime holds (forced health).
 	if _, err := s.runtimePass(ctx, services, accel, false, &rep, refused); err != nil {
 		return rep, fmt.Errorf("after reload: %w", err)
 	}
 	return rep, clusterErrors(refused)
+}
+
+// fingerprintDrift compares the fingerprint HAProxy loaded with the one of
+// the service files on disk: "" when HAProxy runs what they say, else the
+// reason it does not.
+func (s *Syncer) fingerprintDrift(ctx context.Context) (string, error) {
+	want, env, err := s.Config.Fingerprint()
+	if err != nil {
+		return "", err
+	}
+	got, err := s.Runtime.RunningFingerprint(ctx, env)
+	if err != nil {
+		return "", err
+	}
+	switch got {
+	case want:
+		return "", nil
+	case "":
+		return fmt.Sprintf("haproxy has not loaded pgsvc's config fingerprint (%s unset): it runs files older than %s, or not those", env, s.Config.Dir), nil
+	}
+	return fmt.Sprintf("haproxy runs config fingerprint %s, the files in %s say %s (a reload that failed or never happened, or a restart from other files)", got, s.Config.Dir, want), nil
 }
 
 // clusterErrors is nil for no failures, so callers see a nil error.

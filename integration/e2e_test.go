@@ -61,6 +61,7 @@ func TestLab(t *testing.T) {
 	step("offline-toggle", testOfflineToggle)
 	step("weight", testWeight)
 	step("dry-run-maintenance", testDryRun)
+	step("primary-cut-off-from-etcd", testPrimaryCutOff)
 	step("etcd-down", testEtcdDown)
 	step("crash-failover", testCrash)
 	step("haproxy-restart", func(t *testing.T) { testHAProxyRestart(t, &proc) })

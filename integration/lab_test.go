@@ -182,6 +182,13 @@ func serving(t testing.TB, service string) string {
 // sessions is a slot's current session count (show stat scur).
 func sessions(t testing.TB, service, slot string) int {
 	t.Helper()
+	return statCount(t, service, slot, "scur")
+}
+
+// statCount is a numeric column of a slot's row in show stat (scur: current
+// sessions, chkdown: UP to DOWN transitions, ...).
+func statCount(t testing.TB, service, slot, column string) int {
+	t.Helper()
 	out := socket(t, "show stat pg-test-"+service+" 4 -1")
 	rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(strings.TrimSpace(out), "# "))).ReadAll()
 	if err != nil || len(rows) < 2 {
@@ -191,11 +198,14 @@ func sessions(t testing.TB, service, slot string) int {
 	for i, h := range rows[0] {
 		col[h] = i
 	}
+	if _, ok := col[column]; !ok {
+		t.Fatalf("show stat pg-test-%s: no column %s", service, column)
+	}
 	for _, row := range rows[1:] {
 		if row[col["svname"]] == slot {
-			n, err := strconv.Atoi(row[col["scur"]])
+			n, err := strconv.Atoi(row[col[column]])
 			if err != nil {
-				t.Fatalf("show stat pg-test-%s %s: scur %q", service, slot, row[col["scur"]])
+				t.Fatalf("show stat pg-test-%s %s: %s %q", service, slot, column, row[col[column]])
 			}
 			return n
 		}

@@ -36,9 +36,15 @@ func newProbe(dsn string) *writeProbe { return &writeProbe{dsn: dsn, interval: 2
 func (p *writeProbe) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		start := time.Now()
-		ok := p.write(ctx)
+		err := p.write(ctx)
+		if err != nil && ctx.Err() != nil {
+			return // stopped mid-attempt: says nothing about the service
+		}
 		p.mu.Lock()
-		p.attempts = append(p.attempts, attempt{at: start, ok: ok})
+		p.attempts = append(p.attempts, attempt{at: start, ok: err == nil})
+		if err != nil {
+			p.lastErr = err.Error()
+		}
 		p.mu.Unlock()
 		select {
 		case <-ctx.Done():
@@ -47,7 +53,7 @@ func (p *writeProbe) run(ctx context.Context) {
 	}
 }
 
-func (p *writeProbe) write(ctx context.Context) bool {
+func (p *writeProbe) write(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, p.dsn)
@@ -55,12 +61,7 @@ func (p *writeProbe) write(ctx context.Context) bool {
 		defer conn.Close(context.Background())
 		_, err = conn.Exec(ctx, "INSERT INTO pgsvc_probe(at) VALUES (now())")
 	}
-	if err != nil {
-		p.mu.Lock()
-		p.lastErr = err.Error()
-		p.mu.Unlock()
-	}
-	return err == nil
+	return err
 }
 
 func (p *writeProbe) lastError() string {

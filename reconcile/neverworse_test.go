@@ -135,6 +135,9 @@ func TestForcingOncePerTermNotOnRetry(t *testing.T) {
 	_, err := l.obs.wait(func(p reconcile.PassInfo) bool { return p.Revision >= rev && p.ClusterErrors["pg-test"] != nil }, 10*time.Second)
 	require.NoError(t, err, "HAProxy refuses the weight in the static-rr service")
 
+	// HAProxy started every server UP; wait until its checks took the
+	// replica down, so the forcing below has something to force.
+	require.Eventually(t, func() bool { return strings.HasPrefix(l.status("primary", "pg-test-2"), "DOWN") }, 15*time.Second, 20*time.Millisecond)
 	l.members["pg-test-1"].SetPrimary(false)
 	l.members["pg-test-2"].SetPrimary(true)
 	rev = l.patroni.Switchover("pg-test-1", "pg-test-2")

@@ -18,6 +18,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"gopkg.in/yaml.v3"
 
+	"github.com/pgsvc/pgsvc/dataplaneapi"
 	"github.com/pgsvc/pgsvc/reconcile"
 	"github.com/pgsvc/pgsvc/reconcile/metrics"
 	"github.com/pgsvc/pgsvc/selector"
@@ -91,6 +92,8 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 	defer signal.Stop(hupSignal)
 	level := new(slog.LevelVar)
 	log := cfg.loggerWithLevel(errOut, level)
+	// The first SIGTERM (or SIGINT) ends ctx; a second exits at once.
+	defer forceOnSecondSignal(ctx, log, os.Exit)()
 	cli, err := reconcile.NewEtcdClient(cfg.etcd())
 	if err != nil {
 		return err
@@ -114,8 +117,9 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 	}
 	in := reconcile.NewInputs(cfg.Node, cfg.Clusters)
 	hup := make(chan struct{}, 1)
-	inv := &reconcile.InventorySource{Path: cfg.Inventory, Log: log, Reload: hup, Result: m.Inventory}
-	if err := inv.Load(in, true); err != nil {
+	inv := &reconcile.InventorySource{Path: cfg.Inventory, Log: log, Reload: hup, Result: m.Inventory,
+		Validate: func(d reconcile.Desired) error { _, err := dataplaneapi.Files(&d); return err }}
+	if err := inv.LoadContext(ctx, in, true); err != nil {
 		return err // the first inventory must be valid: there is no last good one
 	}
 	src := &reconcile.EtcdSource{Client: cli, Layout: cfg.layout(), Log: log, Error: m.EtcdError, Ready: m.EtcdReady}

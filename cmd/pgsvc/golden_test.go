@@ -98,13 +98,27 @@ func TestRenderOutDirMatchesStdout(t *testing.T) {
 	var all strings.Builder
 	for _, e := range entries {
 		names = append(names, e.Name())
+		if strings.HasPrefix(e.Name(), "pgsvc-fingerprint-") {
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		require.NoError(t, err)
 		all.Write(b)
 	}
-	assert.Equal(t, []string{"pg-test-default.cfg", "pg-test-offline.cfg", "pg-test-primary.cfg", "pg-test-replica.cfg"}, names, "one file per service, no temporaries left")
+	require.Len(t, names, 5)
+	assert.Equal(t, []string{"pg-test-default.cfg", "pg-test-offline.cfg", "pg-test-primary.cfg", "pg-test-replica.cfg"}, names[:4], "one file per service, no temporaries left")
+	assert.Regexp(t, `^pgsvc-fingerprint-[0-9a-f]{8}\.cfg$`, names[4], "and the fingerprint of --cluster pg-test's files")
 	_, stdout, _ := runCLI(t, "render", "--inventory", inv, "--cluster", "pg-test")
 	assert.Equal(t, stdout, all.String())
+}
+
+// dataplaneapiFingerprintFile is the one --cluster fingerprint file in dir.
+func dataplaneapiFingerprintFile(t *testing.T, dir string) string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "pgsvc-fingerprint-*.cfg"))
+	require.NoError(t, err)
+	require.Len(t, m, 1)
+	return filepath.Base(m[0])
 }
 
 // TestRenderOutRemovesStale: like Pigsty, which wipes <cluster>-*.cfg before
@@ -164,6 +178,9 @@ func TestRenderOutRemovesStale(t *testing.T) {
 			}
 			for _, name := range tt.removed {
 				delete(want, name)
+			}
+			if len(tt.args) > 0 && tt.args[0] == "--cluster" {
+				want[dataplaneapiFingerprintFile(t, dir)] = true // --cluster pg-test's own fingerprint
 			}
 			got := map[string]bool{}
 			entries, err = os.ReadDir(dir)

@@ -8,12 +8,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"sort"
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
 	"gopkg.in/yaml.v3"
 )
 
@@ -50,6 +52,45 @@ func main() {
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// forceOnSecondSignal is the way out of work that is stuck after a stop
+// signal. The first SIGINT or SIGTERM ends the context main gives every
+// command, which then finishes the work in flight (a reconcile pass is never
+// cut short: HAProxy is never left half-way); that can last as long as the
+// pass's own timeout when HAProxy's socket or etcd hangs. A second signal
+// logs that the exit is forced and calls exit with 128+signal, the status a
+// shell reports for death by that signal. The returned func ends the watch.
+func forceOnSecondSignal(ctx context.Context, log *slog.Logger, exit func(code int)) (stop func()) {
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	first := ctx.Err() == nil // else the first signal came before the watch
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-done:
+				return
+			case s := <-sig:
+				name := unix.SignalName(s.(syscall.Signal))
+				if first {
+					first = false
+					log.Info("stopping after the pass in flight (a second SIGTERM or SIGINT exits at once)", "signal", name)
+					continue
+				}
+				log.Error("second stop signal: exiting at once, without waiting for the pass in flight; "+
+					"HAProxy may hold part of its changes until pgsvc runs again", "signal", name)
+				exit(128 + int(s.(syscall.Signal)))
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sig)
+		close(done)
+		<-stopped
+	}
 }
 
 func run(ctx context.Context, args []string, out, errOut io.Writer) int {

@@ -117,7 +117,7 @@ func runRender(_ context.Context, args []string, out, errOut io.Writer) error {
 		_, err := out.Write(b.Bytes())
 		return err
 	}
-	return renderDir(dir, clusters, &desired, errOut)
+	return renderDir(dir, clusters, mf.clusters, &desired, errOut)
 }
 
 // checkDir fails in one line when --out is not a directory: writing each
@@ -141,7 +141,9 @@ func checkDir(dir string) error {
 // marker, and other clusters' files, are never touched. Everything that can
 // fail before a change (reading dir, rendering) happens first; the new files
 // are installed all together, then the stale ones removed.
-func renderDir(dir string, clusters []*selector.Cluster, desired *reconcile.Desired, errOut io.Writer) error {
+// owned names the --cluster clusters (none: every cluster), whose
+// fingerprint `pgsvc run --cluster` with the same clusters compares.
+func renderDir(dir string, clusters []*selector.Cluster, owned []string, desired *reconcile.Desired, errOut io.Writer) error {
 	files, err := dataplaneapi.Files(desired)
 	if err != nil {
 		return err
@@ -162,6 +164,12 @@ func renderDir(dir string, clusters []*selector.Cluster, desired *reconcile.Desi
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%d service files written, but stale ones could not be removed: %w", len(written), errors.Join(errs...))
+	}
+	// The fingerprint of what is now in dir, which `pgsvc run` compares
+	// with what HAProxy loaded (a restart or reload from these files
+	// matches it; anything else is reloaded).
+	if err := dataplaneapi.WriteFingerprint(dir, owned); err != nil {
+		return fmt.Errorf("service files written: %w", err)
 	}
 	fmt.Fprintf(errOut, "%d service files in %s, %d written, %d unchanged, %d removed\n",
 		len(files), dir, len(written), len(files)-len(written), len(stale))

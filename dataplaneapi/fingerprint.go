@@ -1,0 +1,123 @@
+package dataplaneapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// HAProxy 2.6 reports no hash of the configuration it runs, and a proxy's
+// `description` is not in `show stat`. What it does report is its process
+// environment (`show env`), which a `global` section's `setenv` sets when
+// the configuration is loaded. So pgsvc writes, beside the service files,
+// one file holding a fingerprint of their structure (everything HAProxy
+// cannot change at runtime) as an environment variable. Comparing the
+// variable HAProxy reports with the fingerprint of the files on disk tells,
+// on every pass, whether HAProxy runs what the files say: a reload that
+// failed or never happened, a restart from other files, or a file edited
+// and reloaded by hand all show up, whoever reloaded.
+
+// fingerprintPrefix starts the fingerprint file's name; such files are not
+// service files (never rendered, never stale).
+const fingerprintPrefix = "pgsvc-fingerprint"
+
+// fingerprintOwner names the fingerprint file and variable of the pgsvc
+// that owns clusters (all when empty): pgsvc instances sharing one HAProxy
+// with --cluster each keep their own.
+func fingerprintOwner(clusters []string) (file, env string) {
+	if len(clusters) == 0 {
+		return fingerprintPrefix + ".cfg", "PGSVC_FINGERPRINT"
+	}
+	sorted := append([]string(nil), clusters...)
+	sort.Strings(sorted)
+	sum := sha256.Sum256([]byte(strings.Join(sorted, "\n")))
+	h := hex.EncodeToString(sum[:4])
+	return fingerprintPrefix + "-" + h + ".cfg", "PGSVC_FINGERPRINT_" + strings.ToUpper(h)
+}
+
+func isFingerprintFile(name string) bool { return strings.HasPrefix(name, fingerprintPrefix) }
+
+// structures maps each service file to its structure.
+func structures(files map[string][]byte) map[string]string {
+	out := make(map[string]string, len(files))
+	for name, data := range files {
+		if !isFingerprintFile(name) {
+			out[name] = structure(data)
+		}
+	}
+	return out
+}
+
+// fingerprintOf hashes the files' structures, in name order.
+func fingerprintOf(structs map[string]string) string {
+	names := make([]string, 0, len(structs))
+	for n := range structs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, n := range names {
+		fmt.Fprintf(h, "%s\n%s\x00", n, structs[n])
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+func fingerprintFileContent(env, fp string) []byte {
+	return []byte(fmt.Sprintf("# config fingerprint (managed by pgsvc: edits are overwritten)\n"+
+		"# cluster -\n"+
+		"# HAProxy reports it in `show env`; pgsvc compares it with the service files to\n"+
+		"# see whether HAProxy runs what they say.\n"+
+		"global\n    setenv %s %s\n", env, fp))
+}
+
+// WriteFingerprint writes the fingerprint file of the managed service files
+// in dir (of clusters, all when empty), as `pgsvc render --out` leaves them.
+func WriteFingerprint(dir string, clusters []string) error {
+	files, err := ManagedFiles(dir, clusters)
+	if err != nil {
+		return err
+	}
+	name, env := fingerprintOwner(clusters)
+	_, err = WriteFiles(dir, map[string][]byte{name: fingerprintFileContent(env, fingerprintOf(structures(files)))})
+	return err
+}
+
+// RunningFingerprint reads the fingerprint HAProxy loaded ("" when it
+// loaded none).
+func (r *Runtime) RunningFingerprint(ctx context.Context, env string) (string, error) {
+	out, err := r.Execute(ctx, "show env "+env)
+	if err != nil {
+		return "", err
+	}
+	out = strings.TrimSpace(out)
+	if v, ok := strings.CutPrefix(out, env+"="); ok {
+		return v, nil
+	}
+	if strings.HasSuffix(out, "Variable not found") { // 2.6: "[3]: Variable not found"
+		return "", nil
+	}
+	return "", fmt.Errorf("show env %s: unexpected reply %q", env, firstLine(out))
+}
+
+// fingerprintFile reads the fingerprint recorded on disk ("" when none).
+func (c *ConfigDir) recordedFingerprint() (string, error) {
+	name, env := fingerprintOwner(c.Clusters)
+	data, err := os.ReadFile(filepath.Join(c.Dir, name))
+	if os.IsNotExist(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", filepath.Join(c.Dir, name), err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "setenv" && f[1] == env {
+			return f[2], nil
+		}
+	}
+	return "", nil
+}
