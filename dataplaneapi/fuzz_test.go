@@ -1,6 +1,8 @@
 package dataplaneapi
 
 import (
+	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -10,52 +12,55 @@ import (
 // testdata/fuzz/<FuzzName>/ (replies captured from HAProxy 2.6.12, error
 // replies, truncated and reordered variants).
 
-// FuzzParseServersState: any reply is slots or an error (with no slots);
-// every slot has a name, is keyed by it, and has a printable admin state.
+// FuzzParseServersState: any reply is slots or an error (with no slots),
+// every slot named and keyed by its name; and servers rendered from fuzzed
+// values (gen) in HAProxy 2.6's format 1 parse back to exactly those
+// values: address, host name, ports, user weight, checks, admin state.
 func FuzzParseServersState(f *testing.F) {
-	f.Fuzz(func(t *testing.T, out string) {
+	f.Fuzz(func(t *testing.T, out string, gen []byte) {
 		slots, err := ParseServersState(out)
-		if err != nil {
-			if slots != nil {
-				t.Fatalf("error %v with partial slots %v", err, slots)
-			}
-			return
+		if err != nil && slots != nil {
+			t.Fatalf("error %v with partial slots %v", err, slots)
 		}
 		for name, s := range slots {
-			if name == "" || s.Name == "" {
-				t.Fatalf("slot with an empty name: %q %+v", name, s)
-			}
-			if name != s.Name {
+			if name == "" || name != s.Name || strings.ContainsAny(name, " \t\r\n") {
 				t.Fatalf("slot keyed %q is named %q", name, s.Name)
 			}
-			if strings.ContainsAny(name, " \t\r\n") {
-				t.Fatalf("slot name %q holds whitespace", name)
-			}
-			_ = s.Admin.String()
-			_ = s.Up()
 		}
-		// The every-backend variant parses the same lines into the same slots.
-		all, err := ParseAllServersState(out)
+
+		admins := []struct {
+			bits int
+			want AdminState
+		}{{0, AdminReady}, {0x04, AdminReady}, {0x01, AdminMaint}, {0x20, AdminMaint}, {0x08, AdminDrain}, {0x0c, AdminDrain}, {0x09, AdminMaint}}
+		var b strings.Builder
+		b.WriteString("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n")
+		want := map[string]SlotState{}
+		for i := 0; i+4 < len(gen) && i < 60; i += 5 {
+			name := fmt.Sprintf("pg-x-%d%s", i/5, map[bool]string{true: BackupSuffix}[gen[i]&1 == 1])
+			ad := admins[int(gen[i+1])%len(admins)]
+			st := SlotState{Name: name, Addr: fmt.Sprintf("10.%d.%d.%d", gen[i], gen[i+1], gen[i+2]), Port: 1 + int(gen[i+2])*200,
+				CheckPort: int(gen[i+3]) * 100, UWeight: int(gen[i+4]), Admin: ad.want, Checked: gen[i+3]&1 == 1}
+			fqdn := "-"
+			if gen[i+4]&1 == 1 {
+				st.FQDN, fqdn = fmt.Sprintf("db%d.example", i), fmt.Sprintf("db%d.example", i)
+			}
+			check := 0x04
+			if st.Checked {
+				check |= chkConfigured
+			}
+			fmt.Fprintf(&b, "3 pg-x-replica %d %s %s 2 %d %d 1 12 6 3 4 %d 0 0 0 %s %d - 0 %d - - 0\n",
+				i/5+1, name, st.Addr, ad.bits, st.UWeight, check, fqdn, st.Port, st.CheckPort)
+			want[name] = st
+		}
+		got, err := ParseServersState(b.String())
 		if err != nil {
-			t.Fatalf("ParseServersState accepted what ParseAllServersState refuses: %v", err)
+			t.Fatalf("rendered servers state refused: %v\n%s", err, b.String())
 		}
-		n := 0
-		for backend, b := range all {
-			if backend == "" {
-				t.Fatal("backend with an empty name")
-			}
-			for name, s := range b {
-				n++
-				if name == "" || name != s.Name {
-					t.Fatalf("backend %s: slot keyed %q is named %q", backend, name, s.Name)
-				}
-				if _, ok := slots[name]; !ok {
-					t.Fatalf("backend %s: slot %s missing from ParseServersState", backend, name)
-				}
-			}
+		if len(want) == 0 {
+			want = map[string]SlotState{}
 		}
-		if n < len(slots) {
-			t.Fatalf("ParseAllServersState has %d slots, ParseServersState %d", n, len(slots))
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("parsed %+v\nwant   %+v\nfrom\n%s", got, want, b.String())
 		}
 	})
 }
@@ -113,38 +118,76 @@ func checkStatMerge(t *testing.T, fn string, err error, base, slots map[string]S
 }
 
 // FuzzParseShowProc: any master CLI reply is a status or an error with a
-// zero status; counts are what the master line says, workers are pids.
+// zero status; and a reply rendered the way HAProxy 2.6 prints `show proc`
+// from fuzzed values (master reloads, failed reloads, current and old
+// workers) parses back to exactly those values: old workers are not
+// current ones, the failed count is read from "[failed: N]".
 func FuzzParseShowProc(f *testing.F) {
-	f.Fuzz(func(t *testing.T, out string) {
+	f.Add("", uint16(31448), uint8(0), uint8(0), []byte{1}, []byte{})
+	f.Add("", uint16(31448), uint8(2), uint8(1), []byte{3}, []byte{2})
+	f.Fuzz(func(t *testing.T, out string, master uint16, reloads, failed uint8, workers, old []byte) {
 		st, err := ParseShowProc(out)
-		if err != nil {
-			if !reflect.DeepEqual(st, MasterStatus{}) {
-				t.Fatalf("error %v with partial status %+v", err, st)
-			}
-			return
+		if err != nil && !reflect.DeepEqual(st, MasterStatus{}) {
+			t.Fatalf("error %v with partial status %+v", err, st)
 		}
-		if !strings.Contains(out, "master") {
-			t.Fatalf("status %+v from a reply without a master line", st)
+		var b strings.Builder
+		b.WriteString("#<PID>          <type>          <reloads>       <uptime>        <version>\n")
+		fmt.Fprintf(&b, "%-15d master          %d", int(master)+1, reloads)
+		if failed > 0 {
+			fmt.Fprintf(&b, " [failed: %d]", failed)
+		}
+		b.WriteString("   0d00h00m02s     2.6.12-1+deb12u4\n# workers\n")
+		var want []int
+		for i, w := range workers {
+			pid := 100000 + i*256 + int(w)
+			want = append(want, pid)
+			fmt.Fprintf(&b, "%-15d worker          0               0d00h00m02s     2.6.12-1+deb12u4\n", pid)
+		}
+		if len(old) > 0 {
+			b.WriteString("# old workers\n")
+			for i, w := range old {
+				fmt.Fprintf(&b, "%-15d worker          %d               0d00h01m02s     2.6.12-1+deb12u4\n", 200000+i*256+int(w), i+1)
+			}
+		}
+		b.WriteString("# programs\n\n")
+		got, err := ParseShowProc(b.String())
+		if err != nil {
+			t.Fatalf("a rendered show proc is refused: %v\n%s", err, b.String())
+		}
+		if exp := (MasterStatus{Reloads: int(reloads), Failed: int(failed), Workers: want}); !reflect.DeepEqual(got, exp) {
+			t.Fatalf("parsed %+v, want %+v from\n%s", got, exp, b.String())
 		}
 	})
 }
 
 // FuzzCheckReply: any reply to any command is accepted or refused without a
-// panic; blank replies are success, refusals name the command.
+// panic. Refusals are *RefusedError quoting the command and the reply's
+// first line (what the operator reads); the decision does not depend on
+// surrounding whitespace; a reply with any text HAProxy did not send for
+// success (anything but blank, or the addr command's [4] change notice) is
+// refused.
 func FuzzCheckReply(f *testing.F) {
 	f.Fuzz(func(t *testing.T, kind, line, reply string) {
 		c := Command{Kind: kind, Line: line}
 		err := CheckReply(c, reply)
-		blank := strings.TrimSpace(reply) == ""
-		switch {
-		case blank && err != nil:
-			t.Fatalf("blank reply %q refused: %v", reply, err)
-		case err != nil && !strings.HasPrefix(err.Error(), "haproxy refused "):
-			t.Fatalf("refusal does not say so: %v", err)
-		case err == nil && !blank && kind != "addr":
-			t.Fatalf("non-empty reply %q accepted for a %q command", reply, kind)
-		case err == nil && !blank && !strings.HasPrefix(strings.TrimSpace(reply), "[4]:"):
-			t.Fatalf("addr reply %q accepted without the [4]: notice", reply)
+		if again := CheckReply(c, "\n "+reply+" \n\n"); (err == nil) != (again == nil) {
+			t.Fatalf("whitespace around %q changes the decision: %v vs %v", reply, err, again)
+		}
+		trimmed := strings.TrimSpace(reply)
+		if err != nil {
+			var re *RefusedError
+			if !errors.As(err, &re) {
+				t.Fatalf("refusal is not a RefusedError: %v", err)
+			}
+			if re.Command != line || !strings.HasPrefix(trimmed, re.Reply) || re.Reply == "" {
+				t.Fatalf("refusal %+v does not quote the command %q and the reply %q", re, line, trimmed)
+			}
+			return
+		}
+		notice := kind == "addr" && strings.HasPrefix(trimmed, "[4]:") &&
+			(strings.Contains(trimmed, "changed from") || strings.Contains(trimmed, "no need to change"))
+		if trimmed != "" && !notice {
+			t.Fatalf("reply %q accepted for a %q command", reply, kind)
 		}
 	})
 }

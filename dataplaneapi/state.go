@@ -204,7 +204,12 @@ func parseStat(out string, find func(backend, name string) (map[string]SlotState
 		name := row[col["svname"]]
 		slots, ok := find(row[col["pxname"]], name)
 		if !ok {
-			continue // FRONTEND/BACKEND rows, or a server added since
+			if name != "FRONTEND" && name != "BACKEND" && slots != nil {
+				// A server of a backend `show servers state` listed, but
+				// not in it: that reply was cut short at a line boundary.
+				return fmt.Errorf("show servers state: incomplete reply, no line for server %s/%s that show stat lists", row[col["pxname"]], name)
+			}
+			continue // FRONTEND/BACKEND rows, or a backend not asked for
 		}
 		s := slots[name]
 		s.Status = row[col["status"]]

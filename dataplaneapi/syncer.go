@@ -62,6 +62,16 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 		if err != nil {
 			return rep, err
 		}
+		if drift == "" && len(structural) > 0 {
+			// HAProxy runs files that declare every backend and slot the
+			// dumps said it lacks: a reply cut short at a line boundary
+			// parses cleanly. Read again before reloading for it.
+			again, err := s.runtimePass(ctx, services, accel, true, &reconcile.Report{}, reconcile.ClusterErrors{})
+			if err != nil {
+				return rep, err
+			}
+			structural = again
+		}
 		if drift != "" {
 			structural = append(structural, drift)
 		}
@@ -136,6 +146,7 @@ func clusterErrors(e reconcile.ClusterErrors) error {
 // could not be reached or its reply could not be read.
 func (s *Syncer) runtimePass(ctx context.Context, services []reconcile.Service, accel map[string]reconcile.Accel, dryRun bool, rep *reconcile.Report, refused reconcile.ClusterErrors) ([]string, error) {
 	var structural []string
+	var batch []sent
 	var all map[string]BackendState
 	if len(services) > bulkRead {
 		var err error
@@ -175,9 +186,23 @@ func (s *Syncer) runtimePass(ctx context.Context, services []reconcile.Service, 
 					return nil, err
 				}
 			}
-			rep.Commands = append(rep.Commands, reconcile.AppliedCommand{Cluster: svc.Cluster, Service: c.Backend, Server: c.Server,
-				Kind: c.Kind, Line: c.Line, From: c.From, To: c.To})
+			batch = append(batch, sent{cluster: svc.Cluster, cmd: c})
 		}
+	}
+	if !dryRun && len(batch) > 0 {
+		var failed map[string]error
+		var err error
+		if batch, failed, err = s.readBack(ctx, batch, all != nil); err != nil {
+			return nil, err
+		}
+		for c, ferr := range failed {
+			addRefusal(refused, c, ferr)
+		}
+	}
+	for _, b := range batch {
+		c := b.cmd
+		rep.Commands = append(rep.Commands, reconcile.AppliedCommand{Cluster: b.cluster, Service: c.Backend, Server: c.Server,
+			Kind: c.Kind, Line: c.Line, From: c.From, To: c.To})
 	}
 	return structural, nil
 }

@@ -1,0 +1,101 @@
+package dataplaneapi
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgsvc/pgsvc/integration/local"
+	"github.com/pgsvc/pgsvc/reconcile"
+)
+
+// socketLab is a real HAProxy (the one on PATH) running one rendered
+// replica service and the fingerprint file, as `pgsvc render --out` leaves
+// them; its servers point at closed loopback ports (their checks fail).
+func socketLab(t *testing.T) (*local.HAProxy, *Syncer, *reconcile.Service) {
+	t.Helper()
+	hap := local.NewHAProxy(t)
+	s := replica(reconcile.Backup, reconcile.Active, reconcile.Active)
+	s.IP, s.Port, s.Maxconn, s.Balance = "127.0.0.1", local.FreePort(t, "127.0.0.1"), 100, "roundrobin"
+	for i := range s.Servers {
+		s.Servers[i].Port, s.Servers[i].CheckPort = local.FreePort(t, "127.0.0.1"), local.FreePort(t, "127.0.0.1")
+	}
+	files, err := Files(&reconcile.Desired{Services: []reconcile.Service{*s}})
+	require.NoError(t, err)
+	_, err = WriteFiles(hap.ConfDir, files)
+	require.NoError(t, err)
+	require.NoError(t, WriteFingerprint(hap.ConfDir, nil))
+	hap.Start()
+	rt, err := NewRuntime(context.Background(), hap.StatsSocket)
+	require.NoError(t, err)
+	for _, line := range strings.Split(hap.Exec("show info"), "\n") {
+		if v, ok := strings.CutPrefix(line, "Version: "); ok {
+			t.Logf("HAProxy under test: %s", v)
+		}
+	}
+	return hap, &Syncer{Runtime: rt, Config: &ConfigDir{Dir: hap.ConfDir, MainConfig: hap.GlobalConfig}}, s
+}
+
+// The state pgsvc reads from a real socket: slots, checks, backup flags,
+// and the fingerprint HAProxy loaded.
+func TestRealSocketState(t *testing.T) {
+	_, sy, s := socketLab(t)
+	ctx := context.Background()
+	b, err := sy.Runtime.Backend(ctx, s.Name)
+	require.NoError(t, err)
+	require.Len(t, b.Slots, 6)
+	for name, slot := range b.Slots {
+		assert.True(t, slot.Checked, "%s is health-checked", name)
+		assert.Equal(t, strings.HasSuffix(name, BackupSuffix), slot.Backup, name)
+	}
+	assert.Equal(t, AdminReady, b.Slots["pg-test-1.b"].Admin)
+	assert.Equal(t, AdminMaint, b.Slots["pg-test-1"].Admin)
+	drift, err := sy.fingerprintDrift(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, drift, "HAProxy runs the files")
+	_, err = sy.Runtime.Backend(ctx, "pg-none")
+	assert.ErrorIs(t, err, ErrNoBackend)
+}
+
+// A command counts as applied only when HAProxy's state shows it: an empty
+// reply proves nothing (client-native ends a reply at a read error).
+func TestReadBackCountsWhatHAProxyShows(t *testing.T) {
+	_, sy, s := socketLab(t)
+	ctx := context.Background()
+	weight := cmd(s.Name, "pg-test-2", "weight", "100", "42", "set server %s/pg-test-2 weight 42", s.Name)
+	require.NoError(t, sy.Runtime.Apply(ctx, weight))
+	lost := cmd(s.Name, "pg-test-3", "weight", "100", "43", "set server %s/pg-test-3 weight 43", s.Name) // never reached HAProxy
+	down := cmd(s.Name, "pg-test-1.b", "health", "DOWN", "down", "set server %s/pg-test-1.b health down", s.Name)
+	require.NoError(t, sy.Runtime.Apply(ctx, down))
+	ok, failed, err := sy.readBack(ctx, []sent{{"pg-test", weight}, {"pg-test", lost}, {"pg-test", down}}, false)
+	require.NoError(t, err)
+	require.Len(t, ok, 2)
+	assert.Equal(t, weight.Line, ok[0].cmd.Line)
+	assert.Equal(t, down.Line, ok[1].cmd.Line)
+	require.Contains(t, failed, "pg-test")
+	assert.Contains(t, failed["pg-test"].Error(), `haproxy accepted "set server pg-test-replica/pg-test-3 weight 43" but does not show it: admin ready, status`)
+}
+
+// A `show servers state` reply cut at a line boundary parses cleanly on its
+// own; `show stat` listing a server it lacks makes it an error, not a
+// missing server (which would read as structural and cost a reload).
+func TestCutServersStateIsAnError(t *testing.T) {
+	hap, _, s := socketLab(t)
+	state := strings.TrimSpace(hap.Exec("show servers state " + s.Name))
+	stat := hap.Exec("show stat " + s.Name + " 4 -1")
+	lines := strings.Split(state, "\n")
+	cut := strings.Join(lines[:len(lines)-1], "\n") + "\n"
+	slots, err := ParseServersState(cut)
+	require.NoError(t, err, "a cut at a line boundary parses")
+	assert.Len(t, slots, 5)
+	err = ParseStat(stat, slots)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "show servers state: incomplete reply, no line for server pg-test-replica/")
+
+	full, err := ParseServersState(state)
+	require.NoError(t, err)
+	require.NoError(t, ParseStat(stat, full), "the whole reply is complete")
+}
