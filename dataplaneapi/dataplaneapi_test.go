@@ -2,6 +2,7 @@ package dataplaneapi
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -485,3 +486,30 @@ func TestPersistPutsFilesBackWhenTheReloadFails(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, fp, fp2)
 }
+
+// Pins: a reload past Linux's limit for one environment string (HAProxy
+// 2.6 exports every config path in HAPROXY_CFGFILES) made the master's
+// re-exec fail and HAProxy exit, although `haproxy -c` passed. Such a
+// reload is refused before it is sent, and the files are put back.
+func TestReloadRefusedPastTheEnvironmentLimit(t *testing.T) {
+	reloaded := false
+	c, s := persistLab(t, reloaderFunc(func(context.Context) error { reloaded = true; return nil }))
+	c.HAProxy = "true" // 3,000 files: the check itself is TestPersistRefusesWhatHAProxyRejects's
+	long := strings.Repeat("x", 40)
+	for i := 0; i < 3000; i++ {
+		name := fmt.Sprintf("custom-%s-%04d.cfg", long, i)
+		require.NoError(t, os.WriteFile(filepath.Join(c.Dir, name), []byte("# not pgsvc's\n"), 0o644))
+	}
+	_, err := c.Persist(context.Background(), []reconcile.Service{*s}, true, false)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "reload refused: HAProxy would export 3003 config paths in HAPROXY_CFGFILES")
+	assert.Contains(t, err.Error(), "the previous files were put back")
+	assert.False(t, reloaded, "never sent")
+	_, statErr := os.Stat(filepath.Join(c.Dir, "pg-test-replica.cfg"))
+	assert.True(t, os.IsNotExist(statErr))
+}
+
+type reloaderFunc func(context.Context) error
+
+func (f reloaderFunc) Reload(ctx context.Context) error { return f(ctx) }
+func (f reloaderFunc) String() string                   { return "test" }

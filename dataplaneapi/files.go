@@ -35,15 +35,20 @@ func WriteFiles(dir string, files map[string][]byte) ([]string, error) {
 			os.Remove(t)
 		}
 	}
-	if err := writeTemps(dir, names, files, temps); err != nil {
+	// A few files (a switchover flips `disabled` in a handful) are each
+	// fsynced; a bulk write (thousands at start or after an inventory
+	// change) takes one filesystem-wide flush instead. syncfs flushes the
+	// whole filesystem, PGDATA included on a DB node: never on the hot path.
+	bulk := len(names) > bulkSync
+	if err := writeTemps(dir, names, files, temps, !bulk); err != nil {
 		cleanup()
 		return nil, err
 	}
-	// One filesystem-wide flush instead of an fsync per file: thousands of
-	// service files are durable before any of them replaces an old one.
-	if err := syncFS(dir); err != nil {
-		cleanup()
-		return nil, err
+	if bulk {
+		if err := syncFS(dir); err != nil {
+			cleanup()
+			return nil, err
+		}
 	}
 	if err := install(dir, names, temps); err != nil {
 		cleanup()
@@ -51,6 +56,10 @@ func WriteFiles(dir string, files map[string][]byte) ([]string, error) {
 	}
 	return names, syncDir(dir)
 }
+
+// bulkSync is the number of files above which one syncfs replaces an
+// fsync per file.
+const bulkSync = 64
 
 // install renames the temporaries into place. The files they replace are
 // kept as hard links until every rename succeeded, so a failure part-way
@@ -94,7 +103,7 @@ func install(dir string, names []string, temps map[string]string) error {
 
 // writeTemps writes the temporaries with a few workers: creating thousands
 // of files is bound by filesystem latency, not CPU.
-func writeTemps(dir string, names []string, files map[string][]byte, temps map[string]string) error {
+func writeTemps(dir string, names []string, files map[string][]byte, temps map[string]string, fsync bool) error {
 	const workers = 8
 	type result struct {
 		name, temp string
@@ -108,7 +117,7 @@ func writeTemps(dir string, names []string, files map[string][]byte, temps map[s
 		go func() {
 			defer wg.Done()
 			for n := range jobs {
-				t, err := writeTemp(dir, n, files[n])
+				t, err := writeTemp(dir, n, files[n], fsync)
 				results <- result{n, t, err}
 			}
 		}()
@@ -132,14 +141,18 @@ func writeTemps(dir string, names []string, files map[string][]byte, temps map[s
 	return errors.Join(errs...)
 }
 
-func writeTemp(dir, name string, data []byte) (string, error) {
+func writeTemp(dir, name string, data []byte, fsync bool) (string, error) {
 	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
 	if err != nil {
 		return "", fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
 	}
 	_, werr := f.Write(data)
+	var serr error
+	if fsync && werr == nil {
+		serr = f.Sync()
+	}
 	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
+	if err := errors.Join(werr, serr, cerr); err != nil {
 		os.Remove(f.Name())
 		return "", fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
 	}

@@ -160,6 +160,11 @@ func (c *ConfigDir) Persist(ctx context.Context, services []reconcile.Service, f
 			return res, fmt.Errorf("remove %s: %w", filepath.Join(c.Dir, name), err)
 		}
 	}
+	if len(res.Removed) > 0 {
+		if err := syncDir(c.Dir); err != nil { // the removals are durable too
+			return res, err
+		}
+	}
 	prevStructs := c.structs
 	c.structs = next
 	if len(res.Reload) == 0 {
@@ -168,7 +173,7 @@ func (c *ConfigDir) Persist(ctx context.Context, services []reconcile.Service, f
 	if c.Reloader == nil {
 		return res, fmt.Errorf("config changed structurally (%s) and no reload is configured", strings.Join(res.Reload, "; "))
 	}
-	if err := c.Reloader.Reload(ctx); err != nil {
+	if err := c.reload(ctx); err != nil {
 		err = fmt.Errorf("reload haproxy for %s: %w", strings.Join(res.Reload, "; "), err)
 		if rerr := c.restore(changed, previous); rerr != nil {
 			return res, fmt.Errorf("%w; putting the previous files back failed too: %v", err, rerr)
@@ -177,6 +182,46 @@ func (c *ConfigDir) Persist(ctx context.Context, services []reconcile.Service, f
 		return res, fmt.Errorf("%w; the previous files were put back, so a restart loads what HAProxy runs", err)
 	}
 	return res, nil
+}
+
+// maxEnvString is Linux's limit on one environment string (MAX_ARG_STRLEN,
+// 32 pages), "HAPROXY_CFGFILES=" and the final NUL included.
+const maxEnvString = 32 * 4096
+
+// reload asks the Reloader for a reload, unless it would kill HAProxy:
+// 2.6's master exports every config path, joined, in HAPROXY_CFGFILES
+// when it re-executes itself, and past Linux's limit for one environment
+// string the exec fails and the master exits ("Argument list too long",
+// then no HAProxy at all), although `haproxy -c` passes.
+func (c *ConfigDir) reload(ctx context.Context) error {
+	n, files, err := c.cfgFilesLen()
+	if err != nil {
+		return err
+	}
+	if n >= maxEnvString {
+		return fmt.Errorf("reload refused: HAProxy would export %d config paths in HAPROXY_CFGFILES (%d bytes), past Linux's %d-byte limit for one environment string; its master would fail to re-execute and exit. Fewer files in %s (or a shorter path to it) are needed",
+			files, n, maxEnvString, c.Dir)
+	}
+	return c.Reloader.Reload(ctx)
+}
+
+// cfgFilesLen is the length of HAPROXY_CFGFILES for the main config and
+// every .cfg file in Dir, and the number of paths in it.
+func (c *ConfigDir) cfgFilesLen() (int, int, error) {
+	entries, err := os.ReadDir(c.Dir)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read config dir: %w", err)
+	}
+	n, files := len("HAPROXY_CFGFILES=")+1, 0
+	if main := c.mainConfig(); main != "" {
+		n, files = n+len(main)+1, 1
+	}
+	for _, e := range entries {
+		if name := e.Name(); e.Type().IsRegular() && !strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".cfg") {
+			n, files = n+len(filepath.Join(c.Dir, name))+1, files+1
+		}
+	}
+	return n, files, nil
 }
 
 // restore puts back what a failed reload's files replaced: previous

@@ -86,7 +86,7 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 		if s.Config.Reloader == nil {
 			return rep, fmt.Errorf("haproxy needs a reload (%s) and no reload is configured", strings.Join(structural, "; "))
 		}
-		if err := s.Config.Reloader.Reload(ctx); err != nil {
+		if err := s.Config.reload(ctx); err != nil {
 			return rep, fmt.Errorf("reload haproxy for %s: %w", strings.Join(structural, "; "), err)
 		}
 	}

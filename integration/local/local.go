@@ -130,8 +130,9 @@ type HAProxy struct {
 	PIDFile      string
 	// Single runs HAProxy without master-worker (no master socket, no
 	// reloads). Needed for thousands of service files: the 2.6 master
-	// re-executes itself with every file on its command line and fails with
-	// "Argument list too long" past roughly 150 KB of paths.
+	// exports every config path in HAPROXY_CFGFILES when it re-executes
+	// itself, and past Linux's 128 KiB limit for one environment string
+	// that exec fails ("Argument list too long").
 	Single bool
 	cmd    *exec.Cmd
 }
@@ -140,9 +141,9 @@ type HAProxy struct {
 func NewHAProxy(t testing.TB) *HAProxy {
 	t.Helper()
 	need(t, "haproxy")
-	// A short path: the master re-executes itself with every config file
-	// on its command line, and 4,000 long temp paths exceed the kernel's
-	// argument limit ("Argument list too long").
+	// A short path: the master exports every config path in one
+	// environment string (HAPROXY_CFGFILES), and 4,000 long temp paths
+	// exceed Linux's limit for it ("Argument list too long").
 	dir, err := os.MkdirTemp("", "hap")
 	if err != nil {
 		t.Fatal(err)
