@@ -513,3 +513,27 @@ type reloaderFunc func(context.Context) error
 
 func (f reloaderFunc) Reload(ctx context.Context) error { return f(ctx) }
 func (f reloaderFunc) String() string                   { return "test" }
+
+// Pins: in a service without health checks whose check URI says primary
+// (v1 `check_port: none` keeps `check_url: /`), forcing sent `health down`
+// to the servers that were not the leader, and nothing brought them back.
+// HAProxy keeps unchecked servers in rotation whatever their role: there
+// is nothing to force.
+func TestPlanAccelLeavesUncheckedServersAlone(t *testing.T) {
+	b := parsed(t)
+	s := replica(reconcile.Active, reconcile.Active, reconcile.Active)
+	s.Name, s.CheckURI = "pg-test-primary", "/"
+	for i := range s.Servers {
+		s.Servers[i].CheckPort = 0
+	}
+	for k, v := range b.Slots {
+		v.Admin, v.UWeight, v.Status, v.Checked, v.CheckPort = AdminReady, 100, "no check", false, 0
+		if v.Backup {
+			v.Admin, v.Status = AdminMaint, "MAINT"
+		}
+		b.Slots[k] = v
+	}
+	cmds, err := PlanService(s, b, reconcile.Accel{Down: []string{"pg-test-1", "pg-test-3"}, Up: "pg-test-2"})
+	require.NoError(t, err)
+	assert.Empty(t, lines(cmds))
+}

@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -102,22 +100,4 @@ func (r *Runtime) RunningFingerprint(ctx context.Context, env string) (string, e
 		return "", nil
 	}
 	return "", fmt.Errorf("show env %s: unexpected reply %q", env, firstLine(out))
-}
-
-// fingerprintFile reads the fingerprint recorded on disk ("" when none).
-func (c *ConfigDir) recordedFingerprint() (string, error) {
-	name, env := fingerprintOwner(c.Clusters)
-	data, err := os.ReadFile(filepath.Join(c.Dir, name))
-	if os.IsNotExist(err) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", filepath.Join(c.Dir, name), err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[0] == "setenv" && f[1] == env {
-			return f[2], nil
-		}
-	}
-	return "", nil
 }

@@ -74,6 +74,22 @@ func (r PersistResult) Changed() bool { return len(r.Written)+len(r.Removed) > 0
 // no service wants any more. A keyed pass reads only its services' files:
 // services appear and disappear with the inventory, which is a full pass.
 func (c *ConfigDir) Persist(ctx context.Context, services []reconcile.Service, full bool, dryRun bool) (PersistResult, error) {
+	return c.persist(ctx, services, persistOptions{full: full, dryRun: dryRun})
+}
+
+// persistOptions are Persist's, and what the syncer adds to them.
+type persistOptions struct {
+	full, dryRun bool
+	// keep names clusters whose files stay as they are (HAProxy refused
+	// one of their commands): not rewritten, and not stale in a full pass.
+	keep map[string]bool
+	// confirm, when set, runs after the Reloader returned: a reload it
+	// does not confirm (no new worker, another config running) failed.
+	confirm func(context.Context) error
+}
+
+func (c *ConfigDir) persist(ctx context.Context, services []reconcile.Service, o persistOptions) (PersistResult, error) {
+	full, dryRun := o.full, o.dryRun
 	var res PersistResult
 	existing, err := c.existingFiles(services, full)
 	if err != nil {
@@ -119,6 +135,9 @@ func (c *ConfigDir) Persist(ctx context.Context, services []reconcile.Service, f
 		}
 	}
 	for name, old := range existing {
+		if cluster, _ := ManagedCluster(old); o.keep[cluster] {
+			continue // left as it is with its cluster
+		}
 		previous[name] = old
 		res.Removed = append(res.Removed, name)
 		res.Reload = append(res.Reload, "service "+strings.TrimSuffix(name, ".cfg")+" removed")
@@ -173,7 +192,11 @@ func (c *ConfigDir) Persist(ctx context.Context, services []reconcile.Service, f
 	if c.Reloader == nil {
 		return res, fmt.Errorf("config changed structurally (%s) and no reload is configured", strings.Join(res.Reload, "; "))
 	}
-	if err := c.reload(ctx); err != nil {
+	err = c.reload(ctx)
+	if err == nil && o.confirm != nil {
+		err = o.confirm(ctx)
+	}
+	if err != nil {
 		err = fmt.Errorf("reload haproxy for %s: %w", strings.Join(res.Reload, "; "), err)
 		if rerr := c.restore(changed, previous); rerr != nil {
 			return res, fmt.Errorf("%w; putting the previous files back failed too: %v", err, rerr)

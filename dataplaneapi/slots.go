@@ -2,8 +2,9 @@ package dataplaneapi
 
 import (
 	"fmt"
-	"net"
+	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/pgsvc/pgsvc/reconcile"
 )
@@ -94,11 +95,11 @@ func PlanService(s *reconcile.Service, actual BackendState, accel reconcile.Acce
 func fixSlot(backend, name string, sv reconcile.Server, got SlotState) ([]Command, error) {
 	var out []Command
 	switch {
-	case net.ParseIP(sv.Host) == nil:
+	case !isIP(sv.Host):
 		// A DNS name: HAProxy resolves it when it loads the file and
 		// refuses it in `set server addr`. The name is the file's to
 		// change (a reload); a new port still moves live.
-		if got.FQDN != sv.Host {
+		if !sameHostName(got.FQDN, sv.Host) {
 			return nil, &StructuralError{Reason: fmt.Sprintf("%s/%s address %s is a DNS name (HAProxy resolves names when it loads the config; it has %s)",
 				backend, name, sv.Host, slotAddr(got))}
 		}
@@ -119,6 +120,18 @@ func fixSlot(backend, name string, sv reconcile.Server, got SlotState) ([]Comman
 			"set server %s/%s weight %d", backend, name, sv.Weight))
 	}
 	return out, nil
+}
+
+// isIP reports whether a host is an IP address (an IPv6 zone included).
+func isIP(host string) bool {
+	_, err := netip.ParseAddr(host)
+	return err == nil
+}
+
+// sameHostName compares DNS names as DNS does: case-insensitive, with or
+// without the root's trailing dot.
+func sameHostName(a, b string) bool {
+	return a != "" && strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
 }
 
 func onOff(b bool) string {
@@ -149,6 +162,11 @@ func accelerate(s *reconcile.Service, actual BackendState, accel reconcile.Accel
 		for _, backup := range []bool{false, true} {
 			slot := SlotName(name, backup)
 			got := actual.Slots[slot]
+			if !got.Checked {
+				// No checks: HAProxy keeps it in rotation whatever its
+				// role, and nothing would ever bring it back up.
+				continue
+			}
 			if got.Admin != AdminMaint && got.Up() {
 				downs = append(downs, cmd(s.Name, slot, "health", got.Status, "down", "set server %s/%s health down", s.Name, slot))
 			}

@@ -53,7 +53,7 @@ func TestRealSocketState(t *testing.T) {
 	}
 	assert.Equal(t, AdminReady, b.Slots["pg-test-1.b"].Admin)
 	assert.Equal(t, AdminMaint, b.Slots["pg-test-1"].Admin)
-	drift, err := sy.fingerprintDrift(ctx)
+	_, _, drift, err := sy.fingerprintDrift(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, drift, "HAProxy runs the files")
 	_, err = sy.Runtime.Backend(ctx, "pg-none")
@@ -68,13 +68,15 @@ func TestReadBackCountsWhatHAProxyShows(t *testing.T) {
 	weight := cmd(s.Name, "pg-test-2", "weight", "100", "42", "set server %s/pg-test-2 weight 42", s.Name)
 	require.NoError(t, sy.Runtime.Apply(ctx, weight))
 	lost := cmd(s.Name, "pg-test-3", "weight", "100", "43", "set server %s/pg-test-3 weight 43", s.Name) // never reached HAProxy
-	down := cmd(s.Name, "pg-test-1.b", "health", "DOWN", "down", "set server %s/pg-test-1.b health down", s.Name)
-	require.NoError(t, sy.Runtime.Apply(ctx, down))
-	ok, failed, err := sy.readBack(ctx, []sent{{"pg-test", weight}, {"pg-test", lost}, {"pg-test", down}}, false)
+	drain := cmd(s.Name, "pg-test-2.b", "state", "maint", "drain", "set server %s/pg-test-2.b state drain", s.Name)
+	require.NoError(t, sy.Runtime.Apply(ctx, drain))
+	lostToo := cmd(s.Name, "pg-test-3.b", "state", "maint", "ready", "set server %s/pg-test-3.b state ready", s.Name) // never sent either
+	ok, failed, err := sy.readBack(ctx, []sent{{"pg-test", weight}, {"pg-test", lost}, {"pg-test", drain}, {"pg-test", lostToo}}, false)
 	require.NoError(t, err)
 	require.Len(t, ok, 2)
 	assert.Equal(t, weight.Line, ok[0].cmd.Line)
-	assert.Equal(t, down.Line, ok[1].cmd.Line)
+	assert.Equal(t, drain.Line, ok[1].cmd.Line)
+	assert.Contains(t, failed["pg-test"].Error(), `haproxy accepted "set server pg-test-replica/pg-test-3.b state ready" but does not show it: admin maint`)
 	require.Contains(t, failed, "pg-test")
 	assert.Contains(t, failed["pg-test"].Error(), `haproxy accepted "set server pg-test-replica/pg-test-3 weight 43" but does not show it: admin ready, status`)
 }

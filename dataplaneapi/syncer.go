@@ -17,119 +17,161 @@ type Syncer struct {
 	Config  *ConfigDir // nil: runtime only (no files, no reloads)
 	// ReloadWait bounds the wait for the new worker after a reload.
 	ReloadWait time.Duration
+
+	// stuck holds the files' and HAProxy's fingerprints after a reload that
+	// did not make HAProxy run the files, so it is not repeated for them.
+	stuck string
 }
 
 // Apply implements reconcile.HAProxy. A command HAProxy refuses fails its
-// cluster only: the cluster's other commands are still sent, every other
-// cluster converges, and the failures come back as reconcile.ClusterErrors.
-// A socket that cannot be reached or read fails the whole pass.
+// cluster only: the cluster's other commands are still sent, its files and
+// structure wait with it, every other cluster converges, and the failures
+// come back as reconcile.ClusterErrors. A socket that cannot be reached or
+// read fails the whole pass with a reconcile.UnreachableError.
 func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, clusters map[string]bool, accel map[string]reconcile.Accel, dryRun bool) (reconcile.Report, error) {
 	var rep reconcile.Report
 	refused := reconcile.ClusterErrors{}
 	structural, err := s.runtimePass(ctx, services, accel, dryRun, &rep, refused)
 	if err != nil {
-		return rep, err
+		return rep, unreachable(err)
 	}
 	rep.RuntimeDone = time.Now()
+	reasons := structural.except(refused)
 	if s.Config == nil {
-		if len(structural) > 0 {
-			return rep, fmt.Errorf("runtime cannot reach the desired state and no config dir is configured: %s", strings.Join(structural, "; "))
+		if len(reasons) > 0 {
+			return rep, fmt.Errorf("runtime cannot reach the desired state and no config dir is configured: %s", strings.Join(reasons, "; "))
 		}
 		return rep, clusterErrors(refused)
 	}
 	var pidBefore string
 	if !dryRun {
-		pidBefore, _ = s.workerPID(ctx)
+		if pidBefore, err = s.workerPID(ctx); err != nil {
+			return rep, unreachable(err)
+		}
 	}
-	// A cluster HAProxy refused keeps its files as they are: they are not
-	// this pass's to change, nor, in a full pass, stale.
-	persisted, full := services, clusters == nil
+	persisted := services
 	if len(refused) > 0 {
-		persisted, full = nil, false
+		persisted = nil
 		for _, svc := range services {
 			if refused[svc.Cluster] == nil {
 				persisted = append(persisted, svc)
 			}
 		}
 	}
-	res, err := s.Config.Persist(ctx, persisted, full, dryRun)
+	keep := map[string]bool{}
+	for c := range refused {
+		keep[c] = true
+	}
+	res, err := s.Config.persist(ctx, persisted, persistOptions{full: clusters == nil, dryRun: dryRun, keep: keep,
+		confirm: func(ctx context.Context) error { return s.confirmReload(ctx, pidBefore) }})
 	rep.Written, rep.Removed, rep.Reload, rep.FileChanges = res.Written, res.Removed, res.Reload, res.Diff
 	if err != nil {
 		return rep, err
 	}
 	if len(res.Reload) == 0 {
-		drift, err := s.fingerprintDrift(ctx)
-		if err != nil {
+		if reasons, err = s.runningReasons(ctx, services, accel, refused, reasons); err != nil {
 			return rep, err
 		}
-		if drift == "" && len(structural) > 0 {
-			// HAProxy runs files that declare every backend and slot the
-			// dumps said it lacks: a reply cut short at a line boundary
-			// parses cleanly. Read again before reloading for it.
-			again, err := s.runtimePass(ctx, services, accel, true, &reconcile.Report{}, reconcile.ClusterErrors{})
-			if err != nil {
-				return rep, err
+		if len(reasons) > 0 {
+			// The files already hold the structure but the running HAProxy
+			// does not (a reload that failed or never happened, a hand
+			// edit reloaded elsewhere): reload.
+			rep.Reload = reasons
+			if dryRun {
+				return rep, clusterErrors(refused)
 			}
-			structural = again
-		}
-		if drift != "" {
-			structural = append(structural, drift)
-		}
-	}
-	if len(res.Reload) == 0 && len(structural) > 0 {
-		// The files already hold the structure but the running HAProxy does
-		// not (edited by hand, or a reload that never happened): reload.
-		rep.Reload = structural
-		if dryRun {
-			return rep, clusterErrors(refused)
-		}
-		if s.Config.Reloader == nil {
-			return rep, fmt.Errorf("haproxy needs a reload (%s) and no reload is configured", strings.Join(structural, "; "))
-		}
-		if err := s.Config.reload(ctx); err != nil {
-			return rep, fmt.Errorf("reload haproxy for %s: %w", strings.Join(structural, "; "), err)
+			if s.Config.Reloader == nil {
+				return rep, fmt.Errorf("haproxy needs a reload (%s) and no reload is configured", strings.Join(reasons, "; "))
+			}
+			err := s.Config.reload(ctx)
+			if err == nil {
+				err = s.confirmReload(ctx, pidBefore)
+			}
+			if err != nil {
+				return rep, fmt.Errorf("reload haproxy for %s: %w", strings.Join(reasons, "; "), err)
+			}
 		}
 	}
 	if dryRun || len(rep.Reload) == 0 {
 		return rep, clusterErrors(refused)
 	}
 	rep.Reloaded = true
-	if err := s.waitNewWorker(ctx, pidBefore); err != nil {
-		return rep, err
-	}
-	if drift, err := s.fingerprintDrift(ctx); err != nil || drift != "" {
-		if err == nil {
-			err = fmt.Errorf("after a reload HAProxy still does not run the files in %s (%s): does it load that directory (-f)?", s.Config.Dir, drift)
-		}
-		return rep, err
-	}
 	// The new worker started from the files; verify and re-apply what only
 	// the runtime holds (forced health).
 	if _, err := s.runtimePass(ctx, services, accel, false, &rep, refused); err != nil {
-		return rep, fmt.Errorf("after reload: %w", err)
+		return rep, unreachable(fmt.Errorf("after reload: %w", err))
 	}
 	return rep, clusterErrors(refused)
 }
 
-// fingerprintDrift compares the fingerprint HAProxy loaded with the one of
-// the service files on disk: "" when HAProxy runs what they say, else the
-// reason it does not.
-func (s *Syncer) fingerprintDrift(ctx context.Context) (string, error) {
+func unreachable(err error) error { return &reconcile.UnreachableError{Err: err} }
+
+// runningReasons adds to the runtime's structural reasons what the
+// fingerprint says: whether HAProxy runs the files. When it does, the
+// dumps' reasons are read again first: HAProxy runs files that declare
+// every backend and slot a dump said it lacks, so that dump may be cut
+// short at a line boundary (it parses cleanly). A fingerprint that a
+// reload already failed to change is an error, not another reload.
+func (s *Syncer) runningReasons(ctx context.Context, services []reconcile.Service, accel map[string]reconcile.Accel,
+	refused reconcile.ClusterErrors, reasons []string) ([]string, error) {
+	want, got, drift, err := s.fingerprintDrift(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if drift == "" {
+		s.stuck = ""
+		if len(reasons) > 0 {
+			again, err := s.runtimePass(ctx, services, accel, true, &reconcile.Report{}, reconcile.ClusterErrors{})
+			if err != nil {
+				return nil, unreachable(err)
+			}
+			reasons = again.except(refused)
+		}
+		return reasons, nil
+	}
+	if s.stuck == want+" "+got {
+		return nil, fmt.Errorf("haproxy still does not run the files in %s after a reload (%s): does it load that directory (-f %s)? Not reloading again until the files or what HAProxy runs change",
+			s.Config.Dir, drift, s.Config.Dir)
+	}
+	return append(reasons, drift), nil
+}
+
+// confirmReload waits for the new worker and checks that it runs the files;
+// a reload that left HAProxy on another config is remembered (as the two
+// fingerprints), so it is reported instead of repeated.
+func (s *Syncer) confirmReload(ctx context.Context, pidBefore string) error {
+	if err := s.waitNewWorker(ctx, pidBefore); err != nil {
+		return err
+	}
+	want, got, drift, err := s.fingerprintDrift(ctx)
+	if err != nil {
+		return err
+	}
+	if drift != "" {
+		s.stuck = want + " " + got
+		return fmt.Errorf("after the reload HAProxy still does not run the files in %s (%s): does it load that directory (-f)?", s.Config.Dir, drift)
+	}
+	return nil
+}
+
+// fingerprintDrift compares the fingerprint HAProxy loaded (got) with the
+// one of the service files on disk (want): drift is "" when HAProxy runs
+// what they say, else the reason it does not.
+func (s *Syncer) fingerprintDrift(ctx context.Context) (want, got, drift string, err error) {
 	want, env, err := s.Config.Fingerprint()
 	if err != nil {
-		return "", err
+		return "", "", "", err
 	}
-	got, err := s.Runtime.RunningFingerprint(ctx, env)
-	if err != nil {
-		return "", err
+	if got, err = s.Runtime.RunningFingerprint(ctx, env); err != nil {
+		return "", "", "", unreachable(err)
 	}
 	switch got {
 	case want:
-		return "", nil
+		return want, got, "", nil
 	case "":
-		return fmt.Sprintf("haproxy has not loaded pgsvc's config fingerprint (%s unset): it runs files older than %s, or not those", env, s.Config.Dir), nil
+		return want, got, fmt.Sprintf("haproxy has not loaded pgsvc's config fingerprint (%s unset): it runs files older than %s, or not those", env, s.Config.Dir), nil
 	}
-	return fmt.Sprintf("haproxy runs config fingerprint %s, the files in %s say %s (a reload that failed or never happened, or a restart from other files)", got, s.Config.Dir, want), nil
+	return want, got, fmt.Sprintf("haproxy runs config fingerprint %s, the files in %s say %s (a reload that failed or never happened, or a restart from other files)", got, s.Config.Dir, want), nil
 }
 
 // clusterErrors is nil for no failures, so callers see a nil error.
@@ -144,9 +186,12 @@ func clusterErrors(e reconcile.ClusterErrors) error {
 // reasons of services the runtime cannot fix. What HAProxy refuses is added
 // to refused under the service's cluster; an error return means HAProxy
 // could not be reached or its reply could not be read.
-func (s *Syncer) runtimePass(ctx context.Context, services []reconcile.Service, accel map[string]reconcile.Accel, dryRun bool, rep *reconcile.Report, refused reconcile.ClusterErrors) ([]string, error) {
-	var structural []string
+func (s *Syncer) runtimePass(ctx context.Context, services []reconcile.Service, accel map[string]reconcile.Accel, dryRun bool, rep *reconcile.Report, refused reconcile.ClusterErrors) (structuralReasons, error) {
+	var structural structuralReasons
 	var batch []sent
+	// What HAProxy accepted is reported even when the pass stops part-way
+	// (unverified then: the read-back did not happen).
+	defer func() { report(rep, batch) }()
 	var all map[string]BackendState
 	if len(services) > bulkRead {
 		var err error
@@ -158,7 +203,7 @@ func (s *Syncer) runtimePass(ctx context.Context, services []reconcile.Service, 
 		svc := &services[i]
 		actual, err := s.backend(ctx, all, svc.Name)
 		if errors.Is(err, ErrNoBackend) {
-			structural = append(structural, "haproxy has no backend "+svc.Name)
+			structural = append(structural, structuralReason{svc.Cluster, "haproxy has no backend " + svc.Name})
 			continue
 		}
 		if err != nil {
@@ -167,7 +212,7 @@ func (s *Syncer) runtimePass(ctx context.Context, services []reconcile.Service, 
 		cmds, err := PlanService(svc, actual, accel[svc.Cluster])
 		var se *StructuralError
 		if errors.As(err, &se) {
-			structural = append(structural, se.Reason)
+			structural = append(structural, structuralReason{svc.Cluster, se.Reason})
 			continue
 		}
 		if err != nil {
@@ -192,19 +237,41 @@ func (s *Syncer) runtimePass(ctx context.Context, services []reconcile.Service, 
 	if !dryRun && len(batch) > 0 {
 		var failed map[string]error
 		var err error
-		if batch, failed, err = s.readBack(ctx, batch, all != nil); err != nil {
+		var shown []sent
+		if shown, failed, err = s.readBack(ctx, batch, all != nil); err != nil {
 			return nil, err
 		}
+		batch = shown
 		for c, ferr := range failed {
 			addRefusal(refused, c, ferr)
 		}
 	}
+	return structural, nil
+}
+
+func report(rep *reconcile.Report, batch []sent) {
 	for _, b := range batch {
 		c := b.cmd
 		rep.Commands = append(rep.Commands, reconcile.AppliedCommand{Cluster: b.cluster, Service: c.Backend, Server: c.Server,
 			Kind: c.Kind, Line: c.Line, From: c.From, To: c.To})
 	}
-	return structural, nil
+}
+
+// structuralReason is why a cluster's service needs a reload.
+type structuralReason struct{ cluster, reason string }
+
+type structuralReasons []structuralReason
+
+// except drops the reasons of clusters HAProxy refused a command in: their
+// files wait with them, so a reload would not bring their structure.
+func (r structuralReasons) except(refused reconcile.ClusterErrors) []string {
+	var out []string
+	for _, sr := range r {
+		if refused[sr.cluster] == nil {
+			out = append(out, sr.reason)
+		}
+	}
+	return out
 }
 
 func addRefusal(refused reconcile.ClusterErrors, cluster string, err error) {

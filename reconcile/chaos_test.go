@@ -20,7 +20,9 @@ type tee struct {
 	a, b reconcile.Observer
 }
 
-func (t tee) Pass(p reconcile.PassInfo) { t.a.Pass(p); t.b.Pass(p) }
+// Pass feeds b (metrics) before a (the observer tests wait on), so a test
+// woken by a pass reads metrics that already include it.
+func (t tee) Pass(p reconcile.PassInfo) { t.b.Pass(p); t.a.Pass(p) }
 
 func (t tee) Desired(s []reconcile.Service) { t.a.Desired(s); t.b.Desired(s) }
 

@@ -120,7 +120,7 @@ func (in *Inputs) MarkAll(c Cause) {
 }
 
 func (in *Inputs) markAll(c Cause) {
-	if in.all == "" || c == CauseStart {
+	if in.all == "" || c == CauseStart || c == CauseHAProxy {
 		in.all = c
 	}
 	in.notify()
@@ -146,6 +146,13 @@ func (in *Inputs) markInstance(inst string) {
 			}
 		}
 	}
+}
+
+// pendingAll is the cause every cluster is marked for ("" when none).
+func (in *Inputs) pendingAll() Cause {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.all
 }
 
 // remark puts a failed pass's marks back without waking the loop: the

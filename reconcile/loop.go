@@ -74,6 +74,16 @@ type Observer interface {
 	Desired(services []Service)
 }
 
+// UnreachableError is a pass that could not talk to HAProxy at all (its
+// socket refused, a reply could not be read): nothing is known of any
+// cluster, so every pass waits behind one backoff. Other failures of a
+// whole pass (a file HAProxy rejects, a failed reload) come after the
+// runtime changes were applied and hold nothing back.
+type UnreachableError struct{ Err error }
+
+func (e *UnreachableError) Error() string { return e.Err.Error() }
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
 // ClusterErrors are failures confined to single clusters, by name: the
 // other clusters of the pass were applied.
 type ClusterErrors map[string]error
@@ -107,7 +117,8 @@ type Reconciler struct {
 	leaders map[string]string  // last known leader (fail static on no leader key)
 	forced  map[string]forcing // facts forcing has acted on, per cluster
 	retries map[string]*retry  // failed clusters, each with its own backoff
-	// gate holds every pass back while HAProxy cannot be reached: events
+	// gate holds every pass back while HAProxy cannot be reached (its socket
+	// refuses or its replies cannot be read, see UnreachableError): events
 	// wait for it instead of each failing at once.
 	gate    time.Time
 	unreach *backoff
@@ -155,8 +166,10 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			r.markDue(now)
 		}
 		stopTimer(timer)
-		if time.Now().Before(r.gate) {
-			continue // HAProxy unreachable: the marks wait for the gate
+		if time.Now().Before(r.gate) && r.In.pendingAll() != CauseHAProxy {
+			// HAProxy unreachable: the marks wait for the gate, unless a new
+			// worker answered (its servers need their forced state now).
+			continue
 		}
 		passCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		_, _ = r.Pass(passCtx, false) // failures are logged and scheduled by Pass
@@ -171,8 +184,12 @@ func stopTimer(t *time.Timer) {
 }
 
 // retryTimer fires at the earliest scheduled retry or the gate (nil: none).
+// A gate already passed is not waited for: the pass it held is due.
 func (r *Reconciler) retryTimer() *time.Timer {
-	first := r.gate
+	var first time.Time
+	if time.Now().Before(r.gate) {
+		first = r.gate
+	}
 	for _, rt := range r.retries {
 		if rt.at.IsZero() {
 			continue // marked, waiting for its pass
@@ -194,13 +211,17 @@ func (r *Reconciler) retryTimer() *time.Timer {
 func (r *Reconciler) markDue(now time.Time) {
 	r.In.mu.Lock()
 	defer r.In.mu.Unlock()
+	marked := false
 	for name, rt := range r.retries {
 		if !rt.at.IsZero() && !rt.at.After(now) {
 			r.In.mark(name, rt.cause)
 			rt.at = time.Time{}
+			marked = true
 		}
 	}
-	r.In.notify()
+	if marked {
+		r.In.notify()
+	}
 }
 
 // Pass reconciles the dirty clusters once. A cluster that fails is left as
@@ -234,7 +255,8 @@ func (r *Reconciler) Pass(ctx context.Context, dryRun bool) (Report, error) {
 			err = nil
 		}
 		if !dryRun {
-			r.recordForcing(next, rep, err != nil)
+			var unreachable *UnreachableError
+			r.recordForcing(next, rep, errors.As(err, &unreachable))
 		}
 	}
 	clusterErrs := ClusterErrors{}
@@ -274,7 +296,8 @@ func (r *Reconciler) Pass(ctx context.Context, dryRun bool) (Report, error) {
 // could not be reached, every pass waits behind one jittered backoff.
 func (r *Reconciler) schedule(w work, passErr error, refused ClusterErrors, broken map[string]error) {
 	now := time.Now()
-	if passErr != nil {
+	var unreachable *UnreachableError
+	if errors.As(passErr, &unreachable) {
 		// Nothing is known of any cluster: all of them wait for the gate.
 		r.In.remark(w)
 		d := jitter(r.unreach.next())
@@ -285,8 +308,17 @@ func (r *Reconciler) schedule(w work, passErr error, refused ClusterErrors, brok
 	}
 	r.unreach.reset()
 	r.gate = time.Time{}
+	if passErr != nil {
+		// The runtime converged but the files or the reload did not: each
+		// cluster of the pass retries on its own backoff, and passes for
+		// new events still run (they carry switchovers).
+		r.Log.Error("reconcile failed after the runtime changes were applied; retrying", "err", passErr, "clusters", len(w.clusters))
+	}
 	for _, c := range w.clusters {
 		cerr := refused[c.Name]
+		if passErr != nil {
+			cerr = passErr
+		}
 		switch {
 		case broken[c.Name] != nil:
 			delete(r.retries, c.Name)
@@ -300,8 +332,10 @@ func (r *Reconciler) schedule(w work, passErr error, refused ClusterErrors, brok
 			}
 			d := jitter(rt.backoff.next())
 			rt.at = now.Add(d)
-			r.Log.Error("cluster left as it is in HAProxy where it failed; the other clusters are applied; retrying",
-				"cluster", c.Name, "err", cerr, "retry_in", d.Round(time.Millisecond))
+			if passErr == nil {
+				r.Log.Error("cluster left as it is in HAProxy where it failed; the other clusters are applied; retrying",
+					"cluster", c.Name, "err", cerr, "retry_in", d.Round(time.Millisecond))
+			}
 		default:
 			delete(r.retries, c.Name)
 		}

@@ -3,10 +3,12 @@ package reconcile
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -97,4 +99,58 @@ func TestInventoryReadFailureReportedOnce(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte("all: [broken\n"), 0o644))
 	assert.Error(t, src.Load(in, false), "a new failure is reported again")
 	assert.Equal(t, 2, failures)
+}
+
+// failingHAProxy fails every pass with err.
+type failingHAProxy struct{ err error }
+
+func (h failingHAProxy) Apply(context.Context, []Service, map[string]bool, map[string]Accel, bool) (Report, error) {
+	return Report{}, h.err
+}
+
+// Pins two defects of the gate that holds passes back while HAProxy is
+// unreachable: it caught every whole-pass error (a file HAProxy rejects, a
+// failed reload), delaying every cluster's switchover behind one backoff;
+// and once it had passed, a pass that took no work left it set, so the
+// loop's timer fired at once, forever (a busy loop).
+func TestGateOnlyForUnreachableHAProxy(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		gate bool
+	}{
+		{"socket refused: every pass waits", &UnreachableError{Err: errors.New("dial unix /run/haproxy/admin.sock: connect: connection refused")}, true},
+		{"reload failed after the runtime converged: clusters retry alone", errors.New("reload haproxy: master socket timeout"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in, _ := brokenLab(t)
+			r := &Reconciler{In: in, Log: slog.New(slog.DiscardHandler), HAProxy: failingHAProxy{tc.err}}
+			_, err := r.Pass(context.Background(), false)
+			require.Error(t, err)
+			assert.Equal(t, tc.gate, !r.gate.IsZero(), "gate")
+			assert.Equal(t, !tc.gate, len(r.retries) == 2, "per-cluster retries")
+			if !tc.gate {
+				return
+			}
+			r.gate = time.Now().Add(-time.Second) // the gate passed; no pass took work since
+			assert.Nil(t, r.retryTimer(), "a passed gate is not waited for")
+		})
+	}
+}
+
+// brokenLab is two clusters' inputs, ready, with no HAProxy.
+func brokenLab(t *testing.T) (*Inputs, *selector.Model) {
+	t.Helper()
+	inv, err := selector.ParseInventory("inv.yml", []byte(`all:
+  children:
+    pg-a: { hosts: { 10.0.0.1: { pg_seq: 1, pg_role: primary } }, vars: { pg_cluster: pg-a } }
+    pg-b: { hosts: { 10.0.1.1: { pg_seq: 1, pg_role: primary } }, vars: { pg_cluster: pg-b } }
+`))
+	require.NoError(t, err)
+	model, err := selector.NewModel(inv)
+	require.NoError(t, err)
+	in := NewInputs("", nil)
+	require.NoError(t, in.SetModel(model))
+	in.ReplaceState(dcs.NewState())
+	return in, model
 }

@@ -62,9 +62,11 @@ func main() {
 // logs that the exit is forced and calls exit with 128+signal, the status a
 // shell reports for death by that signal. The returned func ends the watch.
 func forceOnSecondSignal(ctx context.Context, log *slog.Logger, exit func(code int)) (stop func()) {
+	// Read before Notify: a signal arriving in between is then the first
+	// (ctx not ended yet), never mistaken for the second.
+	first := ctx.Err() == nil // else the first signal came before the watch
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	first := ctx.Err() == nil // else the first signal came before the watch
 	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(stopped)

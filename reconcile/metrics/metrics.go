@@ -187,6 +187,17 @@ func (m *Metrics) recordClusters(p reconcile.PassInfo) {
 	if p.Err != nil {
 		return
 	}
+	if p.Full {
+		// A full pass covers every cluster in scope: one it does not name
+		// has left the inventory (or this HAProxy) and fails no more.
+		for c := range m.clusterErr {
+			if _, ok := p.Causes[c]; !ok {
+				delete(m.clusterErr, c)
+				m.failing.DeleteLabelValues(c)
+				m.clusterErrs.DeleteLabelValues(c)
+			}
+		}
+	}
 	for c := range p.Causes {
 		if err := p.ClusterErrors[c]; err != nil {
 			m.clusterErr[c] = err
