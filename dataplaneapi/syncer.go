@@ -21,6 +21,9 @@ type Syncer struct {
 	// stuck holds the files' and HAProxy's fingerprints after a reload that
 	// did not make HAProxy run the files, so it is not repeated for them.
 	stuck string
+	// forcedWorker is the worker pid a full pass last forced for (the
+	// fact that identifies a worker): a new one gets its forcing once.
+	forcedWorker string
 }
 
 // Apply implements reconcile.HAProxy. A command HAProxy refuses fails its
@@ -31,9 +34,26 @@ type Syncer struct {
 func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, clusters map[string]bool, accel map[string]reconcile.Accel, dryRun bool) (reconcile.Report, error) {
 	var rep reconcile.Report
 	refused := reconcile.ClusterErrors{}
-	structural, err := s.runtimePass(ctx, services, accel, dryRun, &rep, refused)
+	var pidBefore string
+	var err error
+	if !dryRun {
+		if pidBefore, err = s.workerPID(ctx); err != nil {
+			return rep, unreachable(err)
+		}
+	}
+	// A worker not seen by a full pass yet (a reload or restart, pgsvc's
+	// or anyone's) started every enabled slot UP before its first check.
+	full := clusters == nil
+	passAccel := accel
+	if !dryRun && full && pidBefore != s.forcedWorker {
+		passAccel = workerForcing(services, accel)
+	}
+	structural, err := s.runtimePass(ctx, services, passAccel, dryRun, &rep, refused)
 	if err != nil {
 		return rep, unreachable(err)
+	}
+	if !dryRun && full {
+		s.forcedWorker = pidBefore
 	}
 	rep.RuntimeDone = time.Now()
 	reasons := structural.except(refused)
@@ -42,12 +62,6 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 			return rep, fmt.Errorf("runtime cannot reach the desired state and no config dir is configured: %s", strings.Join(reasons, "; "))
 		}
 		return rep, clusterErrors(refused)
-	}
-	var pidBefore string
-	if !dryRun {
-		if pidBefore, err = s.workerPID(ctx); err != nil {
-			return rep, unreachable(err)
-		}
 	}
 	persisted := services
 	if len(refused) > 0 {
@@ -96,12 +110,51 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 		return rep, clusterErrors(refused)
 	}
 	rep.Reloaded = true
-	// The new worker started from the files; verify and re-apply what only
-	// the runtime holds (forced health).
-	if _, err := s.runtimePass(ctx, services, accel, false, &rep, refused); err != nil {
+	// The new worker started from the files, every enabled slot UP: verify,
+	// force the non-leaders down in primary services, and re-apply what
+	// only the runtime holds (forced health).
+	pid, err := s.workerPID(ctx)
+	if err != nil {
 		return rep, unreachable(fmt.Errorf("after reload: %w", err))
 	}
+	if _, err := s.runtimePass(ctx, services, workerForcing(services, accel), false, &rep, refused); err != nil {
+		return rep, unreachable(fmt.Errorf("after reload: %w", err))
+	}
+	if full {
+		s.forcedWorker = pid
+	}
 	return rep, clusterErrors(refused)
+}
+
+// workerForcing adds, for every cluster whose leader is a positive fact,
+// every other member to the members forced down: a new worker shows them
+// UP until its checks ran, and in a primary service that routes writes to
+// replicas. Only slots HAProxy shows up get a command.
+func workerForcing(services []reconcile.Service, accel map[string]reconcile.Accel) map[string]reconcile.Accel {
+	out := make(map[string]reconcile.Accel, len(accel))
+	seen := map[string]bool{}
+	for c, a := range accel {
+		a.Down = append([]string(nil), a.Down...)
+		for _, m := range a.Down {
+			seen[c+"/"+m] = true
+		}
+		out[c] = a
+	}
+	for i := range services {
+		svc := &services[i]
+		a := out[svc.Cluster]
+		if a.Leader == "" {
+			continue
+		}
+		for _, sv := range svc.Servers {
+			if key := svc.Cluster + "/" + sv.Name; sv.Name != a.Leader && !seen[key] {
+				seen[key] = true
+				a.Down = append(a.Down, sv.Name)
+			}
+		}
+		out[svc.Cluster] = a
+	}
+	return out
 }
 
 func unreachable(err error) error { return &reconcile.UnreachableError{Err: err} }

@@ -15,9 +15,13 @@ import (
 type Accel struct {
 	Down []string
 	Up   string
+	// Leader is the member holding the leader key of a cluster that is
+	// not a standby ("" when there is no such positive fact). A new HAProxy
+	// worker starts every enabled slot UP before its first check; the
+	// other members' slots are then forced down in the services that check
+	// /primary, once per worker (see dataplaneapi.Syncer).
+	Leader string
 }
-
-func (a Accel) empty() bool { return len(a.Down) == 0 && a.Up == "" }
 
 // forcing records, for one cluster, the facts forcing has already acted
 // on. Entries name the facts themselves (a leader term identified by the
@@ -124,11 +128,14 @@ func decideAccel(c *selector.Cluster, dc *dcs.Cluster, prev forcing, seen bool) 
 	if term != "" && term != prev.term && canForceUp(dc) {
 		a.Up, next.term = dc.Leader, term
 	}
+	if term != "" && dc.Config != nil && !dc.Config.Standby {
+		a.Leader = dc.Leader
+	}
 	if !seen {
 		// First sight (pgsvc started): the facts are recorded, nothing is
 		// forced; HAProxy's checks are in charge of the state it found.
 		next.term = term
-		return Accel{}, next
+		return Accel{Leader: a.Leader}, next
 	}
 	return a, next
 }

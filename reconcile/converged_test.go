@@ -163,3 +163,40 @@ func TestServiceWithoutChecks(t *testing.T) {
 	assert.Equal(t, "no check", l.status("extra", "pg-test-2"))
 	assert.True(t, l.oneShot(true).Empty(), "converged")
 }
+
+// Pins: after a reload or restart the new worker starts every enabled slot
+// UP before its first check, and in a primary service, where every member
+// is enabled and the /primary check decides, new connections reached
+// replicas for up to `inter`. Once per worker, pgsvc forces the non-leaders
+// down (for pgsvc's own reload in the same pass; for anyone's at the pass
+// the new worker triggers).
+func TestNewWorkerRoutesPrimaryOnlyToTheLeader(t *testing.T) {
+	l := newLab(t, labOptions{})
+	for _, svc := range primaryServices {
+		require.Eventually(t, func() bool { return len(l.upSlots(svc)) == 1 }, 15*time.Second, 20*time.Millisecond, "%s: checks settled", svc)
+	}
+	leaderOnly := func(when string) {
+		t.Helper()
+		for _, svc := range primaryServices {
+			assert.Equal(t, []string{"pg-test-1"}, l.upSlots(svc), "%s, right after %s: only the leader is up", svc, when)
+		}
+	}
+
+	// pgsvc's own reload: a service added.
+	n := l.obs.count()
+	l.writeInventory("        pg_services: [ { name: extra, ip: 127.0.0.1, port: " + itoa(l.ports["extra"]) + ", dest: postgres, check: /sync, selector: \"[]\" } ]\n")
+	_, err := l.obs.waitFrom(n, func(p reconcile.PassInfo) bool { return p.Err == nil && p.Report.Reloaded }, 15*time.Second)
+	require.NoError(t, err)
+	leaderOnly("pgsvc's reload")
+
+	// Someone else's reload: the new worker is seen (as WatchWorker does
+	// in the daemon) and verified.
+	before := l.reloads()
+	l.hap.Reload()
+	require.Equal(t, before+1, l.reloads())
+	n = l.obs.count()
+	l.in.MarkAll(reconcile.CauseHAProxy)
+	_, err = l.obs.waitFrom(n, func(p reconcile.PassInfo) bool { return p.Err == nil && p.Full }, 15*time.Second)
+	require.NoError(t, err)
+	leaderOnly("an external reload")
+}

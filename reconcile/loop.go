@@ -275,6 +275,11 @@ func (r *Reconciler) Pass(ctx context.Context, dryRun bool) (Report, error) {
 	}
 	// What was applied is logged even when the pass failed part-way.
 	r.logReport(w, rep)
+	if rep.Reloaded && !w.full {
+		// Every backend came back from the files in a new worker, not only
+		// this pass's: the next pass verifies (and forces) them all.
+		r.In.MarkAll(CauseHAProxy)
+	}
 	if err != nil && source == "inventory" {
 		// Bad input is terminal: HAProxy stays as it is until the inputs change.
 		r.Log.Error("desired state cannot be computed, HAProxy is left as it is until the inputs change", "err", err)
@@ -386,9 +391,7 @@ func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]fo
 		prev, seen := r.forced[c.Name]
 		a, n := decideAccel(c, dc, prev, seen)
 		next[c.Name] = n
-		if !a.empty() {
-			accel[c.Name] = a
-		}
+		accel[c.Name] = a
 	}
 	return d.Services, accel, next, broken, nil
 }

@@ -237,6 +237,42 @@ func (h *HAProxy) Restart() {
 	h.Start()
 }
 
+// Reload reloads HAProxy through its master socket, as an operator's
+// `systemctl reload` would, and waits until a new worker answers.
+func (h *HAProxy) Reload() {
+	h.t.Helper()
+	pid := func() string {
+		for _, line := range strings.Split(h.Exec("show info"), "\n") {
+			if v, ok := strings.CutPrefix(line, "Pid: "); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		return ""
+	}
+	before := pid()
+	c, err := net.DialTimeout("unix", h.MasterSocket, 2*time.Second)
+	if err != nil {
+		h.t.Fatalf("master socket: %v", err)
+	}
+	_, err = c.Write([]byte("reload\n"))
+	c.Close()
+	if err != nil {
+		h.t.Fatalf("master socket: %v", err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if answers(h.StatsSocket, "show info") && answers(h.MasterSocket, "show proc;quit") {
+			if now := pid(); now != "" && now != before {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("haproxy: no new worker 15s after a reload:\n%s", tail(h.Log(), 2000))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Exec sends one command to the stats socket and returns the reply.
 func (h *HAProxy) Exec(command string) string {
 	h.t.Helper()
