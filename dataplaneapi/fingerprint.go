@@ -40,18 +40,25 @@ func fingerprintOwner(clusters []string) (file, env string) {
 
 func isFingerprintFile(name string) bool { return strings.HasPrefix(name, fingerprintPrefix) }
 
-// structures maps each service file to its structure.
+// structures maps each service file to the hash of its structure.
 func structures(files map[string][]byte) map[string]string {
 	out := make(map[string]string, len(files))
 	for name, data := range files {
 		if !isFingerprintFile(name) {
-			out[name] = structure(data)
+			out[name] = structHash(data)
 		}
 	}
 	return out
 }
 
-// fingerprintOf hashes the files' structures, in name order.
+// structHash hashes a file's structure: the fingerprint then hashes a few
+// bytes per file, not every file's text, on each pass.
+func structHash(data []byte) string {
+	sum := sha256.Sum256([]byte(structure(data)))
+	return string(sum[:])
+}
+
+// fingerprintOf hashes the files' structure hashes, in name order.
 func fingerprintOf(structs map[string]string) string {
 	names := make([]string, 0, len(structs))
 	for n := range structs {
@@ -60,7 +67,9 @@ func fingerprintOf(structs map[string]string) string {
 	sort.Strings(names)
 	h := sha256.New()
 	for _, n := range names {
-		fmt.Fprintf(h, "%s\n%s\x00", n, structs[n])
+		h.Write([]byte(n))
+		h.Write([]byte{0})
+		h.Write([]byte(structs[n]))
 	}
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }

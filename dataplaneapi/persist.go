@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -32,9 +33,14 @@ type ConfigDir struct {
 	// pgsvc owns: a full pass never removes another cluster's file.
 	Clusters []string
 
-	// structs mirrors the structure of each owned service file on disk: read
-	// whole on a full pass (or at first use), kept in step with every write.
+	// structs mirrors the structure (hash) of each owned service file on
+	// disk: read whole on a full pass (or at first use), kept in step with
+	// every write. fp caches its fingerprint ("" until computed).
 	structs map[string]string
+	fp      string
+	// byContent caches structure hashes by file content: a full pass over
+	// thousands of unchanged files hashes their bytes, not their structure.
+	byContent map[[32]byte]string
 }
 
 // ManagedCluster reports whether a service file was written by pgsvc and
@@ -142,14 +148,20 @@ func (c *ConfigDir) persist(ctx context.Context, services []reconcile.Service, o
 		res.Removed = append(res.Removed, name)
 		res.Reload = append(res.Reload, "service "+strings.TrimSuffix(name, ".cfg")+" removed")
 	}
-	next := maps.Clone(c.structs)
-	for name, data := range changed {
-		next[name] = structure(data)
+	next, fp := c.structs, ""
+	if len(changed)+len(res.Removed) == 0 {
+		fp = c.fingerprint()
+	} else {
+		next = maps.Clone(c.structs)
+		for name, data := range changed {
+			next[name] = structHash(data)
+		}
+		for _, name := range res.Removed {
+			delete(next, name)
+		}
+		fp = fingerprintOf(next)
 	}
-	for _, name := range res.Removed {
-		delete(next, name)
-	}
-	fpName, fpData, fpOld, err := c.fingerprintChange(next)
+	fpName, fpData, fpOld, err := c.fingerprintChange(fp)
 	if err != nil {
 		return res, err
 	}
@@ -185,7 +197,7 @@ func (c *ConfigDir) persist(ctx context.Context, services []reconcile.Service, o
 		}
 	}
 	prevStructs := c.structs
-	c.structs = next
+	c.setStructures(next)
 	if len(res.Reload) == 0 {
 		return res, nil
 	}
@@ -201,7 +213,7 @@ func (c *ConfigDir) persist(ctx context.Context, services []reconcile.Service, o
 		if rerr := c.restore(changed, previous); rerr != nil {
 			return res, fmt.Errorf("%w; putting the previous files back failed too: %v", err, rerr)
 		}
-		c.structs = prevStructs
+		c.setStructures(prevStructs)
 		return res, fmt.Errorf("%w; the previous files were put back, so a restart loads what HAProxy runs", err)
 	}
 	return res, nil
@@ -288,7 +300,7 @@ func (c *ConfigDir) refuseUnmanaged(name string) error {
 // a full pass read them all; otherwise they are read once, at first use.
 func (c *ConfigDir) loadStructures(existing map[string][]byte, full bool) error {
 	if full {
-		c.structs = structures(existing)
+		c.setStructures(c.structures(existing))
 		return nil
 	}
 	if c.structs != nil {
@@ -298,15 +310,48 @@ func (c *ConfigDir) loadStructures(existing map[string][]byte, full bool) error 
 	if err != nil {
 		return err
 	}
-	c.structs = structures(all)
+	c.setStructures(c.structures(all))
 	return nil
 }
 
-// fingerprintChange returns the fingerprint file to write for the service
-// files' structures (nil data when it is already on disk) and what it held.
-func (c *ConfigDir) fingerprintChange(structs map[string]string) (name string, data, old []byte, err error) {
+// structures maps each service file to the hash of its structure, from
+// the cache where the content is one already seen; the cache then holds
+// just these files' contents.
+func (c *ConfigDir) structures(files map[string][]byte) map[string]string {
+	out := make(map[string]string, len(files))
+	cache := make(map[[32]byte]string, len(files))
+	for name, data := range files {
+		if isFingerprintFile(name) {
+			continue
+		}
+		sum := sha256.Sum256(data)
+		h, ok := c.byContent[sum]
+		if !ok {
+			h = structHash(data)
+		}
+		out[name], cache[sum] = h, h
+	}
+	c.byContent = cache
+	return out
+}
+
+func (c *ConfigDir) setStructures(s map[string]string) {
+	c.structs, c.fp = s, ""
+}
+
+// fingerprint is the fingerprint of c.structs, computed once per change.
+func (c *ConfigDir) fingerprint() string {
+	if c.fp == "" {
+		c.fp = fingerprintOf(c.structs)
+	}
+	return c.fp
+}
+
+// fingerprintChange returns the fingerprint file to write for fingerprint fp
+// (nil data when it is already on disk) and what the file held.
+func (c *ConfigDir) fingerprintChange(fp string) (name string, data, old []byte, err error) {
 	name, env := fingerprintOwner(c.Clusters)
-	want := fingerprintFileContent(env, fingerprintOf(structs))
+	want := fingerprintFileContent(env, fp)
 	old, err = os.ReadFile(filepath.Join(c.Dir, name))
 	switch {
 	case os.IsNotExist(err):
@@ -326,7 +371,7 @@ func (c *ConfigDir) Fingerprint() (fp, env string, err error) {
 		return "", "", err
 	}
 	_, env = fingerprintOwner(c.Clusters)
-	return fingerprintOf(c.structs), env, nil
+	return c.fingerprint(), env, nil
 }
 
 // existingFiles reads the current files: every managed file in Dir (of the
