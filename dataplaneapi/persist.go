@@ -92,6 +92,12 @@ type persistOptions struct {
 	// confirm, when set, runs after the Reloader returned: a reload it
 	// does not confirm (no new worker, another config running) failed.
 	confirm func(context.Context) error
+	// running, when set, reads the fingerprint HAProxy runs: after a
+	// failed reload the files are put back unless it runs the new ones.
+	running func(context.Context) (string, error)
+	// hold, when set, says why no reload may be sent: files are written,
+	// a structural change is an error.
+	hold string
 }
 
 func (c *ConfigDir) persist(ctx context.Context, services []reconcile.Service, o persistOptions) (PersistResult, error) {
@@ -196,10 +202,13 @@ func (c *ConfigDir) persist(ctx context.Context, services []reconcile.Service, o
 			return res, err
 		}
 	}
-	prevStructs := c.structs
+	prevStructs, prevFP := c.structs, c.fingerprint()
 	c.setStructures(next)
 	if len(res.Reload) == 0 {
 		return res, nil
+	}
+	if o.hold != "" {
+		return res, fmt.Errorf("config changed structurally (%s); files written, reloads held: %s", strings.Join(res.Reload, "; "), o.hold)
 	}
 	if c.Reloader == nil {
 		return res, fmt.Errorf("config changed structurally (%s) and no reload is configured", strings.Join(res.Reload, "; "))
@@ -210,10 +219,18 @@ func (c *ConfigDir) persist(ctx context.Context, services []reconcile.Service, o
 	}
 	if err != nil {
 		err = fmt.Errorf("reload haproxy for %s: %w", strings.Join(res.Reload, "; "), err)
+		if o.running != nil {
+			if running, rerr := o.running(ctx); rerr == nil && running == fp {
+				// Confirmed late: HAProxy runs the new files after all.
+				return res, fmt.Errorf("%w; HAProxy runs the new files now, they stay", err)
+			}
+		}
 		if rerr := c.restore(changed, previous); rerr != nil {
+			c.setStructures(nil) // the disk is partly old, partly new: read it again
 			return res, fmt.Errorf("%w; putting the previous files back failed too: %v", err, rerr)
 		}
 		c.setStructures(prevStructs)
+		c.fp = prevFP
 		return res, fmt.Errorf("%w; the previous files were put back, so a restart loads what HAProxy runs", err)
 	}
 	return res, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,9 +22,24 @@ type Syncer struct {
 	// stuck holds the files' and HAProxy's fingerprints after a reload that
 	// did not make HAProxy run the files, so it is not repeated for them.
 	stuck string
-	// forcedWorker is the worker pid a full pass last forced for (the
-	// fact that identifies a worker): a new one gets its forcing once.
-	forcedWorker string
+	// forced holds, per cluster, the worker its primary services were last
+	// forced for (the fact that identifies a worker: its pid and start
+	// time): a new worker gets its forcing once per cluster.
+	forced map[string]worker
+}
+
+// worker identifies an HAProxy worker: a pid alone is reused by a
+// restarted container (the worker is pid 8 every time).
+type worker struct {
+	pid     string
+	started time.Time
+}
+
+// same reports whether two readings are one worker (the start time is
+// derived from a whole-second uptime).
+func (w worker) same(o worker) bool {
+	d := w.started.Sub(o.started)
+	return w.pid == o.pid && d < 2*time.Second && d > -2*time.Second
 }
 
 // Apply implements reconcile.HAProxy. A command HAProxy refuses fails its
@@ -34,26 +50,29 @@ type Syncer struct {
 func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, clusters map[string]bool, accel map[string]reconcile.Accel, dryRun bool) (reconcile.Report, error) {
 	var rep reconcile.Report
 	refused := reconcile.ClusterErrors{}
-	var pidBefore string
+	var before worker
 	var err error
 	if !dryRun {
-		if pidBefore, err = s.workerPID(ctx); err != nil {
+		if before, err = s.worker(ctx); err != nil {
+			s.forced = nil // whatever answers next is a worker to force for
 			return rep, unreachable(err)
 		}
 	}
-	// A worker not seen by a full pass yet (a reload or restart, pgsvc's
-	// or anyone's) started every enabled slot UP before its first check.
-	full := clusters == nil
+	pidBefore := before.pid
 	passAccel := accel
-	if !dryRun && full && pidBefore != s.forcedWorker {
-		passAccel = workerForcing(services, accel)
+	if !dryRun {
+		// A worker this pass's clusters were not forced for yet (a reload
+		// or restart, pgsvc's or anyone's) started every enabled slot UP
+		// before its first check.
+		passAccel = workerForcing(services, accel, func(c string) bool { f, ok := s.forced[c]; return ok && f.same(before) })
 	}
 	structural, err := s.runtimePass(ctx, services, passAccel, dryRun, &rep, refused)
 	if err != nil {
+		s.forced = nil
 		return rep, unreachable(err)
 	}
-	if !dryRun && full {
-		s.forcedWorker = pidBefore
+	if !dryRun {
+		s.recordForced(services, before)
 	}
 	rep.RuntimeDone = time.Now()
 	reasons := structural.except(refused)
@@ -76,14 +95,33 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 	for c := range refused {
 		keep[c] = true
 	}
-	res, err := s.Config.persist(ctx, persisted, persistOptions{full: clusters == nil, dryRun: dryRun, keep: keep,
-		confirm: func(ctx context.Context) error { return s.confirmReload(ctx, pidBefore) }})
+	opts := persistOptions{full: clusters == nil, dryRun: dryRun, keep: keep,
+		confirm: func(ctx context.Context) error { return s.confirmReload(ctx, pidBefore) },
+		running: func(ctx context.Context) (string, error) {
+			_, env, err := s.Config.Fingerprint()
+			if err != nil {
+				return "", err
+			}
+			return s.Runtime.RunningFingerprint(ctx, env)
+		}}
+	if s.stuck != "" {
+		// Held only while HAProxy runs what it ran after that reload, with
+		// the same files: a restart or an edit is worth a new attempt.
+		if want, got, _, err := s.fingerprintDrift(ctx); err == nil && s.stuck != want+" "+got {
+			s.stuck = ""
+		}
+	}
+	if s.stuck != "" {
+		opts.hold = "after the last reload HAProxy did not run the files in " + s.Config.Dir + " (does it load that directory, -f?)"
+	}
+	res, err := s.Config.persist(ctx, persisted, opts)
 	rep.Written, rep.Removed, rep.Reload, rep.FileChanges = res.Written, res.Removed, res.Reload, res.Diff
 	if err != nil {
 		return rep, err
 	}
 	if len(res.Reload) == 0 {
-		if reasons, err = s.runningReasons(ctx, services, accel, refused, reasons); err != nil {
+		var drifted bool
+		if reasons, drifted, err = s.runningReasons(ctx, services, accel, refused, reasons, clusters == nil); err != nil {
 			return rep, err
 		}
 		if len(reasons) > 0 {
@@ -96,6 +134,9 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 			}
 			if s.Config.Reloader == nil {
 				return rep, fmt.Errorf("haproxy needs a reload (%s) and no reload is configured", strings.Join(reasons, "; "))
+			}
+			if opts.hold != "" && !drifted {
+				return rep, fmt.Errorf("haproxy needs a reload (%s); reloads held: %s", strings.Join(reasons, "; "), opts.hold)
 			}
 			err := s.Config.reload(ctx)
 			if err == nil {
@@ -113,24 +154,57 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 	// The new worker started from the files, every enabled slot UP: verify,
 	// force the non-leaders down in primary services, and re-apply what
 	// only the runtime holds (forced health).
-	pid, err := s.workerPID(ctx)
+	now, err := s.worker(ctx)
 	if err != nil {
 		return rep, unreachable(fmt.Errorf("after reload: %w", err))
 	}
-	if _, err := s.runtimePass(ctx, services, workerForcing(services, accel), false, &rep, refused); err != nil {
+	if _, err := s.runtimePass(ctx, services, workerForcing(services, accel, func(string) bool { return false }), false, &rep, refused); err != nil {
 		return rep, unreachable(fmt.Errorf("after reload: %w", err))
 	}
-	if full {
-		s.forcedWorker = pid
-	}
+	s.forced = nil // every cluster's services restarted, not only this pass's
+	s.recordForced(services, now)
 	return rep, clusterErrors(refused)
 }
 
-// workerForcing adds, for every cluster whose leader is a positive fact,
-// every other member to the members forced down: a new worker shows them
+// recordForced notes that the services' clusters were forced for w.
+func (s *Syncer) recordForced(services []reconcile.Service, w worker) {
+	if s.forced == nil {
+		s.forced = map[string]worker{}
+	}
+	for i := range services {
+		s.forced[services[i].Cluster] = w
+	}
+}
+
+// worker reads which worker answers the stats socket.
+func (s *Syncer) worker(ctx context.Context) (worker, error) {
+	out, err := s.Runtime.Execute(ctx, "show info")
+	if err != nil {
+		return worker{}, err
+	}
+	var w worker
+	var uptime int
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "Pid: "); ok {
+			w.pid = strings.TrimSpace(v)
+		}
+		if v, ok := strings.CutPrefix(line, "Uptime_sec: "); ok {
+			uptime, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	if w.pid == "" {
+		return worker{}, fmt.Errorf("show info: no Pid line")
+	}
+	w.started = time.Now().Add(-time.Duration(uptime) * time.Second)
+	return w, nil
+}
+
+// workerForcing adds, for every cluster whose leader is a positive fact
+// and that is not done for this worker, every other member to the members
+// forced down: a new worker shows them
 // UP until its checks ran, and in a primary service that routes writes to
 // replicas. Only slots HAProxy shows up get a command.
-func workerForcing(services []reconcile.Service, accel map[string]reconcile.Accel) map[string]reconcile.Accel {
+func workerForcing(services []reconcile.Service, accel map[string]reconcile.Accel, done func(cluster string) bool) map[string]reconcile.Accel {
 	out := make(map[string]reconcile.Accel, len(accel))
 	seen := map[string]bool{}
 	for c, a := range accel {
@@ -143,7 +217,7 @@ func workerForcing(services []reconcile.Service, accel map[string]reconcile.Acce
 	for i := range services {
 		svc := &services[i]
 		a := out[svc.Cluster]
-		if a.Leader == "" {
+		if a.Leader == "" || done(svc.Cluster) {
 			continue
 		}
 		for _, sv := range svc.Servers {
@@ -166,27 +240,32 @@ func unreachable(err error) error { return &reconcile.UnreachableError{Err: err}
 // short at a line boundary (it parses cleanly). A fingerprint that a
 // reload already failed to change is an error, not another reload.
 func (s *Syncer) runningReasons(ctx context.Context, services []reconcile.Service, accel map[string]reconcile.Accel,
-	refused reconcile.ClusterErrors, reasons []string) ([]string, error) {
+	refused reconcile.ClusterErrors, reasons []string, full bool) (_ []string, drifted bool, _ error) {
 	want, got, drift, err := s.fingerprintDrift(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if drift == "" {
 		s.stuck = ""
 		if len(reasons) > 0 {
 			again, err := s.runtimePass(ctx, services, accel, true, &reconcile.Report{}, reconcile.ClusterErrors{})
 			if err != nil {
-				return nil, unreachable(err)
+				return nil, false, unreachable(err)
 			}
 			reasons = again.except(refused)
 		}
-		return reasons, nil
+		return reasons, false, nil
 	}
 	if s.stuck == want+" "+got {
-		return nil, fmt.Errorf("haproxy still does not run the files in %s after a reload (%s): does it load that directory (-f %s)? Not reloading again until the files or what HAProxy runs change",
+		if !full {
+			// Reported by full passes (resyncs, retries); keyed passes
+			// keep applying events at runtime.
+			return reasons, false, nil
+		}
+		return nil, false, fmt.Errorf("haproxy still does not run the files in %s after a reload (%s): does it load that directory (-f %s)? Not reloading again until the files or what HAProxy runs change",
 			s.Config.Dir, drift, s.Config.Dir)
 	}
-	return append(reasons, drift), nil
+	return append(reasons, drift), true, nil
 }
 
 // confirmReload waits for the new worker and checks that it runs the files;

@@ -132,8 +132,11 @@ func decideAccel(c *selector.Cluster, dc *dcs.Cluster, prev forcing, seen bool) 
 		a.Leader = dc.Leader
 	}
 	if !seen {
-		// First sight (pgsvc started): the facts are recorded, nothing is
-		// forced; HAProxy's checks are in charge of the state it found.
+		// First sight (pgsvc started): the facts are recorded and nothing
+		// is forced for the term; HAProxy's checks are in charge of the
+		// state it found. (A worker pgsvc has not forced for yet still
+		// gets its non-leaders forced down, see dataplaneapi.Syncer: the
+		// Leader fact is passed on for that.)
 		next.term = term
 		return Accel{Leader: a.Leader}, next
 	}

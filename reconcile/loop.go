@@ -117,6 +117,10 @@ type Reconciler struct {
 	leaders map[string]string  // last known leader (fail static on no leader key)
 	forced  map[string]forcing // facts forcing has acted on, per cluster
 	retries map[string]*retry  // failed clusters, each with its own backoff
+	// fullRetry is a full pass that failed after the runtime converged (a
+	// file HAProxy rejects, a reload): retried whole, on its own backoff,
+	// holding nothing back.
+	fullRetry *retry
 	// gate holds every pass back while HAProxy cannot be reached (its socket
 	// refuses or its replies cannot be read, see UnreachableError): events
 	// wait for it instead of each failing at once.
@@ -190,6 +194,9 @@ func (r *Reconciler) retryTimer() *time.Timer {
 	if time.Now().Before(r.gate) {
 		first = r.gate
 	}
+	if rt := r.fullRetry; rt != nil && !rt.at.IsZero() && (first.IsZero() || rt.at.Before(first)) {
+		first = rt.at
+	}
 	for _, rt := range r.retries {
 		if rt.at.IsZero() {
 			continue // marked, waiting for its pass
@@ -212,6 +219,10 @@ func (r *Reconciler) markDue(now time.Time) {
 	r.In.mu.Lock()
 	defer r.In.mu.Unlock()
 	marked := false
+	if rt := r.fullRetry; rt != nil && !rt.at.IsZero() && !rt.at.After(now) {
+		r.In.markAll(rt.cause)
+		rt.at = time.Time{}
+	}
 	for name, rt := range r.retries {
 		if !rt.at.IsZero() && !rt.at.After(now) {
 			r.In.mark(name, rt.cause)
@@ -313,10 +324,24 @@ func (r *Reconciler) schedule(w work, passErr error, refused ClusterErrors, brok
 	}
 	r.unreach.reset()
 	r.gate = time.Time{}
-	if passErr != nil {
-		// The runtime converged but the files or the reload did not: each
-		// cluster of the pass retries on its own backoff, and passes for
+	if passErr != nil && w.full {
+		// The runtime converged but the files or the reload did not: the
+		// full pass is retried whole on its own backoff, and passes for
 		// new events still run (they carry switchovers).
+		if r.fullRetry == nil {
+			r.fullRetry = &retry{backoff: newBackoff(100*time.Millisecond, 10*time.Second), cause: CauseResync}
+		}
+		d := jitter(r.fullRetry.backoff.next())
+		r.fullRetry.at = now.Add(d)
+		r.Log.Error("reconcile failed after the runtime changes were applied; retrying the full pass", "err", passErr,
+			"clusters", len(w.clusters), "retry_in", d.Round(time.Millisecond))
+		return
+	}
+	if w.full {
+		r.fullRetry = nil
+	}
+	if passErr != nil {
+		// A keyed pass: each of its clusters retries on its own backoff.
 		r.Log.Error("reconcile failed after the runtime changes were applied; retrying", "err", passErr, "clusters", len(w.clusters))
 	}
 	for _, c := range w.clusters {
