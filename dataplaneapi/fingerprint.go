@@ -40,17 +40,6 @@ func fingerprintOwner(clusters []string) (file, env string) {
 
 func isFingerprintFile(name string) bool { return strings.HasPrefix(name, fingerprintPrefix) }
 
-// structures maps each service file to the hash of its structure.
-func structures(files map[string][]byte) map[string]string {
-	out := make(map[string]string, len(files))
-	for name, data := range files {
-		if !isFingerprintFile(name) {
-			out[name] = structHash(data)
-		}
-	}
-	return out
-}
-
 // structHash hashes a file's structure: the fingerprint then hashes a few
 // bytes per file, not every file's text, on each pass.
 func structHash(data []byte) string {
@@ -85,12 +74,13 @@ func fingerprintFileContent(env, fp string) []byte {
 // WriteFingerprint writes the fingerprint file of the managed service files
 // in dir (of clusters, all when empty), as `pgsvc render --out` leaves them.
 func WriteFingerprint(dir string, clusters []string) error {
-	files, err := ManagedFiles(dir, clusters)
+	c := &ConfigDir{Dir: dir, Clusters: clusters}
+	fp, env, err := c.Fingerprint()
 	if err != nil {
 		return err
 	}
-	name, env := fingerprintOwner(clusters)
-	_, err = WriteFiles(dir, map[string][]byte{name: fingerprintFileContent(env, fingerprintOf(structures(files)))})
+	name, _ := fingerprintOwner(clusters)
+	_, err = WriteFiles(dir, map[string][]byte{name: fingerprintFileContent(env, fp)})
 	return err
 }
 

@@ -260,17 +260,18 @@ func (c *ConfigDir) reload(ctx context.Context) error {
 // cfgFilesLen is the length of HAPROXY_CFGFILES for the main config and
 // every .cfg file in Dir, and the number of paths in it.
 func (c *ConfigDir) cfgFilesLen() (int, int, error) {
-	entries, err := os.ReadDir(c.Dir)
+	names, err := cfgFiles(c.Dir)
 	if err != nil {
-		return 0, 0, fmt.Errorf("read config dir: %w", err)
+		return 0, 0, err
 	}
 	n, files := len("HAPROXY_CFGFILES=")+1, 0
-	if main := c.mainConfig(); main != "" {
+	main := c.mainConfig()
+	if main != "" {
 		n, files = n+len(main)+1, 1
 	}
-	for _, e := range entries {
-		if name := e.Name(); e.Type().IsRegular() && !strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".cfg") {
-			n, files = n+len(filepath.Join(c.Dir, name))+1, files+1
+	for _, name := range names {
+		if path := filepath.Join(c.Dir, name); path != main {
+			n, files = n+len(path)+1, files+1
 		}
 	}
 	return n, files, nil
@@ -407,17 +408,28 @@ func (c *ConfigDir) existingFiles(services []reconcile.Service, full bool) (map[
 // ManagedFiles reads the service files in dir that pgsvc wrote for one of
 // clusters (any cluster when clusters is empty), keyed by file name.
 func ManagedFiles(dir string, clusters []string) (map[string][]byte, error) {
+	all, err := cfgFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	names := slices.DeleteFunc(all, isFingerprintFile)
+	return readManaged(dir, names, clusters)
+}
+
+// cfgFiles names the files HAProxy loads from dir (`-f dir`): regular
+// files ending in .cfg, not hidden (pgsvc's temporaries are), sorted.
+func cfgFiles(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read config dir: %w", err)
 	}
 	var names []string
 	for _, e := range entries {
-		if n := e.Name(); e.Type().IsRegular() && !strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".cfg") && !isFingerprintFile(n) {
+		if n := e.Name(); e.Type().IsRegular() && !strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".cfg") {
 			names = append(names, n)
 		}
 	}
-	return readManaged(dir, names, clusters)
+	return names, nil
 }
 
 func readManaged(dir string, names, clusters []string) (map[string][]byte, error) {
@@ -492,18 +504,14 @@ func (c *ConfigDir) check(ctx context.Context, changed map[string][]byte, remove
 		return fmt.Errorf("check config: %w", err)
 	}
 	defer os.RemoveAll(staging)
-	entries, err := os.ReadDir(c.Dir)
+	names, err := cfgFiles(c.Dir)
 	if err != nil {
 		return fmt.Errorf("check config: %w", err)
 	}
 	main := c.mainConfig()
-	for _, e := range entries {
-		n := e.Name()
+	for _, n := range names {
 		path := filepath.Join(c.Dir, n)
-		if !e.Type().IsRegular() || strings.HasPrefix(n, ".") || !strings.HasSuffix(n, ".cfg") || path == main || slices.Contains(removed, n) {
-			continue
-		}
-		if _, ok := changed[n]; ok {
+		if _, ok := changed[n]; ok || path == main || slices.Contains(removed, n) {
 			continue
 		}
 		data, err := os.ReadFile(path)

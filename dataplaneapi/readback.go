@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 )
 
 // client-native's transport ends a reply at a read error or at its own
@@ -91,11 +90,7 @@ func effectMissing(c Command, got SlotState, ok bool) string {
 	case "check-port":
 		shows = strconv.Itoa(got.CheckPort) == c.To
 	case "health":
-		if c.To == "up" {
-			shows = strings.HasPrefix(got.Status, "UP") || got.Status == "DRAIN" || got.Status == "NOLB"
-		} else {
-			shows = !got.Up() || got.Admin == AdminMaint
-		}
+		shows = got.Up() == (c.To == "up") || c.To == "down" && got.Admin == AdminMaint
 	default: // shutdown sessions: nothing to read that a new session could not change
 		shows = true
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -100,4 +101,23 @@ func TestCutServersStateIsAnError(t *testing.T) {
 	full, err := ParseServersState(state)
 	require.NoError(t, err)
 	require.NoError(t, ParseStat(stat, full), "the whole reply is complete")
+}
+
+// A restarted container's worker often has the pid of the one before it
+// (pid 8 every time): a worker is its pid and its start time, read from a
+// whole-second uptime, so readings a second apart are one worker and a
+// restart with the same pid is another.
+func TestWorkerIdentity(t *testing.T) {
+	t0 := time.Now()
+	w := worker{pid: "8", started: t0}
+	assert.True(t, w.same(worker{pid: "8", started: t0.Add(time.Second)}), "uptime rounding")
+	assert.False(t, w.same(worker{pid: "8", started: t0.Add(30 * time.Second)}), "restarted with the same pid")
+	assert.False(t, w.same(worker{pid: "9", started: t0}), "another pid")
+
+	_, sy, _ := socketLab(t)
+	a, err := sy.worker(context.Background())
+	require.NoError(t, err)
+	b, err := sy.worker(context.Background())
+	require.NoError(t, err)
+	assert.True(t, a.same(b), "two readings of a real worker: %+v %+v", a, b)
 }

@@ -82,38 +82,7 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 		}
 		return rep, clusterErrors(refused)
 	}
-	persisted := services
-	if len(refused) > 0 {
-		persisted = nil
-		for _, svc := range services {
-			if refused[svc.Cluster] == nil {
-				persisted = append(persisted, svc)
-			}
-		}
-	}
-	keep := map[string]bool{}
-	for c := range refused {
-		keep[c] = true
-	}
-	opts := persistOptions{full: clusters == nil, dryRun: dryRun, keep: keep,
-		confirm: func(ctx context.Context) error { return s.confirmReload(ctx, pidBefore) },
-		running: func(ctx context.Context) (string, error) {
-			_, env, err := s.Config.Fingerprint()
-			if err != nil {
-				return "", err
-			}
-			return s.Runtime.RunningFingerprint(ctx, env)
-		}}
-	if s.stuck != "" {
-		// Held only while HAProxy runs what it ran after that reload, with
-		// the same files: a restart or an edit is worth a new attempt.
-		if want, got, _, err := s.fingerprintDrift(ctx); err == nil && s.stuck != want+" "+got {
-			s.stuck = ""
-		}
-	}
-	if s.stuck != "" {
-		opts.hold = "after the last reload HAProxy did not run the files in " + s.Config.Dir + " (does it load that directory, -f?)"
-	}
+	persisted, opts := s.persistPlan(ctx, services, clusters == nil, refused, dryRun, pidBefore)
 	res, err := s.Config.persist(ctx, persisted, opts)
 	rep.Written, rep.Removed, rep.Reload, rep.FileChanges = res.Written, res.Removed, res.Reload, res.Diff
 	if err != nil {
@@ -232,6 +201,43 @@ func workerForcing(services []reconcile.Service, accel map[string]reconcile.Acce
 }
 
 func unreachable(err error) error { return &reconcile.UnreachableError{Err: err} }
+
+// persistPlan is what a pass hands to the config dir: the services whose
+// files it writes (a cluster HAProxy refused keeps its files as they are),
+// and how a reload is confirmed, judged or held.
+func (s *Syncer) persistPlan(ctx context.Context, services []reconcile.Service, full bool, refused reconcile.ClusterErrors,
+	dryRun bool, pidBefore string) ([]reconcile.Service, persistOptions) {
+	persisted := services
+	if len(refused) > 0 {
+		persisted = nil
+		for _, svc := range services {
+			if refused[svc.Cluster] == nil {
+				persisted = append(persisted, svc)
+			}
+		}
+	}
+	keep := map[string]bool{}
+	for c := range refused {
+		keep[c] = true
+	}
+	opts := persistOptions{full: full, dryRun: dryRun, keep: keep,
+		confirm: func(ctx context.Context) error { return s.confirmReload(ctx, pidBefore) },
+		running: func(ctx context.Context) (string, error) {
+			_, got, _, err := s.fingerprintDrift(ctx)
+			return got, err
+		}}
+	if s.stuck != "" {
+		// Held only while HAProxy runs what it ran after that reload, with
+		// the same files: a restart or an edit is worth a new attempt.
+		if want, got, _, err := s.fingerprintDrift(ctx); err == nil && s.stuck != want+" "+got {
+			s.stuck = ""
+		}
+	}
+	if s.stuck != "" {
+		opts.hold = "after the last reload HAProxy did not run the files in " + s.Config.Dir + " (does it load that directory, -f?)"
+	}
+	return persisted, opts
+}
 
 // runningReasons adds to the runtime's structural reasons what the
 // fingerprint says: whether HAProxy runs the files. When it does, the
@@ -426,16 +432,8 @@ func (s *Syncer) backend(ctx context.Context, all map[string]BackendState, name 
 }
 
 func (s *Syncer) workerPID(ctx context.Context) (string, error) {
-	out, err := s.Runtime.Execute(ctx, "show info")
-	if err != nil {
-		return "", err
-	}
-	for _, line := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(line, "Pid: "); ok {
-			return strings.TrimSpace(v), nil
-		}
-	}
-	return "", fmt.Errorf("show info: no Pid line")
+	w, err := s.worker(ctx)
+	return w.pid, err
 }
 
 // waitNewWorker waits until the stats socket answers from a new worker: for

@@ -139,7 +139,7 @@ type retry struct {
 func (r *Reconciler) init() {
 	if r.leaders == nil {
 		r.leaders, r.forced, r.retries = map[string]string{}, map[string]forcing{}, map[string]*retry{}
-		r.unreach = newBackoff(100*time.Millisecond, 10*time.Second)
+		r.unreach = newRetryBackoff()
 	}
 }
 
@@ -329,7 +329,7 @@ func (r *Reconciler) schedule(w work, passErr error, refused ClusterErrors, brok
 		// full pass is retried whole on its own backoff, and passes for
 		// new events still run (they carry switchovers).
 		if r.fullRetry == nil {
-			r.fullRetry = &retry{backoff: newBackoff(100*time.Millisecond, 10*time.Second), cause: CauseResync}
+			r.fullRetry = &retry{backoff: newRetryBackoff(), cause: CauseResync}
 		}
 		d := jitter(r.fullRetry.backoff.next())
 		r.fullRetry.at = now.Add(d)
@@ -357,7 +357,7 @@ func (r *Reconciler) schedule(w work, passErr error, refused ClusterErrors, brok
 		case cerr != nil:
 			rt := r.retries[c.Name]
 			if rt == nil {
-				rt = &retry{backoff: newBackoff(100*time.Millisecond, 10*time.Second), cause: w.causes[c.Name]}
+				rt = &retry{backoff: newRetryBackoff(), cause: w.causes[c.Name]}
 				r.retries[c.Name] = rt
 			}
 			d := jitter(rt.backoff.next())
@@ -455,6 +455,9 @@ var ErrNotReady = errors.New("sources not ready: no inventory or no etcd state")
 type backoff struct{ min, max, cur time.Duration }
 
 func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max} }
+
+// newRetryBackoff is the loop's: 100 ms doubling to 10 s.
+func newRetryBackoff() *backoff { return newBackoff(100*time.Millisecond, 10*time.Second) }
 
 func (b *backoff) next() time.Duration {
 	if b.cur == 0 {

@@ -48,8 +48,7 @@ type Metrics struct {
 	mu         sync.Mutex
 	lastSync   time.Time
 	etcdReady  bool
-	invHealthy bool
-	invErr     error            // why the last inventory load was rejected
+	invErr     error            // why the last inventory load was rejected (nil: valid)
 	haproxyErr error            // the last pass failed talking to HAProxy
 	clusterErr map[string]error // clusters whose last pass failed alone
 	services   map[string]bool  // services with member series
@@ -58,7 +57,7 @@ type Metrics struct {
 
 // New registers every metric on a fresh registry.
 func New() *Metrics {
-	m := &Metrics{Registry: prometheus.NewRegistry(), invHealthy: true, services: map[string]bool{}, computed: map[string]bool{},
+	m := &Metrics{Registry: prometheus.NewRegistry(), services: map[string]bool{}, computed: map[string]bool{},
 		clusterErr: map[string]error{}}
 	f := func(c prometheus.Collector) { m.Registry.MustRegister(c) }
 	m.passes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsvc_reconcile_passes_total",
@@ -273,7 +272,7 @@ func (m *Metrics) EtcdError(error) { m.errors.WithLabelValues(SourceEtcd).Inc() 
 // rejected one with its error until a load succeeds.
 func (m *Metrics) Inventory(err error) {
 	m.mu.Lock()
-	m.invHealthy, m.invErr = err == nil, err
+	m.invErr = err
 	m.mu.Unlock()
 	if err != nil {
 		m.errors.WithLabelValues(SourceInventory).Inc()
@@ -292,7 +291,7 @@ func (m *Metrics) Ready() (bool, string) {
 		return false, "not synced yet"
 	case !m.etcdReady:
 		return false, "etcd watch not current"
-	case !m.invHealthy:
+	case m.invErr != nil:
 		return false, "inventory invalid (last good one in force): " + strings.ReplaceAll(m.invErr.Error(), "\n", "; ")
 	case m.haproxyErr != nil:
 		return false, "haproxy: " + m.haproxyErr.Error()
