@@ -57,6 +57,7 @@ bench:
 	$(GO) test -run '^$$' -bench BenchmarkRender -benchmem ./cmd/pgsvc
 	$(GO) test -run '^$$' -bench BenchmarkEventToHAProxy -benchtime 200x ./reconcile
 	$(GO) test -run '^$$' -bench BenchmarkLeaderChange1000 -benchtime 20x ./reconcile
+	$(GO) test -run '^$$' -bench BenchmarkSyncer1000 -benchtime 10x ./reconcile
 
 # Differential check against Pigsty's own template, rendered by Ansible, over
 # random inventories: make pigsty-diff PIGSTY=/path/to/pigsty [ROUNDS=200].

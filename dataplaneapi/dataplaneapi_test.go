@@ -46,7 +46,7 @@ func parsed(t *testing.T) BackendState {
 
 func TestParseState(t *testing.T) {
 	b := parsed(t)
-	assert.Equal(t, SlotState{Name: "pg-test-1", Addr: "127.0.0.11", Port: 6432, CheckPort: 8008, Checked: true, Admin: AdminMaint, UWeight: 100, Status: "MAINT"}, b.Slots["pg-test-1"])
+	assert.Equal(t, SlotState{Name: "pg-test-1", Addr: "127.0.0.11", Port: 6432, CheckPort: 8008, Checked: true, Admin: AdminMaint, UWeight: 100, Status: "MAINT", Op: OpStopped}, b.Slots["pg-test-1"])
 	assert.Equal(t, AdminReady, b.Slots["pg-test-1.b"].Admin, "a `disabled` slot set ready keeps bit 0x04 and takes traffic")
 	assert.True(t, b.Slots["pg-test-1.b"].Backup)
 	assert.Equal(t, AdminDrain, b.Slots["pg-test-2"].Admin)
@@ -121,7 +121,7 @@ func TestPlanService(t *testing.T) {
 
 func TestPlanServiceConvergedIsEmpty(t *testing.T) {
 	b := parsed(t)
-	b.Slots["pg-test-2"] = SlotState{Name: "pg-test-2", Addr: "127.0.0.12", Port: 6432, CheckPort: 8008, Checked: true, UWeight: 100, Status: "UP"}
+	b.Slots["pg-test-2"] = SlotState{Name: "pg-test-2", Addr: "127.0.0.12", Port: 6432, CheckPort: 8008, Checked: true, UWeight: 100, Status: "UP", Op: OpRunning}
 	s3b := b.Slots["pg-test-3.b"]
 	s3b.UWeight = 40
 	b.Slots["pg-test-3.b"] = s3b
@@ -139,11 +139,11 @@ func TestPlanAddressAndAccel(t *testing.T) {
 	for k, v := range b.Slots {
 		v.Admin, v.UWeight = AdminReady, 100
 		if !v.Backup {
-			v.Status = "UP"
+			v.Status, v.Op = "UP", OpRunning
 		}
 		b.Slots[k] = v
 	}
-	b.Slots["pg-test-2"] = SlotState{Name: "pg-test-2", Addr: "127.0.0.12", Port: 6432, CheckPort: 8008, Checked: true, UWeight: 100, Status: "DOWN"}
+	b.Slots["pg-test-2"] = SlotState{Name: "pg-test-2", Addr: "127.0.0.12", Port: 6432, CheckPort: 8008, Checked: true, UWeight: 100, Status: "DOWN", Op: OpStopped}
 	s.Servers[2].Host, s.Servers[2].Port, s.Servers[2].CheckPort = "127.0.0.23", 6433, 8009
 	cmds, err := PlanService(s, b, reconcile.Accel{Down: []string{"pg-test-1"}, Up: "pg-test-2"})
 	require.NoError(t, err)
@@ -174,13 +174,13 @@ func TestPlanAccelFollowsObservedState(t *testing.T) {
 	s := replica(reconcile.Active, reconcile.Active, reconcile.Active)
 	s.Name, s.CheckURI = "pg-test-primary", "/primary"
 	for k, v := range b.Slots {
-		v.Admin, v.UWeight, v.Status = AdminReady, 100, "DOWN"
+		v.Admin, v.UWeight, v.Status, v.Op = AdminReady, 100, "DOWN", OpStopped
 		if v.Backup {
 			v.Admin, v.Status = AdminMaint, "MAINT"
 		}
 		b.Slots[k] = v
 	}
-	b.Slots["pg-test-2"] = SlotState{Name: "pg-test-2", Addr: "127.0.0.12", Port: 6432, CheckPort: 8008, Checked: true, UWeight: 100, Status: "UP"}
+	b.Slots["pg-test-2"] = SlotState{Name: "pg-test-2", Addr: "127.0.0.12", Port: 6432, CheckPort: 8008, Checked: true, UWeight: 100, Status: "UP", Op: OpRunning}
 	down := b.Slots["pg-test-3"]
 	down.Sessions = 2 // DOWN, sessions kept (no on-marked-down shutdown-sessions)
 	b.Slots["pg-test-3"] = down
@@ -248,7 +248,7 @@ func TestPlanAccelDemotedPrimaryLeavesService(t *testing.T) {
 		v.Admin, v.UWeight, v.Status = AdminMaint, 100, "MAINT"
 		b.Slots[k] = v
 	}
-	b.Slots["pg-test-1"] = SlotState{Name: "pg-test-1", Addr: "127.0.0.11", Port: 6432, CheckPort: 8008, Checked: true, UWeight: 100, Admin: AdminReady, Status: "UP"}
+	b.Slots["pg-test-1"] = SlotState{Name: "pg-test-1", Addr: "127.0.0.11", Port: 6432, CheckPort: 8008, Checked: true, UWeight: 100, Admin: AdminReady, Status: "UP", Op: OpRunning}
 	s := replica(reconcile.Out, reconcile.Active, reconcile.Out)
 	s.Name, s.CheckURI = "pg-test-primary", "/primary"
 	cmds, err := PlanService(s, b, reconcile.Accel{Down: []string{"pg-test-1"}, Up: "pg-test-2"})

@@ -15,7 +15,8 @@ import (
 // FuzzParseServersState: any reply is slots or an error (with no slots),
 // every slot named and keyed by its name; and servers rendered from fuzzed
 // values (gen) in HAProxy 2.6's format 1 parse back to exactly those
-// values: address, host name, ports, user weight, checks, admin state.
+// values: address, host name, ports, user weight, checks, admin and
+// operational state, with a status that agrees with Up().
 func FuzzParseServersState(f *testing.F) {
 	f.Fuzz(func(t *testing.T, out string, gen []byte) {
 		slots, err := ParseServersState(out)
@@ -39,7 +40,7 @@ func FuzzParseServersState(f *testing.F) {
 			name := fmt.Sprintf("pg-x-%d%s", i/5, map[bool]string{true: BackupSuffix}[gen[i]&1 == 1])
 			ad := admins[int(gen[i+1])%len(admins)]
 			st := SlotState{Name: name, Addr: fmt.Sprintf("10.%d.%d.%d", gen[i], gen[i+1], gen[i+2]), Port: 1 + int(gen[i+2])*200,
-				CheckPort: int(gen[i+3]) * 100, UWeight: int(gen[i+4]), Admin: ad.want, Checked: gen[i+3]&1 == 1}
+				CheckPort: int(gen[i+3]) * 100, UWeight: int(gen[i+4]), Admin: ad.want, Checked: gen[i+3]&1 == 1, Op: int(gen[i+2]>>1) % 4, Sessions: -1}
 			fqdn := "-"
 			if gen[i+4]&1 == 1 {
 				st.FQDN, fqdn = fmt.Sprintf("db%d.example", i), fmt.Sprintf("db%d.example", i)
@@ -48,8 +49,8 @@ func FuzzParseServersState(f *testing.F) {
 			if st.Checked {
 				check |= chkConfigured
 			}
-			fmt.Fprintf(&b, "3 pg-x-replica %d %s %s 2 %d %d 1 12 6 3 4 %d 0 0 0 %s %d - 0 %d - - 0\n",
-				i/5+1, name, st.Addr, ad.bits, st.UWeight, check, fqdn, st.Port, st.CheckPort)
+			fmt.Fprintf(&b, "3 pg-x-replica %d %s %s %d %d %d 1 12 6 3 4 %d 0 0 0 %s %d - 0 %d - - 0\n",
+				i/5+1, name, st.Addr, st.Op, ad.bits, st.UWeight, check, fqdn, st.Port, st.CheckPort)
 			want[name] = st
 		}
 		got, err := ParseServersState(b.String())
@@ -58,6 +59,15 @@ func FuzzParseServersState(f *testing.F) {
 		}
 		if len(want) == 0 {
 			want = map[string]SlotState{}
+		}
+		for name, s := range got {
+			// The words show stat would print agree with the health pgsvc
+			// acts on: traffic by health exactly when neither MAINT nor DOWN.
+			if s.Up() == (s.Status == "MAINT" || s.Status == "DOWN") {
+				t.Fatalf("%s: Up() is %v with status %q (admin %s, op %d)", name, s.Up(), s.Status, s.Admin, s.Op)
+			}
+			s.Status = ""
+			got[name] = s
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("parsed %+v\nwant   %+v\nfrom\n%s", got, want, b.String())

@@ -19,16 +19,45 @@ type sent struct {
 	cmd     Command
 }
 
-// readBack reads the touched backends again and returns the commands whose
-// effect HAProxy shows, and, per cluster, those whose effect it does not.
-// When a server gets several commands of one kind in a batch (a slot
-// started down, then forced up), the last one is what must show; the
-// earlier ones count with it.
+// readBack reads the touched backends again and judges the batch.
 func (s *Syncer) readBack(ctx context.Context, batch []sent, bulk bool) ([]sent, map[string]error, error) {
-	states, err := s.readBackends(ctx, batch, bulk)
+	lines, parse := readBackPlan(batch, bulk)
+	replies, err := s.Runtime.Batch(ctx, lines)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read back after applying %d commands: %w", len(batch), err)
 	}
+	states, err := parse(replies)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read back after applying %d commands: %w", len(batch), err)
+	}
+	ok, failed := judge(batch, states)
+	return ok, failed, nil
+}
+
+// readBackPlan is what reading a batch's backends back sends (after the
+// batch, on its connection), and how the replies parse: every backend
+// for a bulk pass (all its effects are in `show servers state`), else the
+// touched ones.
+func readBackPlan(batch []sent, bulk bool) ([]string, func([]string) (map[string]BackendState, error)) {
+	if bulk {
+		return []string{serversStateLine}, parseServersState
+	}
+	var names []string
+	seen := map[string]bool{}
+	for _, b := range batch {
+		if !seen[b.cmd.Backend] {
+			seen[b.cmd.Backend] = true
+			names = append(names, b.cmd.Backend)
+		}
+	}
+	return backendLines(names), func(replies []string) (map[string]BackendState, error) { return parseBackends(names, replies) }
+}
+
+// judge returns the commands whose effect HAProxy's states show, and, per
+// cluster, those whose effect they do not. When a server gets several
+// commands of one kind in a batch (a slot started down, then forced up),
+// the last one is what must show; the earlier ones count with it.
+func judge(batch []sent, states map[string]BackendState) ([]sent, map[string]error) {
 	last := map[string]int{}
 	for i, b := range batch {
 		last[b.cmd.Backend+"/"+b.cmd.Server+"/"+b.cmd.Kind] = i
@@ -52,25 +81,7 @@ func (s *Syncer) readBack(ctx context.Context, batch []sent, bulk bool) ([]sent,
 			ok = append(ok, b)
 		}
 	}
-	return ok, failed, nil
-}
-
-func (s *Syncer) readBackends(ctx context.Context, batch []sent, bulk bool) (map[string]BackendState, error) {
-	if bulk {
-		return s.Runtime.AllBackends(ctx)
-	}
-	out := map[string]BackendState{}
-	for _, b := range batch {
-		if _, done := out[b.cmd.Backend]; done {
-			continue
-		}
-		st, err := s.Runtime.Backend(ctx, b.cmd.Backend)
-		if err != nil {
-			return nil, err
-		}
-		out[b.cmd.Backend] = st
-	}
-	return out, nil
+	return ok, failed
 }
 
 // effectMissing says why HAProxy's state does not show a command's effect

@@ -68,43 +68,69 @@ var ErrNoBackend = errors.New("no such backend")
 // Backend reads a backend's servers: admin state, address, ports and user
 // weight from `show servers state`, status and backup flag from `show stat`.
 func (r *Runtime) Backend(ctx context.Context, name string) (BackendState, error) {
-	out, err := r.Execute(ctx, "show servers state "+name)
+	states, err := r.Backends(ctx, []string{name})
 	if err != nil {
 		return BackendState{}, err
 	}
-	if strings.HasPrefix(out, "[") && strings.Contains(out, "Can't find backend") {
+	st, ok := states[name]
+	if !ok {
 		return BackendState{}, fmt.Errorf("haproxy backend %s: %w", name, ErrNoBackend)
 	}
-	slots, err := ParseServersState(out)
-	if err != nil {
-		return BackendState{}, fmt.Errorf("haproxy backend %s: %w", name, err)
-	}
-	stat, err := r.Execute(ctx, "show stat "+name+" 4 -1")
-	if err != nil {
-		return BackendState{}, err
-	}
-	if err := ParseStat(stat, slots); err != nil {
-		return BackendState{}, fmt.Errorf("haproxy backend %s: %w", name, err)
-	}
-	return BackendState{Name: name, Slots: slots}, nil
+	return st, nil
 }
 
-// AllBackends reads every backend in two commands; a full pass over
-// thousands of services then costs two round trips, not two per service.
-func (r *Runtime) AllBackends(ctx context.Context) (map[string]BackendState, error) {
-	out, err := r.Execute(ctx, "show servers state")
+// Backends reads the named backends over one connection (two commands
+// each). A backend HAProxy does not have is absent from the result.
+func (r *Runtime) Backends(ctx context.Context, names []string) (map[string]BackendState, error) {
+	replies, err := r.Batch(ctx, backendLines(names))
 	if err != nil {
 		return nil, err
 	}
-	all, err := ParseAllServersState(out)
+	return parseBackends(names, replies)
+}
+
+// backendLines are the commands that read the named backends.
+func backendLines(names []string) []string {
+	lines := make([]string, 0, 2*len(names))
+	for _, n := range names {
+		lines = append(lines, "show servers state "+n, "show stat "+n+" 4 -1")
+	}
+	return lines
+}
+
+// parseBackends parses the replies to backendLines(names).
+func parseBackends(names, replies []string) (map[string]BackendState, error) {
+	out := make(map[string]BackendState, len(names))
+	for i, name := range names {
+		state, stat := replies[2*i], replies[2*i+1]
+		if strings.HasPrefix(state, "[") && strings.Contains(state, "Can't find backend") {
+			continue
+		}
+		slots, err := ParseServersState(state)
+		if err != nil {
+			return nil, fmt.Errorf("haproxy backend %s: %w", name, err)
+		}
+		if err := ParseStat(stat, slots); err != nil {
+			return nil, fmt.Errorf("haproxy backend %s: %w", name, err)
+		}
+		out[name] = BackendState{Name: name, Slots: slots}
+	}
+	return out, nil
+}
+
+// AllBackends reads every backend in two commands over one connection; a
+// full pass over thousands of services then costs one round trip, not two
+// per service.
+func (r *Runtime) AllBackends(ctx context.Context) (map[string]BackendState, error) {
+	replies, err := r.Batch(ctx, []string{"show servers state", "show stat -1 4 -1"})
+	if err != nil {
+		return nil, err
+	}
+	all, err := ParseAllServersState(replies[0])
 	if err != nil {
 		return nil, fmt.Errorf("haproxy: %w", err)
 	}
-	stat, err := r.Execute(ctx, "show stat -1 4 -1")
-	if err != nil {
-		return nil, err
-	}
-	if err := ParseAllStat(stat, all); err != nil {
+	if err := ParseAllStat(replies[1], all); err != nil {
 		return nil, fmt.Errorf("haproxy: %w", err)
 	}
 	res := make(map[string]BackendState, len(all))
@@ -112,6 +138,56 @@ func (r *Runtime) AllBackends(ctx context.Context) (map[string]BackendState, err
 		res[name] = BackendState{Name: name, Slots: slots}
 	}
 	return res, nil
+}
+
+// ServersState reads every backend's servers from `show servers state`
+// alone: admin and operational state, address, ports, weight and checks,
+// but neither backup flags nor sessions (show stat's: Sessions is -1). A third of the
+// bytes, and a fraction of HAProxy's time, of AllBackends.
+func (r *Runtime) ServersState(ctx context.Context) (map[string]BackendState, error) {
+	replies, err := r.Batch(ctx, []string{serversStateLine})
+	if err != nil {
+		return nil, err
+	}
+	return parseServersState(replies)
+}
+
+const serversStateLine = "show servers state"
+
+// parseServersState parses the reply to serversStateLine.
+func parseServersState(replies []string) (map[string]BackendState, error) {
+	all, err := ParseAllServersState(replies[0])
+	if err != nil {
+		return nil, fmt.Errorf("haproxy: %w", err)
+	}
+	res := make(map[string]BackendState, len(all))
+	for name, slots := range all {
+		res[name] = BackendState{Name: name, Slots: slots}
+	}
+	return res, nil
+}
+
+// ApplyAll sends the commands over one connection, then the reads, and
+// checks each command's reply: errs[i] is command i's refusal (a
+// *RefusedError) or nil; reads holds the reads' replies. A batch that
+// stopped part-way returns the verdicts so far (errs shorter than cmds,
+// reads nil) and a *BatchError: the first command without a reply may or
+// may not have run.
+func (r *Runtime) ApplyAll(ctx context.Context, cmds []Command, reads []string) (errs []error, readReplies []string, err error) {
+	lines := make([]string, len(cmds), len(cmds)+len(reads))
+	for i, c := range cmds {
+		lines[i] = c.Line
+	}
+	replies, err := r.Batch(ctx, append(lines, reads...))
+	n := min(len(replies), len(cmds))
+	errs = make([]error, n)
+	for i, reply := range replies[:n] {
+		errs[i] = CheckReply(cmds[i], reply)
+	}
+	if err != nil {
+		return errs, nil, err
+	}
+	return errs, replies[len(cmds):], nil
 }
 
 // Apply sends one command and checks its reply. HAProxy answers set-server

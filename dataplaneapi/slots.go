@@ -170,9 +170,10 @@ func accelerate(s *reconcile.Service, actual BackendState, accel reconcile.Accel
 			if got.Admin != AdminMaint && got.Up() {
 				downs = append(downs, cmd(s.Name, slot, "health", got.Status, "down", "set server %s/%s health down", s.Name, slot))
 			}
-			if got.Sessions > 0 || got.Admin != AdminMaint && got.Up() {
+			if got.Sessions != 0 || got.Admin != AdminMaint && got.Up() {
 				// A demoted primary's sessions must not keep writing to a
-				// replica, whether its slot stays enabled or drains.
+				// replica, whether its slot stays enabled or drains. Not
+				// read (-1): shut, which is harmless where there are none.
 				shutdowns = append(shutdowns, cmd(s.Name, slot, "shutdown", "sessions", "none", "shutdown sessions server %s/%s", s.Name, slot))
 			}
 		}
@@ -185,7 +186,7 @@ func accelerate(s *reconcile.Service, actual BackendState, accel reconcile.Accel
 		return downs, nil, shutdowns // not in the service, or no checks to override
 	}
 	slot := SlotName(accel.Up, sv.Slot == reconcile.Backup)
-	if actual.Slots[slot].Status != "UP" {
+	if got := actual.Slots[slot]; got.Admin != AdminReady || !got.HealthUp() {
 		up = append(up, cmd(s.Name, slot, "health", actual.Slots[slot].Status, "up", "set server %s/%s health up", s.Name, slot))
 	}
 	return downs, up, shutdowns

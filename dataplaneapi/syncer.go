@@ -22,10 +22,21 @@ type Syncer struct {
 	// stuck holds the files' and HAProxy's fingerprints after a reload that
 	// did not make HAProxy run the files, so it is not repeated for them.
 	stuck string
+	// layout holds the backup flag of every slot of one worker: HAProxy
+	// cannot change it at runtime, so a worker's flags are read once (show
+	// stat: ~8 MB for 32,000 servers, most of a full read's time) and its
+	// later full passes read `show servers state` alone.
+	layout slotLayout
 	// forced holds, per cluster, the worker its primary services were last
 	// forced for (the fact that identifies a worker: its pid and start
 	// time): a new worker gets its forcing once per cluster.
 	forced map[string]worker
+}
+
+// slotLayout is one worker's backup flags, keyed backend/slot.
+type slotLayout struct {
+	w      worker
+	backup map[string]bool
 }
 
 // worker identifies an HAProxy worker: a pid alone is reused by a
@@ -66,7 +77,7 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 		// before its first check.
 		passAccel = workerForcing(services, accel, func(c string) bool { f, ok := s.forced[c]; return ok && f.same(before) })
 	}
-	structural, err := s.runtimePass(ctx, services, passAccel, dryRun, &rep, refused)
+	structural, err := s.runtimePass(ctx, services, passAccel, before, dryRun, &rep, refused)
 	if err != nil {
 		s.forced = nil
 		return rep, unreachable(err)
@@ -127,7 +138,7 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 	if err != nil {
 		return rep, unreachable(fmt.Errorf("after reload: %w", err))
 	}
-	if _, err := s.runtimePass(ctx, services, workerForcing(services, accel, func(string) bool { return false }), false, &rep, refused); err != nil {
+	if _, err := s.runtimePass(ctx, services, workerForcing(services, accel, func(string) bool { return false }), now, false, &rep, refused); err != nil {
 		return rep, unreachable(fmt.Errorf("after reload: %w", err))
 	}
 	s.forced = nil // every cluster's services restarted, not only this pass's
@@ -254,7 +265,7 @@ func (s *Syncer) runningReasons(ctx context.Context, services []reconcile.Servic
 	if drift == "" {
 		s.stuck = ""
 		if len(reasons) > 0 {
-			again, err := s.runtimePass(ctx, services, accel, true, &reconcile.Report{}, reconcile.ClusterErrors{})
+			again, err := s.runtimePass(ctx, services, accel, worker{}, true, &reconcile.Report{}, reconcile.ClusterErrors{})
 			if err != nil {
 				return nil, false, unreachable(err)
 			}
@@ -320,32 +331,30 @@ func clusterErrors(e reconcile.ClusterErrors) error {
 	return e
 }
 
-// runtimePass plans and applies every service; it returns the structural
-// reasons of services the runtime cannot fix. What HAProxy refuses is added
+// runtimePass plans and applies every service against what worker w (zero:
+// unknown) shows; it returns the structural reasons of services the
+// runtime cannot fix. What HAProxy refuses is added
 // to refused under the service's cluster; an error return means HAProxy
 // could not be reached or its reply could not be read.
-func (s *Syncer) runtimePass(ctx context.Context, services []reconcile.Service, accel map[string]reconcile.Accel, dryRun bool, rep *reconcile.Report, refused reconcile.ClusterErrors) (structuralReasons, error) {
+func (s *Syncer) runtimePass(ctx context.Context, services []reconcile.Service, accel map[string]reconcile.Accel, w worker,
+	dryRun bool, rep *reconcile.Report, refused reconcile.ClusterErrors) (structuralReasons, error) {
 	var structural structuralReasons
 	var batch []sent
 	// What HAProxy accepted is reported even when the pass stops part-way
 	// (unverified then: the read-back did not happen).
 	defer func() { report(rep, batch) }()
-	var all map[string]BackendState
-	if len(services) > bulkRead {
-		var err error
-		if all, err = s.Runtime.AllBackends(ctx); err != nil {
-			return nil, err
-		}
+	bulk := len(services) > bulkRead
+	states, err := s.readServices(ctx, services, w, bulk)
+	if err != nil {
+		return nil, err
 	}
+	var planned []sent
 	for i := range services {
 		svc := &services[i]
-		actual, err := s.backend(ctx, all, svc.Name)
-		if errors.Is(err, ErrNoBackend) {
+		actual, ok := states[svc.Name]
+		if !ok {
 			structural = append(structural, structuralReason{svc.Cluster, "haproxy has no backend " + svc.Name})
 			continue
-		}
-		if err != nil {
-			return nil, err
 		}
 		cmds, err := PlanService(svc, actual, accel[svc.Cluster])
 		var se *StructuralError
@@ -358,33 +367,99 @@ func (s *Syncer) runtimePass(ctx context.Context, services []reconcile.Service, 
 			continue
 		}
 		for _, c := range cmds {
-			if !dryRun {
-				err := s.Runtime.Apply(ctx, c)
-				var re *RefusedError
-				if errors.As(err, &re) {
-					addRefusal(refused, svc.Cluster, err)
-					continue
-				}
-				if err != nil {
-					return nil, err
-				}
-			}
-			batch = append(batch, sent{cluster: svc.Cluster, cmd: c})
+			planned = append(planned, sent{cluster: svc.Cluster, cmd: c})
 		}
 	}
-	if !dryRun && len(batch) > 0 {
-		var failed map[string]error
-		var err error
-		var shown []sent
-		if shown, failed, err = s.readBack(ctx, batch, all != nil); err != nil {
-			return nil, err
+	if dryRun {
+		batch = planned
+		return structural, nil
+	}
+	if len(planned) == 0 {
+		return structural, nil
+	}
+	// One connection for the whole pass, in plan order, then the read-back
+	// of what the commands touched. A command HAProxy refused is not
+	// judged; the others count once the read-back shows them.
+	cmds := make([]Command, len(planned))
+	for i, p := range planned {
+		cmds[i] = p.cmd
+	}
+	reads, parse := readBackPlan(planned, bulk)
+	verdicts, replies, err := s.Runtime.ApplyAll(ctx, cmds, reads)
+	var accepted []sent
+	for i, verdict := range verdicts {
+		if verdict != nil {
+			addRefusal(refused, planned[i].cluster, verdict)
+			continue
 		}
-		batch = shown
-		for c, ferr := range failed {
-			addRefusal(refused, c, ferr)
-		}
+		accepted = append(accepted, planned[i])
+	}
+	if err != nil {
+		batch = accepted // unverified: reported as sent
+		return nil, err
+	}
+	after, err := parse(replies)
+	if err != nil {
+		batch = accepted
+		return nil, fmt.Errorf("read back after applying %d commands: %w", len(cmds), err)
+	}
+	shown, failed := judge(accepted, after)
+	batch = shown
+	for c, ferr := range failed {
+		addRefusal(refused, c, ferr)
 	}
 	return structural, nil
+}
+
+// readServices reads the services' backends over one connection: only
+// theirs for a small pass; for a large one every backend, with show stat
+// only once per worker (see layout). Sessions are then unknown (show stat
+// per backend costs HAProxy a scan of every proxy: 1,000 of them took 0.6
+// s), and forcing shuts a demoted member's sessions in both its slots.
+func (s *Syncer) readServices(ctx context.Context, services []reconcile.Service, w worker, bulk bool) (map[string]BackendState, error) {
+	if !bulk {
+		names := make([]string, len(services))
+		for i := range services {
+			names[i] = services[i].Name
+		}
+		return s.Runtime.Backends(ctx, names)
+	}
+	if w.pid == "" || !s.layout.w.same(w) {
+		return s.readAll(ctx, w)
+	}
+	all, err := s.Runtime.ServersState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for be, st := range all {
+		for name, slot := range st.Slots {
+			backup, ok := s.layout.backup[be+"/"+name]
+			if !ok { // a server added at runtime (`add server`)
+				return s.readAll(ctx, w)
+			}
+			slot.Backup = backup
+			st.Slots[name] = slot
+		}
+	}
+	return all, nil
+}
+
+// readAll reads every backend whole and keeps w's backup flags.
+func (s *Syncer) readAll(ctx context.Context, w worker) (map[string]BackendState, error) {
+	all, err := s.Runtime.AllBackends(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if w.pid != "" {
+		l := slotLayout{w: w, backup: map[string]bool{}}
+		for be, st := range all {
+			for name, slot := range st.Slots {
+				l.backup[be+"/"+name] = slot.Backup
+			}
+		}
+		s.layout = l
+	}
+	return all, nil
 }
 
 func report(rep *reconcile.Report, batch []sent) {
@@ -419,17 +494,6 @@ func addRefusal(refused reconcile.ClusterErrors, cluster string, err error) {
 // bulkRead is the number of services above which a pass reads every
 // backend at once instead of one backend at a time.
 const bulkRead = 16
-
-func (s *Syncer) backend(ctx context.Context, all map[string]BackendState, name string) (BackendState, error) {
-	if all == nil {
-		return s.Runtime.Backend(ctx, name)
-	}
-	b, ok := all[name]
-	if !ok {
-		return BackendState{}, fmt.Errorf("haproxy backend %s: %w", name, ErrNoBackend)
-	}
-	return b, nil
-}
 
 func (s *Syncer) workerPID(ctx context.Context) (string, error) {
 	w, err := s.worker(ctx)

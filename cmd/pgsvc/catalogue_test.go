@@ -385,7 +385,7 @@ func catalogue() []badInput {
 		{kind: "stat", name: "no bck column", input: "# pxname,svname,status\npg-test-replica,pg-test-1,UP\n", want: `show stat: no bck column in "# pxname,svname,status"`},
 		{kind: "stat", name: "non-admin socket", input: "Permission denied\n", want: `show stat: no pxname column in "Permission denied"`},
 		{kind: "stat", name: "no pxname column", input: "# svname,status,bck\npg-test-1,UP,0\n", want: `show stat: no pxname column in "# svname,status,bck"`},
-		{kind: "stat", name: "unterminated quote", input: statHeader + "pg-test-replica,\"pg-test-1,0\n", want: `show stat: unexpected reply "` + strings.TrimSpace(statHeader) + `"`},
+		{kind: "stat", name: "unterminated quote", input: statHeader + "pg-test-replica,\"pg-test-1,0\n", want: `show stat: line "pg-test-replica,\"pg-test-1,0": extraneous or missing " in quoted-field`},
 		{kind: "show-proc", name: "empty reply", input: "", want: `show proc: no master line in ""`},
 		{kind: "show-proc", name: "workers but no master", input: "# workers\n31470 worker 0 0d00h00m02s 2.6.12\n", want: `show proc: no master line in "# workers"`},
 		{kind: "show-proc", name: "stats socket instead of master", input: "Unknown command: 'show proc'\n", want: `show proc: no master line in "Unknown command: 'show proc'"`},
