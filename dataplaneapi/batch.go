@@ -68,12 +68,15 @@ func (r *Runtime) Batch(ctx context.Context, lines []string) ([]string, error) {
 		return fail(nil, err)
 	}
 	defer conn.Close()
+	// As client-native's transport, never wait forever on a stuck HAProxy.
+	deadline := time.Now().Add(batchTimeout)
+	if dl, ok := ctx.Deadline(); ok {
+		deadline = dl
+	}
+	_ = conn.SetDeadline(deadline)
 	// A cancelled ctx unblocks the reads and writes below at once.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
 
 	// HAProxy answers while it reads: writing everything before reading
 	// would deadlock once both socket buffers are full.
@@ -115,6 +118,9 @@ func (r *Runtime) Batch(ctx context.Context, lines []string) ([]string, error) {
 	}
 	return replies, nil
 }
+
+// batchTimeout bounds a batch whose context has no deadline.
+const batchTimeout = 30 * time.Second
 
 // maxReply bounds one reply: `show stat` of 32,000 servers is ~8 MB.
 const maxReply = 256 << 20

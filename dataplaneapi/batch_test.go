@@ -1,12 +1,14 @@
 package dataplaneapi
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -71,17 +73,27 @@ func TestBatchCutReplyIsAnError(t *testing.T) {
 	require.NoError(t, err)
 	defer l.Close()
 	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				// Read everything first: closing with unread input resets
+				// the connection, and the client would see that instead.
+				in := bufio.NewScanner(c)
+				for in.Scan() && in.Text() != "quit" {
+				}
+				// prompt, severity-output, one whole reply, then half a dump.
+				_, _ = c.Write([]byte("\n> \n> \n> 1\n# be_id be_name\n5 pg-test-replica 1 pg-test-1"))
+			}()
 		}
-		defer c.Close()
-		// prompt, severity-output, one whole reply, then half a dump.
-		_, _ = c.Write([]byte("\n> \n> \n> 1\n# be_id be_name\n5 pg-test-replica 1 pg-test-1"))
 	}()
-	rt, err := NewRuntime(context.Background(), sock)
-	require.NoError(t, err)
-	replies, err := rt.Batch(context.Background(), []string{"set server b/s weight 1", "show servers state"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rt := &Runtime{socket: sock} // Batch needs no client-native client
+	replies, err := rt.Batch(ctx, []string{"set server b/s weight 1", "show servers state"})
 	var be *BatchError
 	require.ErrorAs(t, err, &be)
 	assert.Equal(t, 1, be.Answered)

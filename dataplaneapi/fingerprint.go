@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 )
@@ -63,24 +64,38 @@ func fingerprintOf(structs map[string]string) string {
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
-func fingerprintFileContent(env, fp string) []byte {
+func fingerprintFileContent(env, fp, stateFile string) []byte {
+	var state string
+	if stateFile != "" {
+		state = "    # written by pgsvc before each reload it makes, emptied after\n" +
+			"    server-state-file " + stateFile + "\n"
+	}
 	return []byte(fmt.Sprintf("# config fingerprint (managed by pgsvc: edits are overwritten)\n"+
 		"# cluster -\n"+
 		"# HAProxy reports it in `show env`; pgsvc compares it with the service files to\n"+
 		"# see whether HAProxy runs what they say.\n"+
-		"global\n    setenv %s %s\n", env, fp))
+		"global\n    setenv %s %s\n%s", env, fp, state))
 }
 
 // WriteFingerprint writes the fingerprint file of the managed service files
-// in dir (of clusters, all when empty), as `pgsvc render --out` leaves them.
-func WriteFingerprint(dir string, clusters []string) error {
-	c := &ConfigDir{Dir: dir, Clusters: clusters}
+// in dir (of clusters, all when empty), declaring stateFile ("": none) as
+// HAProxy's server-state-file, and creates that file empty if it is
+// missing: what `pgsvc render --out` leaves and `pgsvc run` expects.
+func WriteFingerprint(dir string, clusters []string, stateFile string) error {
+	c := &ConfigDir{Dir: dir, Clusters: clusters, StateFile: stateFile}
 	fp, env, err := c.Fingerprint()
 	if err != nil {
 		return err
 	}
+	if stateFile != "" {
+		if _, err := os.Stat(stateFile); os.IsNotExist(err) {
+			if err := c.writeState(nil); err != nil {
+				return err
+			}
+		}
+	}
 	name, _ := fingerprintOwner(clusters)
-	_, err = WriteFiles(dir, map[string][]byte{name: fingerprintFileContent(env, fp)})
+	_, err = WriteFiles(dir, map[string][]byte{name: fingerprintFileContent(env, fp, stateFile)})
 	return err
 }
 

@@ -32,6 +32,16 @@ type ConfigDir struct {
 	// Clusters, when set (--cluster), are the only clusters whose files this
 	// pgsvc owns: a full pass never removes another cluster's file.
 	Clusters []string
+	// StateFile, when set (an absolute path), is HAProxy's global
+	// server-state-file, declared in the fingerprint file. Before each
+	// reload pgsvc makes it holds `show servers state`, so the new worker
+	// starts every server with the old one's health instead of every
+	// enabled slot UP until its first check (in a primary service, that
+	// routes new sessions to replicas); once the new worker answers it is
+	// emptied again, so a later reload or restart by anyone else does not
+	// load stale health.
+	StateFile  string
+	stateReady bool // StateFile exists and holds no state from before this process
 
 	// structs mirrors the structure (hash) of each owned service file on
 	// disk: read whole on a full pass (or at first use), kept in step with
@@ -98,6 +108,8 @@ type persistOptions struct {
 	// hold, when set, says why no reload may be sent: files are written,
 	// a structural change is an error.
 	hold string
+	// state, when set, reads the running servers' state for StateFile.
+	state func(context.Context) (string, error)
 }
 
 func (c *ConfigDir) persist(ctx context.Context, services []reconcile.Service, o persistOptions) (PersistResult, error) {
@@ -184,6 +196,9 @@ func (c *ConfigDir) persist(ctx context.Context, services []reconcile.Service, o
 	if dryRun || !res.Changed() {
 		return res, nil
 	}
+	if err := c.prepareStateFile(); err != nil {
+		return res, err
+	}
 	if needCheck {
 		if err := c.check(ctx, changed, res.Removed); err != nil {
 			return res, err
@@ -213,10 +228,7 @@ func (c *ConfigDir) persist(ctx context.Context, services []reconcile.Service, o
 	if c.Reloader == nil {
 		return res, fmt.Errorf("config changed structurally (%s) and no reload is configured", strings.Join(res.Reload, "; "))
 	}
-	err = c.reload(ctx)
-	if err == nil && o.confirm != nil {
-		err = o.confirm(ctx)
-	}
+	err = c.reload(ctx, o.state, o.confirm)
 	if err != nil {
 		err = fmt.Errorf("reload haproxy for %s: %w", strings.Join(res.Reload, "; "), err)
 		if o.running != nil {
@@ -244,8 +256,10 @@ const maxEnvString = 32 * 4096
 // 2.6's master exports every config path, joined, in HAPROXY_CFGFILES
 // when it re-executes itself, and past Linux's limit for one environment
 // string the exec fails and the master exits ("Argument list too long",
-// then no HAProxy at all), although `haproxy -c` passes.
-func (c *ConfigDir) reload(ctx context.Context) error {
+// then no HAProxy at all), although `haproxy -c` passes. With a StateFile,
+// state (when set) is saved there first, and confirm (when set) waits for
+// the new worker; the file is emptied again either way.
+func (c *ConfigDir) reload(ctx context.Context, state func(context.Context) (string, error), confirm func(context.Context) error) (err error) {
 	n, files, err := c.cfgFilesLen()
 	if err != nil {
 		return err
@@ -254,7 +268,75 @@ func (c *ConfigDir) reload(ctx context.Context) error {
 		return fmt.Errorf("reload refused: HAProxy would export %d config paths in HAPROXY_CFGFILES (%d bytes), past Linux's %d-byte limit for one environment string; its master would fail to re-execute and exit. Fewer files in %s (or a shorter path to it) are needed",
 			files, n, maxEnvString, c.Dir)
 	}
-	return c.Reloader.Reload(ctx)
+	if c.StateFile != "" && state != nil {
+		dump, err := state(ctx)
+		if err != nil {
+			return fmt.Errorf("save server state to %s before the reload: %w", c.StateFile, err)
+		}
+		if err := c.writeState([]byte(dump)); err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := c.writeState(nil); cerr != nil && err == nil {
+				err = cerr
+			}
+		}()
+	}
+	if err = c.Reloader.Reload(ctx); err == nil && confirm != nil {
+		err = confirm(ctx)
+	}
+	return err
+}
+
+// DefaultStateFile names the server-state file in the config dir (not a
+// .cfg: HAProxy does not load it as config).
+const DefaultStateFile = "pgsvc-server-state"
+
+// StateFilePath is the absolute server-state-file path for a setting ("":
+// the default; "none": off) of the pgsvc owning clusters (all when
+// empty) of dir. HAProxy has one global server-state-file: pgsvc
+// instances sharing an HAProxy with --cluster get none unless told.
+func StateFilePath(dir, setting string, owned []string) (string, error) {
+	path := setting
+	switch {
+	case path == "none":
+		return "", nil
+	case path == "" && len(owned) > 0:
+		return "", nil
+	case path == "":
+		path = filepath.Join(dir, DefaultStateFile)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("server state file %q: %w", path, err)
+	}
+	if d, _ := filepath.Abs(dir); strings.HasSuffix(abs, ".cfg") && filepath.Dir(abs) == d {
+		return "", fmt.Errorf("server state file %q: HAProxy would load it from %s as config; name it without .cfg", path, dir)
+	}
+	return abs, nil
+}
+
+// writeState replaces StateFile's content atomically (empty: no state).
+func (c *ConfigDir) writeState(data []byte) error {
+	if _, err := WriteFiles(filepath.Dir(c.StateFile), map[string][]byte{filepath.Base(c.StateFile): data}); err != nil {
+		return fmt.Errorf("server state file %s: %w", c.StateFile, err)
+	}
+	return nil
+}
+
+// prepareStateFile makes StateFile exist, and empties what an earlier pgsvc
+// may have left there (killed between saving state and reloading): HAProxy
+// then notes an empty file instead of warning about a missing one, and
+// never loads health older than this process.
+func (c *ConfigDir) prepareStateFile() error {
+	if c.StateFile == "" || c.stateReady {
+		return nil
+	}
+	if err := c.writeState(nil); err != nil {
+		return err
+	}
+	c.stateReady = true
+	return nil
 }
 
 // cfgFilesLen is the length of HAPROXY_CFGFILES for the main config and
@@ -369,7 +451,7 @@ func (c *ConfigDir) fingerprint() string {
 // (nil data when it is already on disk) and what the file held.
 func (c *ConfigDir) fingerprintChange(fp string) (name string, data, old []byte, err error) {
 	name, env := fingerprintOwner(c.Clusters)
-	want := fingerprintFileContent(env, fp)
+	want := fingerprintFileContent(env, fp, c.StateFile)
 	old, err = os.ReadFile(filepath.Join(c.Dir, name))
 	switch {
 	case os.IsNotExist(err):

@@ -42,6 +42,10 @@ func RenderService(w io.Writer, s *reconcile.Service) error {
 	b.WriteString("    mode tcp\n")
 	fmt.Fprintf(&b, "    maxconn %d\n", s.Maxconn)
 	fmt.Fprintf(&b, "    balance %s\n", s.Balance)
+	// After a reload the new worker takes each server's health from the
+	// global server-state-file pgsvc writes before reloading (nothing when
+	// there is none): replicas stay down in a primary service.
+	b.WriteString("    load-server-state-from-file global\n")
 	if s.HTTPCheck {
 		b.WriteString("    option httpchk\n")
 		b.WriteString("    option http-keep-alive\n")

@@ -2,6 +2,8 @@ package dataplaneapi
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +30,7 @@ func socketLab(t *testing.T) (*local.HAProxy, *Syncer, *reconcile.Service) {
 	require.NoError(t, err)
 	_, err = WriteFiles(hap.ConfDir, files)
 	require.NoError(t, err)
-	require.NoError(t, WriteFingerprint(hap.ConfDir, nil))
+	require.NoError(t, WriteFingerprint(hap.ConfDir, nil, ""))
 	hap.Start()
 	rt, err := NewRuntime(context.Background(), hap.StatsSocket)
 	require.NoError(t, err)
@@ -120,4 +122,78 @@ func TestWorkerIdentity(t *testing.T) {
 	b, err := sy.worker(context.Background())
 	require.NoError(t, err)
 	assert.True(t, a.same(b), "two readings of a real worker: %+v %+v", a, b)
+}
+
+// After a reload pgsvc makes, the new worker keeps the old one's health:
+// non-leaders forced down in a primary service stay down, where without
+// the server-state file the new worker starts every enabled slot UP until
+// its checks run. HAProxy runs a new worker's first check of its first
+// server at once and spreads the others over inter (60s here): the first
+// member is left out (its closed check port takes it down either way),
+// pg-test-3 leads and pg-test-2 shows what the new worker started with.
+// No Patroni
+// facts are given to the second pass, so pgsvc's own forcing after the
+// reload does not hide what the new worker started with.
+func TestReloadKeepsHealthThroughStateFile(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		stateFile bool
+		wantDown  bool
+	}{
+		{"with the server-state file", true, true},
+		{"without it (HAProxy's default)", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hap := local.NewHAProxy(t)
+			s := replica(reconcile.Active, reconcile.Active, reconcile.Active)
+			s.Name, s.CheckURI = "pg-test-primary", "/primary"
+			s.IP, s.Port, s.Maxconn, s.Balance, s.Options = "127.0.0.1", local.FreePort(t, "127.0.0.1"), 100, "roundrobin", "inter 60s fall 3 rise 1"
+			for i := range s.Servers {
+				s.Servers[i].Host, s.Servers[i].Port, s.Servers[i].CheckPort = "127.0.0.1", local.FreePort(t, "127.0.0.1"), local.FreePort(t, "127.0.0.1")
+			}
+			var state string
+			if tc.stateFile {
+				state = filepath.Join(hap.ConfDir, DefaultStateFile)
+			}
+			files, err := Files(&reconcile.Desired{Services: []reconcile.Service{*s}})
+			require.NoError(t, err)
+			_, err = WriteFiles(hap.ConfDir, files)
+			require.NoError(t, err)
+			require.NoError(t, WriteFingerprint(hap.ConfDir, nil, state))
+			hap.Start()
+			ctx := context.Background()
+			rt, err := NewRuntime(ctx, hap.StatsSocket)
+			require.NoError(t, err)
+			sy := &Syncer{Runtime: rt, Config: &ConfigDir{Dir: hap.ConfDir, MainConfig: hap.GlobalConfig, StateFile: state,
+				Reloader: &MasterReloader{Socket: hap.MasterSocket, Timeout: 10 * time.Second}}}
+
+			lead := map[string]reconcile.Accel{"pg-test": {Leader: "pg-test-3"}}
+			_, err = sy.Apply(ctx, []reconcile.Service{*s}, nil, lead, false)
+			require.NoError(t, err)
+			b, err := rt.Backend(ctx, s.Name)
+			require.NoError(t, err)
+			require.False(t, b.Slots["pg-test-2"].Up(), "a new worker's non-leaders are forced down")
+			before, err := sy.worker(ctx)
+			require.NoError(t, err)
+
+			added := *s
+			added.Name, added.Port = "pg-test-primary2", local.FreePort(t, "127.0.0.1")
+			rep, err := sy.Apply(ctx, []reconcile.Service{*s, added}, nil, nil, false)
+			require.NoError(t, err)
+			require.True(t, rep.Reloaded, "a service added is a reload")
+			after, err := sy.worker(ctx)
+			require.NoError(t, err)
+			require.NotEqual(t, before.pid, after.pid)
+
+			b, err = rt.Backend(ctx, s.Name)
+			require.NoError(t, err)
+			assert.True(t, b.Slots["pg-test-3"].Up(), "the leader: %+v", b.Slots["pg-test-3"])
+			assert.Equal(t, tc.wantDown, !b.Slots["pg-test-2"].Up(), "a non-leader in the new worker: %+v", b.Slots["pg-test-2"])
+			if tc.stateFile {
+				data, err := os.ReadFile(state)
+				require.NoError(t, err)
+				assert.Empty(t, data, "emptied once the new worker runs: a later reload by anyone loads no stale health")
+			}
+		})
+	}
 }

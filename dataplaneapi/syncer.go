@@ -118,10 +118,10 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 			if opts.hold != "" && !drifted {
 				return rep, fmt.Errorf("haproxy needs a reload (%s); reloads held: %s", strings.Join(reasons, "; "), opts.hold)
 			}
-			err := s.Config.reload(ctx)
-			if err == nil {
-				err = s.confirmReload(ctx, pidBefore)
+			if err := s.Config.prepareStateFile(); err != nil {
+				return rep, err
 			}
+			err := s.Config.reload(ctx, s.serversState, func(ctx context.Context) error { return s.confirmReload(ctx, pidBefore) })
 			if err != nil {
 				return rep, fmt.Errorf("reload haproxy for %s: %w", strings.Join(reasons, "; "), err)
 			}
@@ -144,6 +144,19 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 	s.forced = nil // every cluster's services restarted, not only this pass's
 	s.recordForced(services, now)
 	return rep, clusterErrors(refused)
+}
+
+// serversState is the running servers' state as HAProxy writes its
+// server-state-file: the whole `show servers state` reply.
+func (s *Syncer) serversState(ctx context.Context) (string, error) {
+	replies, err := s.Runtime.Batch(ctx, []string{serversStateLine})
+	if err != nil {
+		return "", err
+	}
+	if _, err := ParseAllServersState(replies[0]); err != nil {
+		return "", err
+	}
+	return replies[0], nil
 }
 
 // recordForced notes that the services' clusters were forced for w.
@@ -231,7 +244,7 @@ func (s *Syncer) persistPlan(ctx context.Context, services []reconcile.Service, 
 	for c := range refused {
 		keep[c] = true
 	}
-	opts := persistOptions{full: full, dryRun: dryRun, keep: keep,
+	opts := persistOptions{full: full, dryRun: dryRun, keep: keep, state: s.serversState,
 		confirm: func(ctx context.Context) error { return s.confirmReload(ctx, pidBefore) },
 		running: func(ctx context.Context) (string, error) {
 			_, got, _, err := s.fingerprintDrift(ctx)

@@ -114,7 +114,7 @@ func serveFleet(b *testing.B, n int) (*local.HAProxy, *selector.Model) {
 	require.NoError(b, err)
 	_, err = dataplaneapi.WriteFiles(hap.ConfDir, files)
 	require.NoError(b, err)
-	require.NoError(b, dataplaneapi.WriteFingerprint(hap.ConfDir, nil))
+	require.NoError(b, dataplaneapi.WriteFingerprint(hap.ConfDir, nil, ""))
 	hap.Single = true // see local.HAProxy.Single: 4,000 files break 2.6's master re-exec
 	hap.Start()
 	return hap, m

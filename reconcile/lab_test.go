@@ -129,7 +129,7 @@ func (l *lab) renderInitialConfig() {
 	require.NoError(l.t, err)
 	_, err = dataplaneapi.WriteFiles(l.hap.ConfDir, files)
 	require.NoError(l.t, err)
-	require.NoError(l.t, dataplaneapi.WriteFingerprint(l.hap.ConfDir, nil), "as `pgsvc render --out` does")
+	require.NoError(l.t, dataplaneapi.WriteFingerprint(l.hap.ConfDir, nil, ""), "as `pgsvc render --out` does")
 }
 
 // start runs the daemon: etcd source, inventory source, reconciler.

@@ -39,6 +39,7 @@ type daemonConfig struct {
 	MainConfig     string        `yaml:"haproxy_config"`
 	Reload         string        `yaml:"haproxy_reload"`
 	HAProxyBin     string        `yaml:"haproxy_bin"`
+	StateFile      string        `yaml:"haproxy_server_state_file"`
 	Resync         time.Duration `yaml:"resync"`
 	LogFormat      string        `yaml:"log_format"`
 	LogLevel       string        `yaml:"log_level"`
@@ -81,6 +82,7 @@ func (c *daemonConfig) register(fs *flag.FlagSet) *string {
 	fs.StringVar(&c.MainConfig, "haproxy-config", c.MainConfig, "global/defaults `file` checked with the service files (default: <conf-dir>/haproxy.cfg if present)")
 	fs.StringVar(&c.Reload, "haproxy-reload", c.Reload, "how to reload for structural changes: master:SOCKET, signal:PIDFILE or a command (e.g. 'systemctl reload haproxy')")
 	fs.StringVar(&c.HAProxyBin, "haproxy-bin", c.HAProxyBin, "haproxy `binary` for config checks")
+	fs.StringVar(&c.StateFile, "haproxy-server-state-file", c.StateFile, "HAProxy's server-state-file `path`, written before each reload pgsvc makes so the new worker keeps the old one's health (default: <conf-dir>/pgsvc-server-state without --cluster; none: off)")
 	fs.DurationVar(&c.Resync, "resync", c.Resync, "full check of HAProxy against the desired state every `interval` (0: never)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
@@ -208,9 +210,13 @@ func (c *daemonConfig) syncer(ctx context.Context) (*dataplaneapi.Syncer, error)
 	if err != nil {
 		return nil, err
 	}
+	state, err := dataplaneapi.StateFilePath(c.ConfDir, c.StateFile, c.Clusters)
+	if err != nil {
+		return nil, err
+	}
 	return &dataplaneapi.Syncer{Runtime: rt,
 		Config: &dataplaneapi.ConfigDir{Dir: c.ConfDir, MainConfig: c.MainConfig, HAProxy: c.HAProxyBin, Reloader: r,
-			Clusters: c.Clusters}}, nil
+			Clusters: c.Clusters, StateFile: state}}, nil
 }
 
 var (

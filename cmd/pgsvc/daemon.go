@@ -136,7 +136,7 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 	goRun(src.Run)
 	goRun(inv.Run)
 	goRun(func(ctx context.Context, in *reconcile.Inputs) error {
-		syncer.WatchWorker(ctx, 2*time.Second, func() {
+		syncer.WatchWorker(ctx, 250*time.Millisecond, func() {
 			log.Info("haproxy worker changed, verifying every service")
 			in.MarkAll(reconcile.CauseHAProxy)
 		})

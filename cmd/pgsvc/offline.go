@@ -84,9 +84,10 @@ func (m *modelFlags) liveFromFile(path string, clusters []*selector.Cluster) (re
 
 func runRender(_ context.Context, args []string, out, errOut io.Writer) error {
 	var mf modelFlags
-	var state, dir string
+	var state, dir, stateFile string
 	fs := newFlags("render", "render --inventory FILE [--node HOST] [--cluster NAME]... [--state FILE] [--out DIR]", errOut)
 	mf.register(fs)
+	fs.StringVar(&stateFile, "haproxy-server-state-file", "", "with --out: the server-state-file `path` the fingerprint file declares, as `pgsvc run` does (default: <out>/pgsvc-server-state without --cluster; none: off)")
 	fs.StringVar(&state, "state", "", "Patroni state `file` (etcdctl get --prefix <namespace> -w json) to render the live view")
 	fs.StringVar(&dir, "out", "", "write one <cluster>-<service>.cfg per service into `dir` instead of stdout")
 	if err := parse(fs, args); err != nil {
@@ -117,7 +118,11 @@ func runRender(_ context.Context, args []string, out, errOut io.Writer) error {
 		_, err := out.Write(b.Bytes())
 		return err
 	}
-	return renderDir(dir, clusters, mf.clusters, &desired, errOut)
+	statePath, err := dataplaneapi.StateFilePath(dir, stateFile, mf.clusters)
+	if err != nil {
+		return err
+	}
+	return renderDir(dir, clusters, mf.clusters, statePath, &desired, errOut)
 }
 
 // checkDir fails in one line when --out is not a directory: writing each
@@ -143,7 +148,7 @@ func checkDir(dir string) error {
 // are installed all together, then the stale ones removed.
 // owned names the --cluster clusters (none: every cluster), whose
 // fingerprint `pgsvc run --cluster` with the same clusters compares.
-func renderDir(dir string, clusters []*selector.Cluster, owned []string, desired *reconcile.Desired, errOut io.Writer) error {
+func renderDir(dir string, clusters []*selector.Cluster, owned []string, stateFile string, desired *reconcile.Desired, errOut io.Writer) error {
 	files, err := dataplaneapi.Files(desired)
 	if err != nil {
 		return err
@@ -168,7 +173,7 @@ func renderDir(dir string, clusters []*selector.Cluster, owned []string, desired
 	// The fingerprint of what is now in dir, which `pgsvc run` compares
 	// with what HAProxy loaded (a restart or reload from these files
 	// matches it; anything else is reloaded).
-	if err := dataplaneapi.WriteFingerprint(dir, owned); err != nil {
+	if err := dataplaneapi.WriteFingerprint(dir, owned, stateFile); err != nil {
 		return fmt.Errorf("service files written: %w", err)
 	}
 	fmt.Fprintf(errOut, "%d service files in %s, %d written, %d unchanged, %d removed\n",
