@@ -28,8 +28,8 @@ const cliPrompt = "\n> "
 var batchPreamble = []string{"prompt", "set severity-output number"}
 
 // BatchError is a batch that stopped part-way: the first Answered lines
-// were sent and answered; whether HAProxy ran the next one is unknown (it
-// may have, with its reply lost), and the ones after it were not run.
+// were answered; whether HAProxy ran the others is unknown (they were
+// sent, and may have run with their replies lost).
 type BatchError struct {
 	Socket   string
 	Answered int
@@ -39,8 +39,8 @@ type BatchError struct {
 
 func (e *BatchError) Error() string {
 	if e.Answered < len(e.Lines) {
-		return fmt.Sprintf("haproxy socket %s: reply %d of %d (%q) not received, so whether HAProxy ran it is unknown: %v",
-			e.Socket, e.Answered+1, len(e.Lines), e.Lines[e.Answered], e.Err)
+		return fmt.Sprintf("haproxy socket %s: reply %d of %d (%q) not received, so whether HAProxy ran it and the %d after it is unknown: %v",
+			e.Socket, e.Answered+1, len(e.Lines), e.Lines[e.Answered], len(e.Lines)-e.Answered-1, e.Err)
 	}
 	return fmt.Sprintf("haproxy socket %s: %v", e.Socket, e.Err)
 }

@@ -61,7 +61,7 @@ func TestBatchCancelledSaysWhatIsUnknown(t *testing.T) {
 	require.ErrorAs(t, err, &be)
 	assert.Equal(t, 0, be.Answered)
 	assert.ErrorIs(t, err, context.Canceled)
-	assert.Contains(t, err.Error(), `reply 1 of 1 ("set server pg-test-replica/pg-test-2 weight 42") not received, so whether HAProxy ran it is unknown`)
+	assert.Contains(t, err.Error(), `reply 1 of 1 ("set server pg-test-replica/pg-test-2 weight 42") not received, so whether HAProxy ran it and the 0 after it is unknown`)
 }
 
 // A reply that ends without the prompt (the connection closed mid-dump)

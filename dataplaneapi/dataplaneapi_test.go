@@ -527,7 +527,7 @@ func TestPlanAccelLeavesUncheckedServersAlone(t *testing.T) {
 		s.Servers[i].CheckPort = 0
 	}
 	for k, v := range b.Slots {
-		v.Admin, v.UWeight, v.Status, v.Checked, v.CheckPort = AdminReady, 100, "no check", false, 0
+		v.Admin, v.UWeight, v.Status, v.Checked, v.CheckPort, v.Op = AdminReady, 100, "no check", false, 0, OpRunning
 		if v.Backup {
 			v.Admin, v.Status = AdminMaint, "MAINT"
 		}
@@ -536,4 +536,42 @@ func TestPlanAccelLeavesUncheckedServersAlone(t *testing.T) {
 	cmds, err := PlanService(s, b, reconcile.Accel{Down: []string{"pg-test-1", "pg-test-3"}, Up: "pg-test-2"})
 	require.NoError(t, err)
 	assert.Empty(t, lines(cmds))
+}
+
+// A server without checks that HAProxy shows stopped (a server-state file
+// taken while it was checked and down, a health forced down by hand) is
+// brought up: no check ever will.
+func TestPlanUncheckedStoppedSlotComesUp(t *testing.T) {
+	b := parsed(t)
+	s := replica(reconcile.Backup, reconcile.Active, reconcile.Active)
+	for i := range s.Servers {
+		s.Servers[i].CheckPort = 0
+	}
+	s.Servers[2].Weight = 40
+	for k, v := range b.Slots {
+		v.Checked = false
+		b.Slots[k] = v
+	}
+	s3 := b.Slots["pg-test-3"]
+	s3.Op, s3.Status = OpStopped, "DOWN"
+	b.Slots["pg-test-3"] = s3
+	s3b := b.Slots["pg-test-3.b"]
+	s3b.UWeight = 40
+	b.Slots["pg-test-3.b"] = s3b
+	b.Slots["pg-test-2"] = SlotState{Name: "pg-test-2", Addr: "127.0.0.12", Port: 6432, CheckPort: 8008, UWeight: 100, Status: "no check", Op: OpRunning}
+	cmds, err := PlanService(s, b, reconcile.Accel{})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"set server pg-test-replica/pg-test-3 health up"}, lines(cmds))
+}
+
+// The saved state leaves out the address of servers configured by name:
+// the new worker resolves the name again instead of keeping the old IP.
+func TestStateWithoutNamedAddrs(t *testing.T) {
+	dump := "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state\n" +
+		"5 b 1 s1 10.0.0.1 2 0 100 100 0 1 0 3 6 0 0 0 db1.example 6432 - 0 8008 - - 8008\n" +
+		"5 b 2 s2 10.0.0.2 0 0 100 100 0 1 0 3 6 0 0 0 - 6432 - 0 8008 - - 8008\n"
+	got := stateWithoutNamedAddrs(dump)
+	assert.Equal(t, "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state\n"+
+		"5 b 1 s1 - 2 0 100 100 0 1 0 3 6 0 0 0 db1.example 6432 - 0 8008 - - 8008\n"+
+		"5 b 2 s2 10.0.0.2 0 0 100 100 0 1 0 3 6 0 0 0 - 6432 - 0 8008 - - 8008\n", got)
 }

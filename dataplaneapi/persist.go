@@ -269,9 +269,9 @@ func (c *ConfigDir) reload(ctx context.Context, state func(context.Context) (str
 			files, n, maxEnvString, c.Dir)
 	}
 	if c.StateFile != "" && state != nil {
-		dump, err := state(ctx)
-		if err != nil {
-			return fmt.Errorf("save server state to %s before the reload: %w", c.StateFile, err)
+		dump, serr := state(ctx)
+		if serr != nil {
+			return fmt.Errorf("save server state to %s before the reload: %w", c.StateFile, serr)
 		}
 		if err := c.writeState([]byte(dump)); err != nil {
 			return err

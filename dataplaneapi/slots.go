@@ -79,6 +79,11 @@ func PlanService(s *reconcile.Service, actual BackendState, accel reconcile.Acce
 			case kind != want && got.Admin == AdminReady:
 				off = append(off, cmd(s.Name, name, "state", "ready", "drain", "set server %s/%s state drain", s.Name, name))
 			}
+			if kind == want && !got.Checked && got.Op == OpStopped {
+				// No checks will ever bring it up (a health forced down, or
+				// restored from a server-state file taken while checked).
+				on = append(on, cmd(s.Name, name, "health", got.Status, "up", "set server %s/%s health up", s.Name, name))
+			}
 		}
 	}
 	var downs, up, shutdowns []Command

@@ -63,6 +63,13 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 	refused := reconcile.ClusterErrors{}
 	var before worker
 	var err error
+	if !dryRun && s.Config != nil {
+		// What an earlier pgsvc, killed between saving state and
+		// reloading, may have left must not reach a later restart.
+		if err := s.Config.prepareStateFile(); err != nil {
+			return rep, err
+		}
+	}
 	if !dryRun {
 		if before, err = s.worker(ctx); err != nil {
 			s.forced = nil // whatever answers next is a worker to force for
@@ -146,8 +153,11 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 	return rep, clusterErrors(refused)
 }
 
-// serversState is the running servers' state as HAProxy writes its
-// server-state-file: the whole `show servers state` reply.
+// serversState is the running servers' state as HAProxy reads a
+// server-state-file: the `show servers state` reply, with the address of
+// servers configured by DNS name left out ("-"): a new worker would take
+// it over a fresh resolution of the name (init-addr last), keeping an old
+// host's address after the name changed.
 func (s *Syncer) serversState(ctx context.Context) (string, error) {
 	replies, err := s.Runtime.Batch(ctx, []string{serversStateLine})
 	if err != nil {
@@ -156,7 +166,22 @@ func (s *Syncer) serversState(ctx context.Context) (string, error) {
 	if _, err := ParseAllServersState(replies[0]); err != nil {
 		return "", err
 	}
-	return replies[0], nil
+	return stateWithoutNamedAddrs(replies[0]), nil
+}
+
+// stateWithoutNamedAddrs replaces srv_addr by "-" on the lines of servers
+// with an srv_fqdn.
+func stateWithoutNamedAddrs(dump string) string {
+	lines := strings.SplitAfter(dump, "\n")
+	for i, line := range lines {
+		f := strings.Fields(line)
+		if len(f) < 22 || strings.HasPrefix(f[0], "#") || f[17] == "-" {
+			continue
+		}
+		f[4] = "-"
+		lines[i] = strings.Join(f, " ") + "\n"
+	}
+	return strings.Join(lines, "")
 }
 
 // recordForced notes that the services' clusters were forced for w.
@@ -551,7 +576,9 @@ func (s *Syncer) WatchWorker(ctx context.Context, every time.Duration, changed f
 			return
 		case <-t.C:
 		}
-		probeCtx, cancel := context.WithTimeout(ctx, every)
+		// A busy HAProxy (a full dump in flight) may take longer than a
+		// tick to answer: a timeout is not a new worker.
+		probeCtx, cancel := context.WithTimeout(ctx, max(every, 2*time.Second))
 		pid, err := s.workerPID(probeCtx)
 		cancel()
 		if err != nil {
