@@ -200,6 +200,11 @@ func (s *Syncer) worker(ctx context.Context) (worker, error) {
 	if err != nil {
 		return worker{}, err
 	}
+	return parseWorker(out)
+}
+
+// parseWorker reads the worker from a `show info` reply.
+func parseWorker(out string) (worker, error) {
 	var w worker
 	var uptime int
 	for _, line := range strings.Split(out, "\n") {
@@ -465,7 +470,17 @@ func (s *Syncer) readServices(ctx context.Context, services []reconcile.Service,
 	if w.pid == "" || !s.layout.w.same(w) {
 		return s.readAll(ctx, w)
 	}
-	all, err := s.Runtime.ServersState(ctx)
+	// The dump and the worker it came from, on one connection: a reload
+	// between the pass's first reading and this one is a new worker, whose
+	// backup flags are read whole.
+	replies, err := s.Runtime.Batch(ctx, []string{"show info", serversStateLine})
+	if err != nil {
+		return nil, err
+	}
+	if now, err := parseWorker(replies[0]); err != nil || !now.same(w) {
+		return s.readAll(ctx, worker{})
+	}
+	all, err := parseServersState(replies[1:])
 	if err != nil {
 		return nil, err
 	}
