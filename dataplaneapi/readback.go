@@ -1,7 +1,6 @@
 package dataplaneapi
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -17,21 +16,6 @@ import (
 type sent struct {
 	cluster string
 	cmd     Command
-}
-
-// readBack reads the touched backends again and judges the batch.
-func (s *Syncer) readBack(ctx context.Context, batch []sent, bulk bool) ([]sent, map[string]error, error) {
-	lines, parse := readBackPlan(batch, bulk)
-	replies, err := s.Runtime.Batch(ctx, lines)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read back after applying %d commands: %w", len(batch), err)
-	}
-	states, err := parse(replies)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read back after applying %d commands: %w", len(batch), err)
-	}
-	ok, failed := judge(batch, states)
-	return ok, failed, nil
 }
 
 // readBackPlan is what reading a batch's backends back sends (after the

@@ -190,17 +190,6 @@ func (r *Runtime) ApplyAll(ctx context.Context, cmds []Command, reads []string) 
 	return errs, replies[len(cmds):], nil
 }
 
-// Apply sends one command and checks its reply. HAProxy answers set-server
-// commands with nothing on success; a `[N]:` reply is a failure, except the
-// `[4]:` notice by which `set server addr` reports the change it made.
-func (r *Runtime) Apply(ctx context.Context, c Command) error {
-	out, err := r.Execute(ctx, c.Line)
-	if err != nil {
-		return err
-	}
-	return CheckReply(c, out)
-}
-
 // RefusedError is a command HAProxy answered with a refusal: the socket
 // works, the command does not (for this server or this HAProxy).
 type RefusedError struct {

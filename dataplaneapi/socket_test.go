@@ -69,13 +69,17 @@ func TestReadBackCountsWhatHAProxyShows(t *testing.T) {
 	_, sy, s := socketLab(t)
 	ctx := context.Background()
 	weight := cmd(s.Name, "pg-test-2", "weight", "100", "42", "set server %s/pg-test-2 weight 42", s.Name)
-	require.NoError(t, sy.Runtime.Apply(ctx, weight))
 	lost := cmd(s.Name, "pg-test-3", "weight", "100", "43", "set server %s/pg-test-3 weight 43", s.Name) // never reached HAProxy
 	drain := cmd(s.Name, "pg-test-2.b", "state", "maint", "drain", "set server %s/pg-test-2.b state drain", s.Name)
-	require.NoError(t, sy.Runtime.Apply(ctx, drain))
 	lostToo := cmd(s.Name, "pg-test-3.b", "state", "maint", "ready", "set server %s/pg-test-3.b state ready", s.Name) // never sent either
-	ok, failed, err := sy.readBack(ctx, []sent{{"pg-test", weight}, {"pg-test", lost}, {"pg-test", drain}, {"pg-test", lostToo}}, false)
+	batch := []sent{{"pg-test", weight}, {"pg-test", lost}, {"pg-test", drain}, {"pg-test", lostToo}}
+	reads, parse := readBackPlan(batch, false)
+	verdicts, replies, err := sy.Runtime.ApplyAll(ctx, []Command{weight, drain}, reads) // what HAProxy got
 	require.NoError(t, err)
+	assert.Equal(t, []error{nil, nil}, verdicts, "empty replies: accepted, which proves nothing yet")
+	states, err := parse(replies)
+	require.NoError(t, err)
+	ok, failed := judge(batch, states)
 	require.Len(t, ok, 2)
 	assert.Equal(t, weight.Line, ok[0].cmd.Line)
 	assert.Equal(t, drain.Line, ok[1].cmd.Line)
