@@ -25,7 +25,8 @@ const managedMarker = "(managed by pgsvc"
 
 // ConfigDir keeps the service files HAProxy loads equal to the desired state.
 type ConfigDir struct {
-	Dir        string   // one <cluster>-<service>.cfg per service
+	Dir        string   // the service files, as Layout says
+	Layout     Layout   // "": one file per service
 	MainConfig string   // global/defaults file loaded before Dir ("" = Dir/haproxy.cfg if present)
 	HAProxy    string   // haproxy binary for `haproxy -c`
 	Reloader   Reloader // nil: never reload (structural changes are then an error)
@@ -125,38 +126,38 @@ func (c *ConfigDir) persist(ctx context.Context, services []reconcile.Service, o
 	previous := map[string][]byte{} // what the written and removed files held
 	changed := map[string][]byte{}
 	needCheck := false
-	for i := range services {
-		s := &services[i]
-		var b bytes.Buffer
-		if err := RenderService(&b, s); err != nil {
+	units, err := c.Layout.units(services)
+	if err != nil {
+		return res, err
+	}
+	for _, u := range units {
+		data, err := u.render()
+		if err != nil {
 			return res, err
 		}
-		name := FileName(s.Name)
+		name := u.name
 		old, had := existing[name]
 		delete(existing, name)
-		if had && bytes.Equal(old, b.Bytes()) {
+		if had && bytes.Equal(old, data) {
 			continue
 		}
 		if !had {
-			if err := c.refuseUnmanaged(name); err != nil {
+			if err := c.refuseForeign(name, u.cluster); err != nil {
 				return res, err
 			}
+		} else if owner, _ := ManagedCluster(old); owner != u.cluster {
+			return res, foreignCluster(filepath.Join(c.Dir, name), owner, u.cluster)
 		} else {
 			previous[name] = old
 		}
-		changed[name] = b.Bytes()
+		changed[name] = data
 		res.Written = append(res.Written, name)
 		if res.Diff == nil {
 			res.Diff = map[string][]string{}
 		}
-		res.Diff[name] = LineDiff(old, b.Bytes())
-		needCheck = needCheck || !had || slotState(old) != slotState(b.Bytes())
-		switch {
-		case !had:
-			res.Reload = append(res.Reload, "service "+s.Name+" added")
-		case structure(old) != structure(b.Bytes()):
-			res.Reload = append(res.Reload, "service "+s.Name+" changed beyond runtime settings")
-		}
+		res.Diff[name] = LineDiff(old, data)
+		needCheck = needCheck || !had || slotState(old) != slotState(data)
+		res.Reload = append(res.Reload, fileReasons(old, data, had)...)
 	}
 	for name, old := range existing {
 		if cluster, _ := ManagedCluster(old); o.keep[cluster] {
@@ -164,7 +165,7 @@ func (c *ConfigDir) persist(ctx context.Context, services []reconcile.Service, o
 		}
 		previous[name] = old
 		res.Removed = append(res.Removed, name)
-		res.Reload = append(res.Reload, "service "+strings.TrimSuffix(name, ".cfg")+" removed")
+		res.Reload = append(res.Reload, removedReasons(name, old)...)
 	}
 	next, fp := c.structs, ""
 	if len(changed)+len(res.Removed) == 0 {
@@ -265,7 +266,7 @@ func (c *ConfigDir) reload(ctx context.Context, state func(context.Context) (str
 		return err
 	}
 	if n >= maxEnvString {
-		return fmt.Errorf("reload refused: HAProxy would export %d config paths in HAPROXY_CFGFILES (%d bytes), past Linux's %d-byte limit for one environment string; its master would fail to re-execute and exit. Fewer files in %s (or a shorter path to it) are needed",
+		return fmt.Errorf("reload refused: HAProxy would export %d config paths in HAPROXY_CFGFILES (%d bytes), past Linux's %d-byte limit for one environment string; its master would fail to re-execute and exit. Fewer files in %s are needed: haproxy_file_layout: cluster (--haproxy-file-layout cluster) puts each cluster's services in one file, or use a shorter path",
 			files, n, maxEnvString, c.Dir)
 	}
 	if c.StateFile != "" && state != nil {
@@ -380,8 +381,10 @@ func (c *ConfigDir) restore(written, previous map[string][]byte) error {
 	return errors.Join(errs...)
 }
 
-// refuseUnmanaged stops pgsvc from overwriting a file it did not write.
-func (c *ConfigDir) refuseUnmanaged(name string) error {
+// refuseForeign stops pgsvc from overwriting a file it did not write, or
+// one it wrote for another cluster (another pgsvc's, --cluster, with a
+// name this layout gives to cluster's file).
+func (c *ConfigDir) refuseForeign(name, cluster string) error {
 	path := filepath.Join(c.Dir, name)
 	data, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
@@ -390,10 +393,18 @@ func (c *ConfigDir) refuseUnmanaged(name string) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	if _, managed := ManagedCluster(data); !managed {
+	owner, managed := ManagedCluster(data)
+	switch {
+	case !managed:
 		return fmt.Errorf("%s exists and was not written by pgsvc (its first line lacks %q): not overwritten; move it away or merge it into the inventory", path, managedMarker+": edits are overwritten)")
+	case owner != cluster:
+		return foreignCluster(path, owner, cluster)
 	}
-	return nil // another pgsvc's (--cluster) file for this service: it is the desired one
+	return nil // another pgsvc's (--cluster) file for this cluster: it is the desired one
+}
+
+func foreignCluster(path, owner, cluster string) error {
+	return fmt.Errorf("%s holds cluster %s's services, not cluster %s's: not overwritten; rename one of the clusters or use another file layout", path, owner, cluster)
 }
 
 // loadStructures keeps c.structs equal to the owned service files on disk:
@@ -481,8 +492,12 @@ func (c *ConfigDir) existingFiles(services []reconcile.Service, full bool) (map[
 		return ManagedFiles(c.Dir, c.Clusters)
 	}
 	names := make([]string, 0, len(services))
+	seen := make(map[string]bool, len(services))
 	for i := range services {
-		names = append(names, FileName(services[i].Name))
+		if n := c.Layout.fileOf(&services[i]); !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
 	}
 	return readManaged(c.Dir, names, nil)
 }

@@ -136,15 +136,19 @@ func Render(w io.Writer, d *reconcile.Desired) error {
 	return nil
 }
 
-// Files renders one file per service, named <cluster>-<service>.cfg.
-func Files(d *reconcile.Desired) (map[string][]byte, error) {
-	out := make(map[string][]byte, len(d.Services))
-	for i := range d.Services {
-		var b bytes.Buffer
-		if err := RenderService(&b, &d.Services[i]); err != nil {
-			return nil, fmt.Errorf("render %s: %w", d.Services[i].Name, err)
+// Files renders the services into the files of layout l, keyed by name.
+func Files(d *reconcile.Desired, l Layout) (map[string][]byte, error) {
+	units, err := l.units(d.Services)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(units))
+	for _, u := range units {
+		data, err := u.render()
+		if err != nil {
+			return nil, err
 		}
-		out[FileName(d.Services[i].Name)] = b.Bytes()
+		out[u.name] = data
 	}
 	return out, nil
 }

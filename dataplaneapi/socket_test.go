@@ -26,7 +26,7 @@ func socketLab(t *testing.T) (*local.HAProxy, *Syncer, *reconcile.Service) {
 	for i := range s.Servers {
 		s.Servers[i].Port, s.Servers[i].CheckPort = local.FreePort(t, "127.0.0.1"), local.FreePort(t, "127.0.0.1")
 	}
-	files, err := Files(&reconcile.Desired{Services: []reconcile.Service{*s}})
+	files, err := Files(&reconcile.Desired{Services: []reconcile.Service{*s}}, LayoutService)
 	require.NoError(t, err)
 	_, err = WriteFiles(hap.ConfDir, files)
 	require.NoError(t, err)
@@ -159,7 +159,7 @@ func TestReloadKeepsHealthThroughStateFile(t *testing.T) {
 			if tc.stateFile {
 				state = filepath.Join(hap.ConfDir, DefaultStateFile)
 			}
-			files, err := Files(&reconcile.Desired{Services: []reconcile.Service{*s}})
+			files, err := Files(&reconcile.Desired{Services: []reconcile.Service{*s}}, LayoutService)
 			require.NoError(t, err)
 			_, err = WriteFiles(hap.ConfDir, files)
 			require.NoError(t, err)

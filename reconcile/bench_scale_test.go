@@ -110,7 +110,7 @@ func serveFleet(b *testing.B, n int) (*local.HAProxy, *selector.Model) {
 	require.NoError(b, err)
 	d, err := reconcile.Compute(m.Clusters, reconcile.Live{}, true)
 	require.NoError(b, err)
-	files, err := dataplaneapi.Files(&d)
+	files, err := dataplaneapi.Files(&d, dataplaneapi.LayoutService)
 	require.NoError(b, err)
 	_, err = dataplaneapi.WriteFiles(hap.ConfDir, files)
 	require.NoError(b, err)

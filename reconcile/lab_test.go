@@ -125,7 +125,7 @@ func (l *lab) renderInitialConfig() {
 	require.NoError(l.t, err)
 	d, err := reconcile.Compute(m.Clusters, reconcile.Live{}, true)
 	require.NoError(l.t, err)
-	files, err := dataplaneapi.Files(&d)
+	files, err := dataplaneapi.Files(&d, dataplaneapi.LayoutService)
 	require.NoError(l.t, err)
 	_, err = dataplaneapi.WriteFiles(l.hap.ConfDir, files)
 	require.NoError(l.t, err)

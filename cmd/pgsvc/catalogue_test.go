@@ -182,6 +182,8 @@ func catalogue() []badInput {
 			want: "--out /nonexistent-pgsvc/out: no such directory"},
 		{kind: "render", name: "--out is a file", args: []string{"--out", "{inv}"},
 			want: "--out {inv}: not a directory"},
+		{kind: "render", name: "unknown file layout", args: []string{"--haproxy-file-layout", "per-cluster"},
+			want: `--haproxy-file-layout: file layout "per-cluster": want "service" (one file per service, as Pigsty) or "cluster" (one file per cluster)`},
 
 		// Service definitions (v2).
 		{kind: "render", name: "service is a scalar", input: svc("          - primary\n"),

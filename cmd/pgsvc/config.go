@@ -36,6 +36,7 @@ type daemonConfig struct {
 	Clusters       listFlag      `yaml:"cluster"`
 	Socket         string        `yaml:"haproxy_socket"`
 	ConfDir        string        `yaml:"haproxy_conf_dir"`
+	FileLayout     string        `yaml:"haproxy_file_layout"`
 	MainConfig     string        `yaml:"haproxy_config"`
 	Reload         string        `yaml:"haproxy_reload"`
 	HAProxyBin     string        `yaml:"haproxy_bin"`
@@ -79,6 +80,7 @@ func (c *daemonConfig) register(fs *flag.FlagSet) *string {
 	fs.Var(&c.Clusters, "cluster", "only this `cluster` (repeatable or comma-separated; default all)")
 	fs.StringVar(&c.Socket, "haproxy-socket", c.Socket, "HAProxy stats socket `path` (admin level)")
 	fs.StringVar(&c.ConfDir, "haproxy-conf-dir", c.ConfDir, "`dir` HAProxy loads, one <cluster>-<service>.cfg per service")
+	fs.StringVar(&c.FileLayout, "haproxy-file-layout", c.FileLayout, fileLayoutUsage)
 	fs.StringVar(&c.MainConfig, "haproxy-config", c.MainConfig, "global/defaults `file` checked with the service files (default: <conf-dir>/haproxy.cfg if present)")
 	fs.StringVar(&c.Reload, "haproxy-reload", c.Reload, "how to reload for structural changes: master:SOCKET, signal:PIDFILE or a command (e.g. 'systemctl reload haproxy')")
 	fs.StringVar(&c.HAProxyBin, "haproxy-bin", c.HAProxyBin, "haproxy `binary` for config checks")
@@ -130,6 +132,9 @@ func (c *daemonConfig) finish() error {
 	if c.Inventory == "" {
 		return errors.New("--inventory is required")
 	}
+	if _, err := dataplaneapi.ParseLayout(c.FileLayout); err != nil {
+		return fmt.Errorf("--haproxy-file-layout: %w", err)
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
 	}
@@ -166,6 +171,15 @@ func (c *daemonConfig) checkPermissions() error {
 		}
 	}
 	return nil
+}
+
+// fileLayoutUsage is the help of --haproxy-file-layout (run and render).
+const fileLayoutUsage = "service files in the conf dir: `service` (one <cluster>-<service>.cfg each, as Pigsty) or cluster (one <cluster>.cfg each, for nodes with thousands of services)"
+
+// fileLayout is the validated --haproxy-file-layout.
+func (c *daemonConfig) fileLayout() dataplaneapi.Layout {
+	l, _ := dataplaneapi.ParseLayout(c.FileLayout) // validated in finish
+	return l
 }
 
 func (c *daemonConfig) layout() dcs.Layout {
@@ -215,7 +229,7 @@ func (c *daemonConfig) syncer(ctx context.Context) (*dataplaneapi.Syncer, error)
 		return nil, err
 	}
 	return &dataplaneapi.Syncer{Runtime: rt,
-		Config: &dataplaneapi.ConfigDir{Dir: c.ConfDir, MainConfig: c.MainConfig, HAProxy: c.HAProxyBin, Reloader: r,
+		Config: &dataplaneapi.ConfigDir{Dir: c.ConfDir, Layout: c.fileLayout(), MainConfig: c.MainConfig, HAProxy: c.HAProxyBin, Reloader: r,
 			Clusters: c.Clusters, StateFile: state}}, nil
 }
 

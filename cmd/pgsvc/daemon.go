@@ -118,7 +118,7 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 	in := reconcile.NewInputs(cfg.Node, cfg.Clusters)
 	hup := make(chan struct{}, 1)
 	inv := &reconcile.InventorySource{Path: cfg.Inventory, Log: log, Reload: hup, Result: m.Inventory,
-		Validate: func(d reconcile.Desired) error { _, err := dataplaneapi.Files(&d); return err }}
+		Validate: func(d reconcile.Desired) error { _, err := dataplaneapi.Files(&d, cfg.fileLayout()); return err }}
 	if err := inv.LoadContext(ctx, in, true); err != nil {
 		return err // the first inventory must be valid: there is no last good one
 	}

@@ -112,6 +112,22 @@ func TestRenderOutDirMatchesStdout(t *testing.T) {
 	assert.Equal(t, stdout, all.String())
 }
 
+// With one file per cluster, the cluster's file holds what stdout shows.
+func TestRenderOutClusterLayout(t *testing.T) {
+	dir := t.TempDir()
+	inv := fixtures + "inventory/sandbox.yml"
+	code, _, stderr := runCLI(t, "render", "--inventory", inv, "--cluster", "pg-test", "--out", dir, "--haproxy-file-layout", "cluster")
+	require.Equal(t, 0, code, stderr)
+	names, err := filepath.Glob(filepath.Join(dir, "*.cfg"))
+	require.NoError(t, err)
+	require.Len(t, names, 2, "pg-test.cfg and the fingerprint file")
+	got, err := os.ReadFile(filepath.Join(dir, "pg-test.cfg"))
+	require.NoError(t, err)
+	_, stdout, _ := runCLI(t, "render", "--inventory", inv, "--cluster", "pg-test")
+	assert.Equal(t, stdout, string(got))
+	assert.Contains(t, stderr, "1 service files in")
+}
+
 // dataplaneapiFingerprintFile is the one --cluster fingerprint file in dir.
 func dataplaneapiFingerprintFile(t *testing.T, dir string) string {
 	t.Helper()

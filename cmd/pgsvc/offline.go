@@ -84,14 +84,19 @@ func (m *modelFlags) liveFromFile(path string, clusters []*selector.Cluster) (re
 
 func runRender(_ context.Context, args []string, out, errOut io.Writer) error {
 	var mf modelFlags
-	var state, dir, stateFile string
+	var state, dir, stateFile, fileLayout string
 	fs := newFlags("render", "render --inventory FILE [--node HOST] [--cluster NAME]... [--state FILE] [--out DIR]", errOut)
 	mf.register(fs)
 	fs.StringVar(&stateFile, "haproxy-server-state-file", "", "with --out: the server-state-file `path` the fingerprint file declares, as `pgsvc run` does (default: <out>/pgsvc-server-state without --cluster; none: off)")
 	fs.StringVar(&state, "state", "", "Patroni state `file` (etcdctl get --prefix <namespace> -w json) to render the live view")
-	fs.StringVar(&dir, "out", "", "write one <cluster>-<service>.cfg per service into `dir` instead of stdout")
+	fs.StringVar(&dir, "out", "", "write the service files into `dir` instead of stdout")
+	fs.StringVar(&fileLayout, "haproxy-file-layout", "", "with --out: "+fileLayoutUsage)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	layout, err := dataplaneapi.ParseLayout(fileLayout)
+	if err != nil {
+		return fmt.Errorf("--haproxy-file-layout: %w", err)
 	}
 	if dir != "" {
 		if err := checkDir(dir); err != nil {
@@ -122,7 +127,7 @@ func runRender(_ context.Context, args []string, out, errOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return renderDir(dir, clusters, mf.clusters, statePath, &desired, errOut)
+	return renderDir(dir, layout, clusters, mf.clusters, statePath, &desired, errOut)
 }
 
 // checkDir fails in one line when --out is not a directory: writing each
@@ -140,7 +145,7 @@ func checkDir(dir string) error {
 	return nil
 }
 
-// renderDir writes one file per service into dir and, as Pigsty wipes
+// renderDir writes the service files of layout into dir and, as Pigsty wipes
 // <cluster>-*.cfg before rendering, removes the files pgsvc wrote for the
 // rendered clusters whose service no longer exists. Files without pgsvc's
 // marker, and other clusters' files, are never touched. Everything that can
@@ -148,8 +153,8 @@ func checkDir(dir string) error {
 // are installed all together, then the stale ones removed.
 // owned names the --cluster clusters (none: every cluster), whose
 // fingerprint `pgsvc run --cluster` with the same clusters compares.
-func renderDir(dir string, clusters []*selector.Cluster, owned []string, stateFile string, desired *reconcile.Desired, errOut io.Writer) error {
-	files, err := dataplaneapi.Files(desired)
+func renderDir(dir string, layout dataplaneapi.Layout, clusters []*selector.Cluster, owned []string, stateFile string, desired *reconcile.Desired, errOut io.Writer) error {
+	files, err := dataplaneapi.Files(desired, layout)
 	if err != nil {
 		return err
 	}

@@ -132,7 +132,7 @@ func renderPgsvc(t *testing.T, inventory string) map[string]listen {
 	require.NoError(t, err)
 	d, err := reconcile.Compute(clusters, reconcile.Live{}, false)
 	require.NoError(t, err)
-	files, err := dataplaneapi.Files(&d)
+	files, err := dataplaneapi.Files(&d, dataplaneapi.LayoutService)
 	require.NoError(t, err)
 	got := make(map[string]listen, len(files))
 	for name, data := range files {
