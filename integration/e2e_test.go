@@ -64,12 +64,17 @@ func TestLab(t *testing.T) {
 	step("primary-cut-off-from-etcd", testPrimaryCutOff)
 	step("etcd-down", testEtcdDown)
 	step("crash-failover", testCrash)
+	step("reload-routing", func(t *testing.T) { testReloadRouting(t, &proc) })
 	step("haproxy-restart", func(t *testing.T) { testHAProxyRestart(t, &proc) })
 	t.Logf("HAProxy at the end: %s", proc)
 
 	fmt.Println("\nwrite-unavailable windows (same run, same cluster):")
 	for _, w := range windows {
 		fmt.Println("  " + w)
+	}
+	fmt.Println("\nnew sessions through :5433 (one every 20 ms, 1 s before the reload to 3 s after its new worker):")
+	for _, r := range routing {
+		fmt.Println("  " + r)
 	}
 }
 
