@@ -47,10 +47,19 @@ type unit struct {
 	services      []*reconcile.Service
 }
 
+// otherFileOf names the file the other layout gives service s: a file a
+// switch of layouts leaves behind.
+func (l Layout) otherFileOf(s *reconcile.Service) string {
+	if l == LayoutCluster {
+		return LayoutService.fileOf(s)
+	}
+	return LayoutCluster.fileOf(s)
+}
+
 // units groups services into the files of layout l, in the order of their
-// first service. Two clusters or services that would share a file name
-// are an error (in the cluster layout a cluster named like another
-// cluster's service file).
+// first service. Two services that would share a file name (cluster pg's
+// service test-primary and cluster pg-test's primary) are an error, and so
+// is a name pgsvc or HAProxy uses for something else.
 func (l Layout) units(services []reconcile.Service) ([]*unit, error) {
 	byName := map[string]*unit{}
 	var out []*unit
@@ -60,6 +69,9 @@ func (l Layout) units(services []reconcile.Service) ([]*unit, error) {
 		u := byName[name]
 		switch {
 		case u == nil:
+			if err := reservedFile(name); err != nil {
+				return nil, fmt.Errorf("service %s of cluster %s: %w", s.Name, s.Cluster, err)
+			}
 			u = &unit{name: name, cluster: s.Cluster}
 			byName[name] = u
 			out = append(out, u)
@@ -70,6 +82,21 @@ func (l Layout) units(services []reconcile.Service) ([]*unit, error) {
 		u.services = append(u.services, s)
 	}
 	return out, nil
+}
+
+// reservedFile refuses a service file name that pgsvc or HAProxy use for
+// something else: pgsvc's fingerprint files (skipped as service files,
+// so rewritten and reloaded on every pass), the main config, or a path.
+func reservedFile(name string) error {
+	switch {
+	case strings.HasPrefix(name, fingerprintPrefix):
+		return fmt.Errorf("file %s would be taken for pgsvc's fingerprint file (%s*.cfg): rename the cluster", name, fingerprintPrefix)
+	case name == "haproxy.cfg":
+		return fmt.Errorf("file %s is HAProxy's main config: rename the cluster", name)
+	case strings.ContainsAny(name, "/\\\x00") || strings.HasPrefix(name, "."):
+		return fmt.Errorf("file name %q is not a plain file name: rename the cluster or service", name)
+	}
+	return nil
 }
 
 // render writes the unit's services one after another; each section starts

@@ -143,3 +143,44 @@ func TestPersistClusterLayout(t *testing.T) {
 	_, err = c.Persist(ctx, clusterServices("pg-b-replica", 15010), false, false)
 	require.ErrorContains(t, err, "pg-b-replica.cfg holds cluster pg-b's services, not cluster pg-b-replica's: not overwritten")
 }
+
+// Pins: a keyed pass in the new layout left the old layout's files of its
+// cluster in place, and `haproxy -c` then refused every pass (each service
+// declared twice).
+func TestKeyedPassRemovesTheOtherLayoutsFiles(t *testing.T) {
+	c, _ := persistLab(t, reloaderFunc(func(context.Context) error { return nil }))
+	ctx := context.Background()
+	a, b := clusterServices("pg-a", 15000), clusterServices("pg-b", 15002)
+	_, err := c.Persist(ctx, append(append([]reconcile.Service{}, a...), b...), true, false)
+	require.NoError(t, err)
+	c.Layout = LayoutCluster
+	res, err := c.Persist(ctx, a, false, false)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"pg-a-primary.cfg", "pg-a-replica.cfg"}, res.Removed)
+	assert.Contains(t, res.Written, "pg-a.cfg")
+	_, err = os.Stat(filepath.Join(c.Dir, "pg-b-primary.cfg"))
+	assert.NoError(t, err, "another cluster's files wait for its own pass")
+
+	c.Layout = LayoutService
+	res, err = c.Persist(ctx, a, false, false)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"pg-a.cfg"}, res.Removed, "and back")
+}
+
+// Pins: a cluster named pgsvc-fingerprint-x had its file taken for a
+// fingerprint file: rewritten and reloaded on every pass.
+func TestLayoutRefusesReservedNames(t *testing.T) {
+	for _, tt := range []struct {
+		layout  Layout
+		cluster string
+		want    string
+	}{
+		{LayoutCluster, "pgsvc-fingerprint-x", "service pgsvc-fingerprint-x-primary of cluster pgsvc-fingerprint-x: file pgsvc-fingerprint-x.cfg would be taken for pgsvc's fingerprint file (pgsvc-fingerprint*.cfg): rename the cluster"},
+		{LayoutService, "pgsvc-fingerprint", "service pgsvc-fingerprint-primary of cluster pgsvc-fingerprint: file pgsvc-fingerprint-primary.cfg would be taken for pgsvc's fingerprint file (pgsvc-fingerprint*.cfg): rename the cluster"},
+		{LayoutCluster, "haproxy", "service haproxy-primary of cluster haproxy: file haproxy.cfg is HAProxy's main config: rename the cluster"},
+		{LayoutCluster, "../pg", `service ../pg-primary of cluster ../pg: file name "../pg.cfg" is not a plain file name: rename the cluster or service`},
+	} {
+		_, err := tt.layout.units(clusterServices(tt.cluster, 15000))
+		assert.EqualError(t, err, tt.want)
+	}
+}

@@ -493,13 +493,31 @@ func (c *ConfigDir) existingFiles(services []reconcile.Service, full bool) (map[
 	}
 	names := make([]string, 0, len(services))
 	seen := make(map[string]bool, len(services))
+	// The other layout's files of these services' clusters, left by a
+	// switch of layouts, are read too: they go, or HAProxy would load
+	// each service twice.
+	left := map[string]string{}
 	for i := range services {
 		if n := c.Layout.fileOf(&services[i]); !seen[n] {
 			seen[n] = true
 			names = append(names, n)
 		}
+		if n := c.Layout.otherFileOf(&services[i]); !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+			left[n] = services[i].Cluster
+		}
 	}
-	return readManaged(c.Dir, names, nil)
+	files, err := readManaged(c.Dir, names, nil)
+	if err != nil {
+		return nil, err
+	}
+	for n, cluster := range left {
+		if owner, _ := ManagedCluster(files[n]); owner != cluster {
+			delete(files, n) // another cluster's file of this layout, or none
+		}
+	}
+	return files, nil
 }
 
 // ManagedFiles reads the service files in dir that pgsvc wrote for one of

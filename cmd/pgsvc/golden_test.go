@@ -128,6 +128,32 @@ func TestRenderOutClusterLayout(t *testing.T) {
 	assert.Contains(t, stderr, "1 service files in")
 }
 
+// Pins: rendering the cluster layout over Pigsty's own per-service files
+// left both, each service declared twice; a <cluster>.cfg pgsvc wrote for
+// another cluster is refused.
+func TestRenderOutSwitchesLayout(t *testing.T) {
+	dir := t.TempDir()
+	inv := fixtures + "inventory/sandbox.yml"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pg-test-primary.cfg"), []byte("listen pg-test-primary\n"), 0o644)) // Pigsty's
+	code, _, stderr := runCLI(t, "render", "--inventory", inv, "--cluster", "pg-test", "--out", dir, "--haproxy-file-layout", "cluster")
+	require.Equal(t, 0, code, stderr)
+	names, err := filepath.Glob(filepath.Join(dir, "pg-test*.cfg"))
+	require.NoError(t, err)
+	assert.Equal(t, []string{filepath.Join(dir, "pg-test.cfg")}, names)
+
+	code, _, stderr = runCLI(t, "render", "--inventory", inv, "--cluster", "pg-test", "--out", dir)
+	require.Equal(t, 0, code, stderr)
+	names, err = filepath.Glob(filepath.Join(dir, "pg-test*.cfg"))
+	require.NoError(t, err)
+	assert.Len(t, names, 4, "back to one file per service, pg-test.cfg gone")
+
+	other := "# service: pg-test-x @ 127.0.0.1:1 (managed by pgsvc: edits are overwritten)\n# cluster pg\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pg-test.cfg"), []byte(other), 0o644))
+	code, _, stderr = runCLI(t, "render", "--inventory", inv, "--cluster", "pg-test", "--out", dir, "--haproxy-file-layout", "cluster")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "pg-test.cfg holds cluster pg's services, not cluster pg-test's: not overwritten")
+}
+
 // dataplaneapiFingerprintFile is the one --cluster fingerprint file in dir.
 func dataplaneapiFingerprintFile(t *testing.T, dir string) string {
 	t.Helper()

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 
@@ -162,6 +163,13 @@ func renderDir(dir string, layout dataplaneapi.Layout, clusters []*selector.Clus
 	if err != nil {
 		return err
 	}
+	left, err := layoutLeftovers(dir, layout, desired, files)
+	if err != nil {
+		return err
+	}
+	stale = append(stale, left...)
+	sort.Strings(stale)
+	stale = slices.Compact(stale)
 	written, err := dataplaneapi.WriteFiles(dir, files)
 	if err != nil {
 		return err
@@ -205,6 +213,48 @@ func staleFiles(dir string, clusters []*selector.Cluster, files map[string][]byt
 	}
 	sort.Strings(stale)
 	return stale, nil
+}
+
+// layoutLeftovers lists the files of dir that the other layout gives the
+// rendered services and that this render does not write: in the service
+// layout they were overwritten in place, in the other one HAProxy would
+// load each service twice. Pigsty's own <cluster>-<service>.cfg counts
+// (render --out replaces it either way); a <cluster>.cfg only when pgsvc
+// wrote it for that cluster. A target file pgsvc wrote for another
+// cluster is refused, as `pgsvc run` refuses it.
+func layoutLeftovers(dir string, layout dataplaneapi.Layout, desired *reconcile.Desired, files map[string][]byte) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for i := range desired.Services {
+		s := &desired.Services[i]
+		target := dataplaneapi.FileName(s.Name)
+		other := s.Cluster + ".cfg"
+		if layout == dataplaneapi.LayoutCluster {
+			target, other = other, target
+		}
+		if data, err := os.ReadFile(filepath.Join(dir, target)); err == nil {
+			if owner, managed := dataplaneapi.ManagedCluster(data); managed && owner != s.Cluster {
+				return nil, fmt.Errorf("--out %s: %s holds cluster %s's services, not cluster %s's: not overwritten; rename one of the clusters or use another file layout",
+					dir, target, owner, s.Cluster)
+			}
+		}
+		if _, written := files[other]; written || seen[other] {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, other))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--out %s: %w", dir, err)
+		}
+		owner, managed := dataplaneapi.ManagedCluster(data)
+		if (!managed && layout == dataplaneapi.LayoutCluster) || (managed && owner == s.Cluster) {
+			seen[other] = true
+			out = append(out, other)
+		}
+	}
+	return out, nil
 }
 
 func runValidate(_ context.Context, args []string, out, errOut io.Writer) error {
