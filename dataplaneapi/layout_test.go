@@ -184,3 +184,22 @@ func TestLayoutRefusesReservedNames(t *testing.T) {
 		assert.EqualError(t, err, tt.want)
 	}
 }
+
+// Pins: a keyed pass over cluster pg-test (first) and cluster pg's service
+// test took pg's pg-test.cfg for pg-test's cluster-layout leftover: it was
+// rewritten and reloaded on every pass, and deleted by a failed reload.
+func TestKeyedPassKeepsAFileThatIsAnotherServicesOwn(t *testing.T) {
+	c, _ := persistLab(t, reloaderFunc(func(context.Context) error { return nil }))
+	ctx := context.Background()
+	pgTest := clusterServices("pg-test", 15000)
+	pg := clusterServices("pg", 15002)[:1]
+	pg[0].Name = "pg-test" // cluster pg, service test: pg-test.cfg
+	services := append(append([]reconcile.Service{}, pgTest...), pg...)
+	_, err := c.Persist(ctx, services, true, false)
+	require.NoError(t, err)
+	res, err := c.Persist(ctx, services, false, false)
+	require.NoError(t, err)
+	assert.Empty(t, res.Written, "nothing changed")
+	assert.Empty(t, res.Reload)
+	assert.Empty(t, res.Removed)
+}

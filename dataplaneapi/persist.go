@@ -496,12 +496,17 @@ func (c *ConfigDir) existingFiles(services []reconcile.Service, full bool) (map[
 	// The other layout's files of these services' clusters, left by a
 	// switch of layouts, are read too: they go, or HAProxy would load
 	// each service twice.
+	// A name that is one service's file in this layout is that file,
+	// whatever the other layout would call it (cluster pg's service test
+	// and cluster pg-test's cluster file are both pg-test.cfg).
 	left := map[string]string{}
 	for i := range services {
 		if n := c.Layout.fileOf(&services[i]); !seen[n] {
 			seen[n] = true
 			names = append(names, n)
 		}
+	}
+	for i := range services {
 		if n := c.Layout.otherFileOf(&services[i]); !seen[n] {
 			seen[n] = true
 			names = append(names, n)
