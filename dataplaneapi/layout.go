@@ -3,7 +3,6 @@ package dataplaneapi
 import (
 	"bytes"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/pgsvc/pgsvc/reconcile"
@@ -177,7 +176,7 @@ func removedReasons(name string, old []byte) []string {
 		return []string{"file " + name + " removed"}
 	}
 	out := make([]string, 0, len(names))
-	for _, n := range slices.Compact(names) {
+	for _, n := range names {
 		out = append(out, "service "+n+" removed")
 	}
 	return out

@@ -146,7 +146,7 @@ func (c *ConfigDir) persist(ctx context.Context, services []reconcile.Service, o
 				return res, err
 			}
 		} else if owner, _ := ManagedCluster(old); owner != u.cluster {
-			return res, foreignCluster(filepath.Join(c.Dir, name), owner, u.cluster)
+			return res, ForeignClusterError(filepath.Join(c.Dir, name), owner, u.cluster)
 		} else {
 			previous[name] = old
 		}
@@ -398,12 +398,14 @@ func (c *ConfigDir) refuseForeign(name, cluster string) error {
 	case !managed:
 		return fmt.Errorf("%s exists and was not written by pgsvc (its first line lacks %q): not overwritten; move it away or merge it into the inventory", path, managedMarker+": edits are overwritten)")
 	case owner != cluster:
-		return foreignCluster(path, owner, cluster)
+		return ForeignClusterError(path, owner, cluster)
 	}
 	return nil // another pgsvc's (--cluster) file for this cluster: it is the desired one
 }
 
-func foreignCluster(path, owner, cluster string) error {
+// ForeignClusterError refuses to overwrite path, which pgsvc wrote for
+// cluster owner, with cluster's services.
+func ForeignClusterError(path, owner, cluster string) error {
 	return fmt.Errorf("%s holds cluster %s's services, not cluster %s's: not overwritten; rename one of the clusters or use another file layout", path, owner, cluster)
 }
 

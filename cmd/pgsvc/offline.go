@@ -234,8 +234,7 @@ func layoutLeftovers(dir string, layout dataplaneapi.Layout, desired *reconcile.
 		}
 		if data, err := os.ReadFile(filepath.Join(dir, target)); err == nil {
 			if owner, managed := dataplaneapi.ManagedCluster(data); managed && owner != s.Cluster {
-				return nil, fmt.Errorf("--out %s: %s holds cluster %s's services, not cluster %s's: not overwritten; rename one of the clusters or use another file layout",
-					dir, target, owner, s.Cluster)
+				return nil, fmt.Errorf("--out %s: %w", dir, dataplaneapi.ForeignClusterError(filepath.Join(dir, target), owner, s.Cluster))
 			}
 		}
 		if _, written := files[other]; written || seen[other] {
