@@ -27,7 +27,7 @@ const managedMarker = "(managed by pgsvc"
 type ConfigDir struct {
 	Dir        string   // the service files, as Layout says
 	Layout     Layout   // "": one file per service
-	MainConfig string   // global/defaults file loaded before Dir ("" = Dir/haproxy.cfg if present)
+	MainConfig string   // global/defaults file loaded before Dir ("": Dir/haproxy.cfg, else haproxy.cfg beside Dir, if present)
 	HAProxy    string   // haproxy binary for `haproxy -c`
 	Reloader   Reloader // nil: never reload (structural changes are then an error)
 	// Clusters, when set (--cluster), are the only clusters whose files this
@@ -683,16 +683,25 @@ func alerts(out string) string {
 	return oneLine(strings.Join(keep, "\n"))
 }
 
+// mainConfig is the global/defaults file HAProxy loads before Dir: the one
+// set, else haproxy.cfg in Dir (Pigsty before v4.5: everything in
+// /etc/haproxy), else haproxy.cfg beside Dir (Pigsty v4.5 and Debian:
+// /etc/haproxy/haproxy.cfg with /etc/haproxy/conf.d).
 func (c *ConfigDir) mainConfig() string {
 	if c.MainConfig != "" {
 		return c.MainConfig
 	}
-	p := filepath.Join(c.Dir, "haproxy.cfg")
-	if _, err := os.Stat(p); err == nil {
-		return p
+	for _, p := range []string{filepath.Join(c.Dir, "haproxy.cfg"), filepath.Join(filepath.Dir(filepath.Clean(c.Dir)), "haproxy.cfg")} {
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p
+		}
 	}
 	return ""
 }
+
+// MainConfigFile is the global/defaults file checked with the service files
+// ("" when there is none), for the startup log.
+func (c *ConfigDir) MainConfigFile() string { return c.mainConfig() }
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " | ")), " ")

@@ -25,9 +25,13 @@ type Reloader interface {
 //	master:/run/haproxy-master.sock   `reload` on the master CLI, confirmed with `show proc`
 //	signal:/run/haproxy.pid           SIGUSR2 to the master whose pid is in the file
 //	exec:systemctl reload haproxy     any command (also without the exec: prefix)
+//	none                              never reload (structural changes are an error)
+//	""                                master:/run/haproxy-master.sock, Pigsty v4.5's, when it exists
 func ParseReloader(spec string) (Reloader, error) {
 	switch {
 	case spec == "":
+		return &MasterReloader{Socket: DefaultMasterSocket, Timeout: 10 * time.Second, Implied: true}, nil
+	case spec == "none":
 		return nil, nil
 	case strings.HasPrefix(spec, "master:"):
 		return &MasterReloader{Socket: strings.TrimPrefix(spec, "master:"), Timeout: 10 * time.Second}, nil
@@ -76,23 +80,45 @@ func (r *SignalReloader) Reload(context.Context) error {
 	return nil
 }
 
+// DefaultMasterSocket is where Pigsty v4.5's haproxy unit puts the master
+// CLI (EXTRAOPTS=-S /run/haproxy-master.sock): reloads go there when no
+// --haproxy-reload is set.
+const DefaultMasterSocket = "/run/haproxy-master.sock"
+
 // MasterReloader asks the master CLI to reload. On 2.6 `reload` returns at
-// once, so completion is confirmed by a higher reload count in `show proc`.
+// once, so completion is confirmed by a higher reload count in `show proc`;
+// 3.x answers when the new worker is up or failed (Success=1 or 0).
 type MasterReloader struct {
 	Socket  string
 	Timeout time.Duration
+	// Implied: no --haproxy-reload was set, so this is the default socket,
+	// and its absence means no reload was configured, not a fault.
+	Implied bool
 }
 
-func (r *MasterReloader) String() string { return "master:" + r.Socket }
+func (r *MasterReloader) String() string {
+	if r.Implied {
+		return "master:" + r.Socket + " (default)"
+	}
+	return "master:" + r.Socket
+}
 
 // Reload reloads and waits until a new worker runs.
 func (r *MasterReloader) Reload(ctx context.Context) error {
+	if _, err := os.Stat(r.Socket); r.Implied && err != nil {
+		return fmt.Errorf("no reload is configured: --haproxy-reload (haproxy_reload) is not set and there is no HAProxy master socket at %s, where Pigsty v4.5 puts it (%v); set it, e.g. master:/path/to/master.sock or 'systemctl reload haproxy'",
+			r.Socket, err)
+	}
 	before, err := ReadMaster(ctx, r.Socket)
 	if err != nil {
 		return err
 	}
-	if _, err := masterCommand(ctx, r.Socket, "reload"); err != nil {
+	reply, err := masterCommand(ctx, r.Socket, "reload")
+	if err != nil {
 		return err
+	}
+	if failed, why := reloadFailed(reply); failed {
+		return fmt.Errorf("%s: reload failed: %s", r, why)
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
@@ -110,6 +136,30 @@ func (r *MasterReloader) Reload(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// reloadFailed reads the reply of the master CLI's `reload`: HAProxy 3.x
+// answers "Success=0", "--" and the new process's startup messages when the
+// new configuration did not start (2.6 answers nothing); the reason is in
+// the [ALERT] lines.
+func reloadFailed(reply string) (bool, string) {
+	head, logs, _ := strings.Cut(reply, "\n--")
+	if strings.TrimSpace(head) != "Success=0" {
+		return false, ""
+	}
+	var alerts []string
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "[ALERT]") {
+			alerts = append(alerts, strings.TrimSpace(line))
+		}
+	}
+	if len(alerts) > 0 {
+		logs = strings.Join(alerts, "\n")
+	}
+	if logs = oneLine(strings.TrimSpace(logs)); logs == "" {
+		logs = "HAProxy gave no reason"
+	}
+	return true, logs
 }
 
 // MasterStatus is what the master's `show proc` says.

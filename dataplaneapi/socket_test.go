@@ -34,11 +34,6 @@ func socketLab(t *testing.T) (*local.HAProxy, *Syncer, *reconcile.Service) {
 	hap.Start()
 	rt, err := NewRuntime(context.Background(), hap.StatsSocket)
 	require.NoError(t, err)
-	for _, line := range strings.Split(hap.Exec("show info"), "\n") {
-		if v, ok := strings.CutPrefix(line, "Version: "); ok {
-			t.Logf("HAProxy under test: %s", v)
-		}
-	}
 	return hap, &Syncer{Runtime: rt, Config: &ConfigDir{Dir: hap.ConfDir, MainConfig: hap.GlobalConfig}}, s
 }
 

@@ -43,7 +43,7 @@ func testPrimaryCutOff(t *testing.T) {
 		func() bool { return pgsvcRevision(t) >= gone.Revision })
 	eventually(t, 30*time.Second, c.primary+" to run on as primary in failsafe mode", func() bool {
 		st := patroniStatus(t, c.primary)
-		return st.Role == "master" && st.State == "running" && st.Failsafe
+		return primaryRole(st.Role) == "primary" && st.State == "running" && st.Failsafe
 	})
 	assert.Equal(t, "200", mustRun(t, "docker", "exec", haproxyContainer, "curl", "-s", "-m", "3", "-o", "/dev/null",
 		"-w", "%{http_code}", "http://"+nodes[c.primary]+":8008/primary"), "%s's /primary, as HAProxy checks it", c.primary)
@@ -170,7 +170,7 @@ func (c *cutOff) repair() {
 	var back etcdView
 	eventually(t, c.ttl+30*time.Second, c.primary+" to write its leader and member keys again", func() bool {
 		back = etcdRead(t)
-		return back.value("leader") == c.primary && memberRole(t, c.primary) == "master"
+		return back.value("leader") == c.primary && memberRole(t, c.primary) == "primary"
 	})
 	t.Logf("route removed: %s held the leader key again %s later (lease %x, created at revision %d; before the cut lease %x)",
 		c.primary, time.Since(healAt).Round(100*time.Millisecond), back.kvs["leader"].Lease, back.kvs["leader"].CreateRevision,

@@ -1,9 +1,11 @@
 //go:build integration
 
 // Package integration holds the end-to-end suite: the compose lab
-// (docker-compose.yml: etcd, three Patroni/PostgreSQL 15 nodes with
-// pgbouncer, HAProxy 2.6 with pgsvc) driven the way operators drive it.
-// Run with `go test -tags integration ./integration` (make test does).
+// (docker-compose.yml: etcd, three Patroni/PostgreSQL nodes with pgbouncer,
+// HAProxy with pgsvc) driven the way operators drive it, on the flavour LAB
+// names (trixie, the default, or bookworm). Run with
+// `LAB=bookworm go test -tags integration ./integration`; make test runs
+// every flavour.
 package integration
 
 import (
@@ -54,7 +56,12 @@ func TestMain(m *testing.M) {
 		fmt.Printf("SKIP integration: docker engine not reachable: %v\n%s", err, out)
 		os.Exit(0)
 	}
-	up := exec.Command("make", "demo")
+	lab := os.Getenv("LAB")
+	if lab == "" {
+		lab = "trixie"
+	}
+	fmt.Printf("integration: lab flavour %s\n", lab)
+	up := exec.Command("make", "demo", "LAB="+lab)
 	up.Dir = repoRoot()
 	up.Stdout, up.Stderr = os.Stdout, os.Stderr
 	if err := up.Run(); err != nil {
@@ -62,15 +69,38 @@ func TestMain(m *testing.M) {
 		down()
 		os.Exit(1)
 	}
+	stack = labStack()
+	fmt.Printf("integration: %s lab: %s\n", lab, stack)
 	code := m.Run()
+	fmt.Printf("integration: the measurements above are from the %s lab: %s\n", lab, stack)
 	if os.Getenv("PGSVC_KEEP_LAB") == "" {
 		down()
 	}
 	os.Exit(code)
 }
 
+// stack names the lab's versions, for the measured tables.
+var stack string
+
+// labStack reads the versions the lab's containers run.
+func labStack() string {
+	version := func(container string, argv ...string) string {
+		out, err := exec.Command("docker", append([]string{"exec", container}, argv...)...).CombinedOutput()
+		if err != nil {
+			return "unknown (" + strings.TrimSpace(string(out)) + ")"
+		}
+		return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+	}
+	return strings.Join([]string{
+		version(haproxyContainer, "haproxy", "-v"),
+		version(members[0], "patroni", "--version"),
+		version(members[0], "sh", "-c", "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/postgres --version"),
+		version(etcdContainer, "etcd", "--version"),
+	}, "; ")
+}
+
 func down() {
-	c := exec.Command("make", "demo-down")
+	c := exec.Command("make", "demo-down", "LAB="+os.Getenv("LAB"))
 	c.Dir = repoRoot()
 	c.Stdout, c.Stderr = os.Stdout, os.Stderr
 	_ = c.Run()
@@ -109,8 +139,7 @@ func pgsvc(t testing.TB, args ...string) (string, int) {
 // socket sends one command to HAProxy's stats socket in the container.
 func socket(t testing.TB, command string) string {
 	t.Helper()
-	return mustRun(t, "docker", "exec", haproxyContainer, "sh", "-c",
-		fmt.Sprintf("echo '%s' | socat -t 5 - UNIX-CONNECT:/run/haproxy/admin.sock", command))
+	return mustRun(t, "docker", "exec", haproxyContainer, "lab-haproxy-cli", "admin", command)
 }
 
 // haproxyProc is the HAProxy master as its master CLI's `show proc` reports
@@ -130,8 +159,7 @@ func (p haproxyProc) String() string {
 // masterProc reads `show proc` from HAProxy's master socket.
 func masterProc(t testing.TB) haproxyProc {
 	t.Helper()
-	out := mustRun(t, "docker", "exec", haproxyContainer, "sh", "-c",
-		"echo 'show proc' | socat -t 5 - UNIX-CONNECT:/run/haproxy/master.sock")
+	out := mustRun(t, "docker", "exec", haproxyContainer, "lab-haproxy-cli", "master", "show proc")
 	st, err := dataplaneapi.ParseShowProc(out)
 	if err != nil {
 		t.Fatal(err)
@@ -258,17 +286,26 @@ func leader(t testing.TB) string {
 	return strings.TrimSpace(out)
 }
 
-// memberRole is a member's role in etcd ("" when its key is absent).
+// memberRole is a member's role in etcd ("" when its key is absent), with
+// Patroni 3's "master" read as Patroni 4's "primary".
 func memberRole(t testing.TB, name string) string {
 	t.Helper()
 	out, _ := run(t, "docker", "exec", etcdContainer, "etcdctl", "--endpoints=http://127.0.0.1:2379",
 		"get", "/pg/pg-test/members/"+name, "--print-value-only")
 	for _, role := range []string{"master", "primary", "replica", "demoted", "promoted"} {
 		if strings.Contains(out, `"role":"`+role+`"`) {
-			return role
+			return primaryRole(role)
 		}
 	}
 	return ""
+}
+
+// primaryRole reads Patroni 3's role "master" as Patroni 4's "primary".
+func primaryRole(role string) string {
+	if role == "master" {
+		return "primary"
+	}
+	return role
 }
 
 // eventually polls cond until it holds; conditions read real state (etcd,
@@ -294,14 +331,14 @@ func converged(t testing.TB) {
 	})
 }
 
-// healthy waits until Patroni has a running leader with role master and
+// healthy waits until Patroni has a running leader with role primary and
 // two running replicas, all in etcd.
 func healthy(t testing.TB) string {
 	t.Helper()
 	var l string
 	eventually(t, 120*time.Second, "a Patroni leader and two replicas", func() bool {
 		l = leader(t)
-		if l == "" || memberRole(t, l) != "master" {
+		if l == "" || memberRole(t, l) != "primary" {
 			return false
 		}
 		replicas := 0
@@ -335,7 +372,7 @@ func lead(t testing.TB, node string) {
 	t.Helper()
 	if from := healthy(t); from != node {
 		patronictl(t, from, "switchover", "--leader", from, "--candidate", node, "--force")
-		eventually(t, 60*time.Second, node+" to lead", func() bool { return leader(t) == node && memberRole(t, node) == "master" })
+		eventually(t, 60*time.Second, node+" to lead", func() bool { return leader(t) == node && memberRole(t, node) == "primary" })
 		healthy(t)
 	}
 	converged(t)

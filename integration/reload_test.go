@@ -120,8 +120,7 @@ func testReloadRouting(t *testing.T, proc *haproxyProc) {
 		reload()
 		eventually(t, 60*time.Second, "HAProxy to reload ("+what+")", func() bool {
 			// The master re-executes itself: its socket refuses meanwhile.
-			out, code := run(t, "docker", "exec", haproxyContainer, "sh", "-c",
-				"echo 'show proc' | socat -t 5 - UNIX-CONNECT:/run/haproxy/master.sock")
+			out, code := run(t, "docker", "exec", haproxyContainer, "lab-haproxy-cli", "master", "show proc")
 			st, err := dataplaneapi.ParseShowProc(out)
 			return code == 0 && err == nil && st.Reloads > before.Reloads && len(st.Workers) == 1 && st.Workers[0] != before.Workers[0]
 		})
@@ -148,7 +147,7 @@ func testReloadRouting(t *testing.T, proc *haproxyProc) {
 	converged(t)
 
 	measure("external reload (master CLI), forced after it", func() {
-		mustRun(t, "docker", "exec", haproxyContainer, "sh", "-c", "echo reload | socat -t 5 - UNIX-CONNECT:/run/haproxy/master.sock")
+		mustRun(t, "docker", "exec", haproxyContainer, "lab-haproxy-cli", "master", "reload")
 	})
 	converged(t)
 	expectLive(t, primary, "")

@@ -127,7 +127,7 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 		HAProxy: syncer}
 	log.Info("pgsvc running", "inventory", cfg.Inventory, "etcd", cfg.Etcd, "namespace", cfg.Namespace,
 		"node", cfg.Node, "clusters", cfg.Clusters.String(), "socket", cfg.Socket, "conf_dir", cfg.ConfDir,
-		"reload", cfg.Reload, "resync", cfg.Resync)
+		"main_config", syncer.Config.MainConfigFile(), "reload", reloaderName(syncer.Config.Reloader), "resync", cfg.Resync)
 	var wg sync.WaitGroup
 	goRun := func(f func(context.Context, *reconcile.Inputs) error) {
 		wg.Add(1)
@@ -299,4 +299,12 @@ func hasFlag(args []string, name string) bool {
 		}
 	}
 	return false
+}
+
+// reloaderName is how the startup log names the reload pgsvc will use.
+func reloaderName(r dataplaneapi.Reloader) string {
+	if r == nil {
+		return "none"
+	}
+	return r.String()
 }

@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
-# base-image.sh - make sure the local image debian:bookworm-slim exists.
+# base-image.sh - make sure the local image debian:<suite>-slim exists.
 #
-# The lab's Dockerfiles say FROM debian:bookworm-slim. With a registry, that is
+# The lab's Dockerfiles say FROM debian:${SUITE}-slim (bookworm or trixie:
+# the lab flavour, LAB in the Makefile). With a registry, that is
 # an ordinary pull. Without one (air-gapped hosts, CI sandboxes), this script
 # builds an equivalent image with debootstrap (minbase, like the official slim
 # image) from the Debian mirror the host itself uses, and imports it.
 #
 # Fast and does nothing when the image already exists.
 # Settings (environment):
-#   BASE_IMAGE      image to provide            (default debian:bookworm-slim)
-#   MIRROR          Debian mirror for bookworm  (default: the host's apt mirror, else deb.debian.org)
+#   SUITE           Debian suite                (default trixie)
+#   BASE_IMAGE      image to provide            (default debian:$SUITE-slim)
+#   MIRROR          Debian mirror for $SUITE    (default: the host's apt mirror, else deb.debian.org)
 #   SECURITY_MIRROR Debian security mirror      (default: the host's, else deb.debian.org/debian-security)
 #   NO_PULL=1       skip the registry pull attempt
 set -euo pipefail
 
-BASE_IMAGE=${BASE_IMAGE:-debian:bookworm-slim}
-SUITE=bookworm
+SUITE=${SUITE:-trixie}
+BASE_IMAGE=${BASE_IMAGE:-debian:$SUITE-slim}
 
 if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   echo "base-image: $BASE_IMAGE present"
@@ -44,7 +46,7 @@ SECURITY_MIRROR=${SECURITY_MIRROR:-$(host_mirror '/debian-security/?$')}
 SECURITY_MIRROR=${SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 echo "base-image: mirror $MIRROR, security $SECURITY_MIRROR"
 
-ROOT=$(mktemp -d /var/tmp/pgsvc-base.XXXXXX)
+ROOT=$(mktemp -d "/var/tmp/pgsvc-base-$SUITE.XXXXXX")
 trap 'rm -rf "$ROOT"' EXIT
 
 debootstrap --variant=minbase "$SUITE" "$ROOT" "$MIRROR" >"$ROOT.log" 2>&1 ||

@@ -118,10 +118,12 @@ func (e *Etcd) Client() *clientv3.Client {
 	return cli
 }
 
-// HAProxy is a master-worker HAProxy 2.6 loading a global file and a
-// config dir, with a stats socket and a master socket.
+// HAProxy is a master-worker HAProxy (the one on PATH: 2.6 on bookworm, 3.0
+// on trixie) loading a global file and a config dir, with a stats socket and
+// a master socket.
 type HAProxy struct {
 	t            testing.TB
+	Version      Version // of the binary, from haproxy -v
 	Dir          string
 	ConfDir      string
 	GlobalConfig string
@@ -137,6 +139,38 @@ type HAProxy struct {
 	cmd    *exec.Cmd
 }
 
+// Version is an HAProxy release, e.g. 3.0.11.
+type Version struct {
+	Major, Minor int
+	Line         string // haproxy -v's first line
+}
+
+// AtLeast reports whether v is major.minor or newer.
+func (v Version) AtLeast(major, minor int) bool {
+	return v.Major > major || v.Major == major && v.Minor >= minor
+}
+
+// HAProxyVersion is the version of the haproxy on PATH, also logged so that
+// every test's output says which HAProxy it ran against.
+func HAProxyVersion(t testing.TB) Version {
+	t.Helper()
+	need(t, "haproxy")
+	out, err := exec.Command("haproxy", "-v").CombinedOutput()
+	if err != nil {
+		t.Fatalf("haproxy -v: %v: %s", err, out)
+	}
+	v := Version{Line: strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])}
+	f := strings.Fields(v.Line) // HA-Proxy version 2.6.12-1+deb12u3 2023/12/16 - https://haproxy.org/
+	if len(f) < 3 {
+		t.Fatalf("haproxy -v: cannot read a version from %q", v.Line)
+	}
+	if _, err := fmt.Sscanf(f[2], "%d.%d", &v.Major, &v.Minor); err != nil {
+		t.Fatalf("haproxy -v: cannot read a version from %q: %v", v.Line, err)
+	}
+	t.Logf("haproxy under test: %s", v.Line)
+	return v
+}
+
 // NewHAProxy prepares (but does not start) an HAProxy in a temp dir.
 func NewHAProxy(t testing.TB) *HAProxy {
 	t.Helper()
@@ -149,7 +183,7 @@ func NewHAProxy(t testing.TB) *HAProxy {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	h := &HAProxy{t: t, Dir: dir, ConfDir: filepath.Join(dir, "conf.d"), GlobalConfig: filepath.Join(dir, "haproxy.cfg"),
+	h := &HAProxy{t: t, Version: HAProxyVersion(t), Dir: dir, ConfDir: filepath.Join(dir, "conf.d"), GlobalConfig: filepath.Join(dir, "haproxy.cfg"),
 		StatsSocket: filepath.Join(dir, "admin.sock"), MasterSocket: filepath.Join(dir, "master.sock"), PIDFile: filepath.Join(dir, "haproxy.pid")}
 	if err := os.Mkdir(h.ConfDir, 0o700); err != nil {
 		t.Fatal(err)

@@ -7,7 +7,10 @@
 # Signals: TERM/INT stop both; HUP is passed to pgsvc (re-read the inventory):
 #   docker kill -s HUP pgsvc-haproxy
 # Environment: PGSVC_ARGS  extra arguments for `pgsvc run` (e.g. --log-level debug)
+# Socket paths are the flavour's (/etc/pgsvc/lab.env).
 set -euo pipefail
+# shellcheck source=trixie/lab.env
+. /etc/pgsvc/lab.env
 
 INV=/etc/pgsvc/inventory.yml
 SEED=/etc/pgsvc/seed/inventory.yml   # fixtures/inventory/lab.yml, mounted read-only
@@ -15,8 +18,8 @@ CONF=/etc/pgsvc/pgsvc.yml
 MAIN=/etc/haproxy/haproxy.cfg
 DIR=/etc/haproxy/conf.d
 
-mkdir -p /run/haproxy "$DIR"
-rm -f /run/haproxy/admin.sock /run/haproxy/master.sock   # left by a previous run
+mkdir -p "$(dirname "$ADMIN_SOCK")" "$(dirname "$MASTER_SOCK")" "$DIR"
+rm -f "$ADMIN_SOCK" "$MASTER_SOCK"   # left by a previous run
 
 # The inventory is a copy, so tests can edit it in the container (then HUP).
 # A new container starts from the seed again.
@@ -29,15 +32,15 @@ if ! compgen -G "$DIR/*.cfg" >/dev/null; then
 fi
 haproxy -c -q -f "$MAIN" -f "$DIR"
 
-haproxy -W -S /run/haproxy/master.sock -f "$MAIN" -f "$DIR" &
+haproxy -W -S "$MASTER_SOCK" -f "$MAIN" -f "$DIR" &
 hap=$!
-for _ in $(seq 100); do [ -S /run/haproxy/admin.sock ] && break; sleep 0.1; done
-[ -S /run/haproxy/admin.sock ] || { echo "lab-haproxy: no admin socket after 10s" >&2; exit 1; }
+for _ in $(seq 100); do [ -S "$ADMIN_SOCK" ] && break; sleep 0.1; done
+[ -S "$ADMIN_SOCK" ] || { echo "lab-haproxy: no admin socket $ADMIN_SOCK after 10s" >&2; exit 1; }
 
 # shellcheck disable=SC2086  # PGSVC_ARGS is split on purpose
 pgsvc run --config "$CONF" ${PGSVC_ARGS:-} &
 svc=$!
-echo "lab-haproxy: haproxy master pid $hap, pgsvc pid $svc"
+echo "lab-haproxy: $(haproxy -v | head -1); master pid $hap, pgsvc pid $svc"
 
 trap 'kill -TERM "$svc" "$hap" 2>/dev/null || true' TERM INT
 trap 'kill -HUP "$svc" 2>/dev/null || true' HUP

@@ -23,12 +23,15 @@ chown postgres:postgres /pg
 chmod 0700 /pg
 install -d -o postgres -g postgres -m 2775 /var/run/postgresql
 
-sed -e "s|@NAME@|$PATRONI_NAME|g" -e "s|@SCOPE@|$PATRONI_SCOPE|g" -e "s|@IP@|$NODE_IP|g" \
+# The suite's PostgreSQL (15 on bookworm, 17 on trixie).
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+
+sed -e "s|@NAME@|$PATRONI_NAME|g" -e "s|@PG_BIN@|$PG_BIN|g" -e "s|@SCOPE@|$PATRONI_SCOPE|g" -e "s|@IP@|$NODE_IP|g" \
     -e "s|@ETCD_HOSTS@|$ETCD_HOSTS|g" -e "s|@TTL@|${LAB_TTL:-30}|g" \
     -e "s|@LOOP_WAIT@|${LAB_LOOP_WAIT:-5}|g" -e "s|@RETRY_TIMEOUT@|${LAB_RETRY_TIMEOUT:-10}|g" \
     /etc/patroni/patroni.yml.in >/etc/patroni/patroni.yml
 chmod 0644 /etc/patroni/patroni.yml
-echo "lab-node: $PATRONI_NAME ($NODE_IP), scope $PATRONI_SCOPE, etcd $ETCD_HOSTS"
+echo "lab-node: $PATRONI_NAME ($NODE_IP), scope $PATRONI_SCOPE, etcd $ETCD_HOSTS, $("$PG_BIN/postgres" --version), $(patroni --version)"
 
 as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups env HOME=/var/lib/postgresql "$@"; }
 

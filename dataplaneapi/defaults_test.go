@@ -1,0 +1,155 @@
+package dataplaneapi
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgsvc/pgsvc/integration/local"
+	"github.com/pgsvc/pgsvc/reconcile"
+)
+
+// Which global/defaults file is checked with the service files when none is
+// set: Pigsty before v4.5 keeps haproxy.cfg in the conf dir (/etc/haproxy),
+// Pigsty v4.5 and Debian beside it (/etc/haproxy/haproxy.cfg with
+// /etc/haproxy/conf.d).
+func TestMainConfigDefault(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		set          string   // MainConfig
+		files        []string // under the root; the conf dir is root/conf.d
+		want         string   // relative to the root ("": none)
+		dirIsMissing bool
+	}{
+		{name: "set wins", set: "other.cfg", files: []string{"haproxy.cfg", "conf.d/haproxy.cfg", "other.cfg"}, want: "other.cfg"},
+		{name: "in the conf dir", files: []string{"haproxy.cfg", "conf.d/haproxy.cfg"}, want: "conf.d/haproxy.cfg"},
+		{name: "beside the conf dir (Pigsty v4.5)", files: []string{"haproxy.cfg"}, want: "haproxy.cfg"},
+		{name: "none", files: nil, want: ""},
+		{name: "a directory named haproxy.cfg is not a config", files: []string{"haproxy.cfg/"}, want: ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			require.NoError(t, os.Mkdir(filepath.Join(root, "conf.d"), 0o700))
+			for _, f := range tc.files {
+				p := filepath.Join(root, f)
+				if f[len(f)-1] == '/' {
+					require.NoError(t, os.Mkdir(p, 0o700))
+					continue
+				}
+				require.NoError(t, os.WriteFile(p, []byte("global\n"), 0o644))
+			}
+			c := &ConfigDir{Dir: filepath.Join(root, "conf.d") + "/"}
+			if tc.set != "" {
+				c.MainConfig = filepath.Join(root, tc.set)
+			}
+			want := ""
+			if tc.want != "" {
+				want = filepath.Join(root, tc.want)
+			}
+			assert.Equal(t, want, c.MainConfigFile())
+		})
+	}
+}
+
+// Pins: with no --haproxy-config, haproxy.cfg beside /etc/haproxy/conf.d
+// (Pigsty v4.5's layout) was not part of `haproxy -c`, so a clash with a
+// proxy it declares passed the check and failed the reload.
+func TestPersistChecksTheMainConfigBesideTheConfDir(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "conf.d")
+	require.NoError(t, os.Mkdir(dir, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "haproxy.cfg"), []byte("global\n    maxconn 100\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\nlisten pg-test-replica\n    bind 127.0.0.1:15999\n"), 0o644))
+	s := replica(reconcile.Backup, reconcile.Active, reconcile.Active)
+	s.IP, s.Port, s.Maxconn, s.Balance = "127.0.0.1", 15434, 100, "roundrobin"
+	c := &ConfigDir{Dir: dir, Reloader: &CommandReloader{Argv: []string{"true"}}}
+	_, err := c.Persist(context.Background(), []reconcile.Service{*s}, true, false)
+	require.ErrorContains(t, err, "haproxy -c rejected the config a restart would load")
+	assert.ErrorContains(t, err, "pg-test-replica", "HAProxy's reason names the clash")
+	_, statErr := os.Stat(filepath.Join(dir, "pg-test-replica.cfg"))
+	assert.True(t, os.IsNotExist(statErr), "nothing written")
+}
+
+const reloadTimeout = 10 * time.Second
+
+// With no --haproxy-reload, reloads go to Pigsty v4.5's master socket when
+// it exists; when it does not, the error says what to set. "none" turns
+// reloads off.
+func TestDefaultReloader(t *testing.T) {
+	r, err := ParseReloader("")
+	require.NoError(t, err)
+	require.Equal(t, &MasterReloader{Socket: DefaultMasterSocket, Timeout: r.(*MasterReloader).Timeout, Implied: true}, r)
+	assert.Equal(t, "master:/run/haproxy-master.sock (default)", r.String())
+	r, err = ParseReloader("none")
+	require.NoError(t, err)
+	assert.Nil(t, r, "none: never reload")
+
+	hap := local.NewHAProxy(t)
+	hap.Start()
+	ctx := context.Background()
+	before, err := ReadMaster(ctx, hap.MasterSocket)
+	require.NoError(t, err)
+	present := &MasterReloader{Socket: hap.MasterSocket, Timeout: reloadTimeout, Implied: true}
+	require.NoError(t, present.Reload(ctx), "the default socket exists: it reloads")
+	after, err := ReadMaster(ctx, hap.MasterSocket)
+	require.NoError(t, err)
+	assert.Equal(t, before.Reloads+1, after.Reloads, "show proc counts the reload")
+
+	missing := &MasterReloader{Socket: filepath.Join(hap.Dir, "no-master.sock"), Timeout: reloadTimeout, Implied: true}
+	err = missing.Reload(ctx)
+	require.Error(t, err)
+	assert.ErrorContains(t, err, "no reload is configured")
+	assert.ErrorContains(t, err, "no-master.sock")
+	assert.ErrorContains(t, err, "haproxy_reload")
+	again, err := ReadMaster(ctx, hap.MasterSocket)
+	require.NoError(t, err)
+	assert.Equal(t, after.Reloads, again.Reloads, "nothing reloaded")
+}
+
+// A reload whose new configuration does not start: the error says why.
+// HAProxy 3.x's master answers `reload` with Success=0 and the new
+// process's alerts; 2.6 answers nothing, and only show proc's failed count
+// tells.
+func TestMasterReloadFailureSaysWhy(t *testing.T) {
+	hap := local.NewHAProxy(t)
+	hap.Start()
+	require.NoError(t, os.WriteFile(filepath.Join(hap.ConfDir, "broken.cfg"), []byte("listen broken\n    bind 127.0.0.1:1 no-such-keyword\n"), 0o644))
+	r := &MasterReloader{Socket: hap.MasterSocket, Timeout: reloadTimeout}
+	err := r.Reload(context.Background())
+	require.Error(t, err)
+	assert.ErrorContains(t, err, "reload failed")
+	if hap.Version.AtLeast(3, 0) {
+		assert.ErrorContains(t, err, "broken.cfg:2", "HAProxy's own alert names file and line")
+		assert.ErrorContains(t, err, "no-such-keyword")
+		assert.NotContains(t, err.Error(), "[NOTICE]", "only the alerts")
+	} else {
+		assert.ErrorContains(t, err, "show proc: failed 1")
+	}
+	require.NoError(t, os.Remove(filepath.Join(hap.ConfDir, "broken.cfg")))
+	require.NoError(t, r.Reload(context.Background()), "the master survived the failed reload")
+}
+
+// The master CLI's reply to `reload`, as HAProxy 3.0.11 printed it.
+func TestReloadFailed(t *testing.T) {
+	for _, tc := range []struct {
+		name, reply, why string
+		failed           bool
+	}{
+		{"2.6 answers nothing", "", "", false},
+		{"3.0 success", "Success=1\n--\n[NOTICE]   (23) : New worker (207) forked\n[NOTICE]   (23) : Loading success.\n\n", "", false},
+		{"3.0 failure", "Success=0\n--\n[NOTICE]   (23) : haproxy version is 3.0.11-1+deb13u5\n[ALERT]    (23) : config : parsing [/etc/haproxy/conf.d/zz.cfg:2] : 'bind :1' in section 'listen': unknown keyword 'badword'.\n[ALERT]    (23) : config : Fatal errors found in configuration.\n[WARNING]  (23) : Loading failure!\n",
+			"[ALERT] (23) : config : parsing [/etc/haproxy/conf.d/zz.cfg:2] : 'bind :1' in section 'listen': unknown keyword 'badword'. | [ALERT] (23) : config : Fatal errors found in configuration.", true},
+		{"3.0 failure without alerts", "Success=0\n--\n[WARNING]  (23) : Loading failure!\n", "[WARNING] (23) : Loading failure!", true},
+		{"3.0 failure, no logs", "Success=0\n", "HAProxy gave no reason", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			failed, why := reloadFailed(tc.reply)
+			assert.Equal(t, tc.failed, failed)
+			assert.Equal(t, tc.why, why)
+		})
+	}
+}
