@@ -96,6 +96,7 @@ func labStack() string {
 		version(members[0], "patroni", "--version"),
 		version(members[0], "sh", "-c", "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/postgres --version"),
 		version(etcdContainer, "etcd", "--version"),
+		version(members[0], "pgbouncer", "--version"),
 	}, "; ")
 }
 
