@@ -76,38 +76,43 @@ func TestPersistChecksTheMainConfigBesideTheConfDir(t *testing.T) {
 
 const reloadTimeout = 10 * time.Second
 
-// With no --haproxy-reload, reloads go to Pigsty v4.5's master socket when
-// it exists; when it does not, the error says what to set. "none" turns
-// reloads off.
-func TestDefaultReloader(t *testing.T) {
-	r, err := ParseReloader("")
-	require.NoError(t, err)
-	require.Equal(t, &MasterReloader{Socket: DefaultMasterSocket, Timeout: r.(*MasterReloader).Timeout, Implied: true}, r)
-	assert.Equal(t, "master:/run/haproxy-master.sock (default)", r.String())
-	r, err = ParseReloader("none")
-	require.NoError(t, err)
-	assert.Nil(t, r, "none: never reload")
-
+// With no --haproxy-reload, reloads go to Pigsty v4.5's master socket when,
+// at start-up, it is the master of the HAProxy on the stats socket; else
+// there are none, and the reason says what to set. "none" turns reloads off.
+func TestDetectMasterReloader(t *testing.T) {
+	for _, spec := range []string{"", "none"} {
+		r, err := ParseReloader(spec)
+		require.NoError(t, err)
+		assert.Nil(t, r, "%q: no reload unless detected", spec)
+	}
+	ctx := context.Background()
 	hap := local.NewHAProxy(t)
 	hap.Start()
-	ctx := context.Background()
+	other := local.NewHAProxy(t) // a second HAProxy on the same host
+	other.Start()
+	rt, err := NewRuntime(ctx, hap.StatsSocket)
+	require.NoError(t, err)
+
+	r, why := DetectMasterReloader(ctx, hap.MasterSocket, rt)
+	require.NotNil(t, r, why)
+	assert.Contains(t, why, "the master of the HAProxy on "+hap.StatsSocket)
 	before, err := ReadMaster(ctx, hap.MasterSocket)
 	require.NoError(t, err)
-	present := &MasterReloader{Socket: hap.MasterSocket, Timeout: reloadTimeout, Implied: true}
-	require.NoError(t, present.Reload(ctx), "the default socket exists: it reloads")
+	require.NoError(t, r.Reload(ctx), "the detected master reloads")
 	after, err := ReadMaster(ctx, hap.MasterSocket)
 	require.NoError(t, err)
 	assert.Equal(t, before.Reloads+1, after.Reloads, "show proc counts the reload")
 
-	missing := &MasterReloader{Socket: filepath.Join(hap.Dir, "no-master.sock"), Timeout: reloadTimeout, Implied: true}
-	err = missing.Reload(ctx)
-	require.Error(t, err)
-	assert.ErrorContains(t, err, "no reload is configured")
-	assert.ErrorContains(t, err, "no-master.sock")
-	assert.ErrorContains(t, err, "haproxy_reload")
-	again, err := ReadMaster(ctx, hap.MasterSocket)
-	require.NoError(t, err)
-	assert.Equal(t, after.Reloads, again.Reloads, "nothing reloaded")
+	r, why = DetectMasterReloader(ctx, other.MasterSocket, rt)
+	assert.Nil(t, r, "another HAProxy's master is never reloaded for this one")
+	assert.Contains(t, why, "another HAProxy")
+	assert.Contains(t, why, "haproxy_reload")
+
+	missing := filepath.Join(hap.Dir, "no-master.sock")
+	r, why = DetectMasterReloader(ctx, missing, rt)
+	assert.Nil(t, r)
+	assert.Contains(t, why, "no master socket at "+missing)
+	assert.Contains(t, why, "structural changes are written, not loaded")
 }
 
 // A reload whose new configuration does not start: the error says why.

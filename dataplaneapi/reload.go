@@ -25,13 +25,12 @@ type Reloader interface {
 //	master:/run/haproxy-master.sock   `reload` on the master CLI, confirmed with `show proc`
 //	signal:/run/haproxy.pid           SIGUSR2 to the master whose pid is in the file
 //	exec:systemctl reload haproxy     any command (also without the exec: prefix)
-//	none                              never reload (structural changes are an error)
-//	""                                master:/run/haproxy-master.sock, Pigsty v4.5's, when it exists
+//	none, ""                          never reload (structural changes are written, not loaded, and an error)
+//
+// pgsvc run and reconcile turn "" into DetectMasterReloader's answer.
 func ParseReloader(spec string) (Reloader, error) {
 	switch {
-	case spec == "":
-		return &MasterReloader{Socket: DefaultMasterSocket, Timeout: 10 * time.Second, Implied: true}, nil
-	case spec == "none":
+	case spec == "" || spec == "none":
 		return nil, nil
 	case strings.HasPrefix(spec, "master:"):
 		return &MasterReloader{Socket: strings.TrimPrefix(spec, "master:"), Timeout: 10 * time.Second}, nil
@@ -81,9 +80,38 @@ func (r *SignalReloader) Reload(context.Context) error {
 }
 
 // DefaultMasterSocket is where Pigsty v4.5's haproxy unit puts the master
-// CLI (EXTRAOPTS=-S /run/haproxy-master.sock): reloads go there when no
-// --haproxy-reload is set.
+// CLI (EXTRAOPTS=-S /run/haproxy-master.sock), as does Debian's unit.
 const DefaultMasterSocket = "/run/haproxy-master.sock"
+
+// DetectMasterReloader is the reload used when none is set: the master CLI
+// at socket, but only when it is the master of the HAProxy that answers
+// the stats socket (its workers include the stats socket's pid; a host may
+// run a second HAProxy, and Debian's own unit has a master socket there
+// too). Otherwise nil (no reloads), with why, for the startup log.
+func DetectMasterReloader(ctx context.Context, socket string, rt *Runtime) (Reloader, string) {
+	if _, err := os.Stat(socket); err != nil {
+		return nil, fmt.Sprintf("no haproxy_reload set and no master socket at %s (%v): structural changes are written, not loaded, until haproxy_reload is set", socket, err)
+	}
+	st, err := ReadMaster(ctx, socket)
+	if err != nil {
+		return nil, fmt.Sprintf("no haproxy_reload set and the master socket %s does not answer (%v): structural changes are written, not loaded, until haproxy_reload is set", socket, err)
+	}
+	out, err := rt.Execute(ctx, "show info")
+	if err != nil {
+		return nil, fmt.Sprintf("no haproxy_reload set and the stats socket %s does not answer (%v): structural changes are written, not loaded, until haproxy_reload is set", rt.Socket(), err)
+	}
+	w, err := parseWorker(out)
+	if err != nil {
+		return nil, fmt.Sprintf("no haproxy_reload set: %v", err)
+	}
+	for _, pid := range st.Workers {
+		if strconv.Itoa(pid) == w.pid {
+			return &MasterReloader{Socket: socket, Timeout: 10 * time.Second}, fmt.Sprintf("master socket %s found, the master of the HAProxy on %s (worker %s)", socket, rt.Socket(), w.pid)
+		}
+	}
+	return nil, fmt.Sprintf("no haproxy_reload set and the master at %s runs workers %v, not the stats socket's worker %s (another HAProxy): structural changes are written, not loaded, until haproxy_reload is set",
+		socket, st.Workers, w.pid)
+}
 
 // MasterReloader asks the master CLI to reload. On 2.6 `reload` returns at
 // once, so completion is confirmed by a higher reload count in `show proc`;
@@ -91,24 +119,12 @@ const DefaultMasterSocket = "/run/haproxy-master.sock"
 type MasterReloader struct {
 	Socket  string
 	Timeout time.Duration
-	// Implied: no --haproxy-reload was set, so this is the default socket,
-	// and its absence means no reload was configured, not a fault.
-	Implied bool
 }
 
-func (r *MasterReloader) String() string {
-	if r.Implied {
-		return "master:" + r.Socket + " (default)"
-	}
-	return "master:" + r.Socket
-}
+func (r *MasterReloader) String() string { return "master:" + r.Socket }
 
 // Reload reloads and waits until a new worker runs.
 func (r *MasterReloader) Reload(ctx context.Context) error {
-	if _, err := os.Stat(r.Socket); r.Implied && err != nil {
-		return fmt.Errorf("no reload is configured: --haproxy-reload (haproxy_reload) is not set and there is no HAProxy master socket at %s, where Pigsty v4.5 puts it (%v); set it, e.g. master:/path/to/master.sock or 'systemctl reload haproxy'",
-			r.Socket, err)
-	}
 	before, err := ReadMaster(ctx, r.Socket)
 	if err != nil {
 		return err

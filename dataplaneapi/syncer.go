@@ -31,6 +31,9 @@ type Syncer struct {
 	// forced for (the fact that identifies a worker: its pid and start
 	// time): a new worker gets its forcing once per cluster.
 	forced map[string]worker
+	// held holds, per cluster, the worker its primary services' frontends
+	// were set to hold on (see holdPass).
+	held map[string]worker
 }
 
 // slotLayout is one worker's backup flags, keyed backend/slot.
@@ -44,6 +47,7 @@ type slotLayout struct {
 type worker struct {
 	pid     string
 	started time.Time
+	version string // HAProxy's, e.g. 3.0.11-1+deb13u5
 }
 
 // same reports whether two readings are one worker (the start time is
@@ -87,6 +91,15 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 	structural, err := s.runtimePass(ctx, services, passAccel, before, dryRun, &rep, refused)
 	if err != nil {
 		s.forced = nil
+		return rep, unreachable(err)
+	}
+	if dryRun {
+		// The version decides whether frontends are touched at all.
+		if before, err = s.worker(ctx); err != nil {
+			return rep, unreachable(err)
+		}
+	}
+	if err := s.holdPass(ctx, services, accel, before, dryRun, &rep, refused); err != nil {
 		return rep, unreachable(err)
 	}
 	if !dryRun {
@@ -146,6 +159,9 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 		return rep, unreachable(fmt.Errorf("after reload: %w", err))
 	}
 	if _, err := s.runtimePass(ctx, services, workerForcing(services, accel, func(string) bool { return false }), now, false, &rep, refused); err != nil {
+		return rep, unreachable(fmt.Errorf("after reload: %w", err))
+	}
+	if err := s.holdPass(ctx, services, accel, now, false, &rep, refused); err != nil {
 		return rep, unreachable(fmt.Errorf("after reload: %w", err))
 	}
 	s.forced = nil // every cluster's services restarted, not only this pass's
@@ -213,6 +229,9 @@ func parseWorker(out string) (worker, error) {
 		}
 		if v, ok := strings.CutPrefix(line, "Uptime_sec: "); ok {
 			uptime, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+		if v, ok := strings.CutPrefix(line, "Version: "); ok {
+			w.version = strings.TrimSpace(v)
 		}
 	}
 	if w.pid == "" {

@@ -57,8 +57,10 @@ func TestLab(t *testing.T) {
 	}
 
 	step("convergence", testConvergence)
-	step("switchover", func(t *testing.T) { testSwitchover(t, true) })
-	step("switchover-checks-only", func(t *testing.T) { testSwitchover(t, false) })
+	step("switchover", func(t *testing.T) { testSwitchover(t, withPgsvc) })
+	step("switchover-hold-off", func(t *testing.T) { testSwitchover(t, holdOff) })
+	step("switchover-checks-only", func(t *testing.T) { testSwitchover(t, checksOnly) })
+	step("switchover-aborted", testAbortedSwitchover)
 	step("offline-toggle", testOfflineToggle)
 	step("weight", testWeight)
 	step("dry-run-maintenance", testDryRun)
@@ -181,12 +183,34 @@ func testConvergence(t *testing.T) {
 	expectLive(t, primary, "")
 }
 
+// switchoverMode is what routes the primary service through a switchover.
+type switchoverMode int
+
+const (
+	withPgsvc  switchoverMode = iota // pgsvc as configured: holds on HAProxy >= 3.0
+	holdOff                          // pgsvc with hold_connections: false (SIGHUP)
+	checksOnly                       // pgsvc frozen: HAProxy's health checks alone, as with Pigsty
+)
+
+func (m switchoverMode) String() string {
+	return [...]string{"HAProxy + pgsvc", "HAProxy + pgsvc, holding off", "HAProxy checks only (pgsvc stopped)"}[m]
+}
+
 // testSwitchover runs a planned switchover while two probes write: one
 // through HAProxy's primary service, one straight to the nodes (libpq
-// multi-host, read-write): Patroni's own window. With withPgsvc false,
-// pgsvc is frozen (SIGSTOP) and HAProxy's health checks alone decide, with
-// Pigsty's check settings: the baseline.
-func testSwitchover(t *testing.T, withPgsvc bool) {
+// multi-host, read-write): Patroni's own window. Both start a new
+// connection every 20 ms, each willing to wait 7 s (above hold_max) for
+// it. With pgsvc on HAProxy >= 3.0 new connections are held through the
+// switchover: not one attempt through HAProxy fails (a read-only error
+// counts). holdOff turns holding off through SIGHUP for this switchover;
+// checksOnly freezes pgsvc (SIGSTOP): HAProxy's checks alone, with
+// Pigsty's settings, the baseline.
+func testSwitchover(t *testing.T, mode switchoverMode) {
+	holds := labHolds(t)
+	if mode == holdOff && !holds {
+		t.Logf("%s: pgsvc never holds here, so holding off is the switchover step itself", stack)
+		return
+	}
 	from := healthy(t)
 	converged(t)
 	to := other(from, "pg-test-3")
@@ -194,43 +218,85 @@ func testSwitchover(t *testing.T, withPgsvc bool) {
 		to = "pg-test-1"
 	}
 	resume := func() {}
-	if !withPgsvc {
+	switch mode {
+	case checksOnly:
 		mustRun(t, "docker", "exec", haproxyContainer, "pkill", "-STOP", "-x", "pgsvc")
 		resume = func() { run(t, "docker", "exec", haproxyContainer, "pkill", "-CONT", "-x", "pgsvc") }
-		defer resume() // also when the test fails half-way
+	case holdOff:
+		setHolding(t, false)
+		resume = func() { setHolding(t, true) }
 	}
+	defer resume() // also when the test fails half-way
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	viaHAP, viaNodes := startProbes(t, ctx, viaHAProxy, direct)
+	viaHAP, viaNodes := startProbes(t, ctx, newPatientProbe, viaHAProxy, direct)
 	begin := time.Now()
 	patronictl(t, from, "switchover", "--leader", from, "--candidate", to, "--force")
 	eventually(t, 60*time.Second, "writes through HAProxy and direct to succeed again", func() bool {
 		return leader(t) == to && memberRole(t, to) == "primary" &&
 			viaHAP.succeededAfter(time.Now().Add(-300*time.Millisecond)) && viaNodes.succeededAfter(time.Now().Add(-300*time.Millisecond))
 	})
+	time.Sleep(500 * time.Millisecond) // the attempts in flight finish
 	cancel()
 	resume()
+	resume = func() {}
 	hw, hf := viaHAP.window(begin)
 	dw, df := viaNodes.window(begin)
-	mode := "HAProxy + pgsvc"
-	if !withPgsvc {
-		mode = "HAProxy checks only (pgsvc stopped)"
-	}
+	hl, dl := viaHAP.longestWait(begin), viaNodes.longestWait(begin)
 	windows = append(windows,
-		fmt.Sprintf("%-52s %6d ms  (%d failed attempts)", mode+", through :5433", hw.Milliseconds(), hf),
-		fmt.Sprintf("%-52s %6d ms  (%d failed attempts)", "direct to the nodes, same switchover", dw.Milliseconds(), df))
-	t.Logf("%s: through HAProxy %s, direct %s", mode, hw, dw)
+		fmt.Sprintf("%-52s %6d ms  (%d failed attempts, longest wait %d ms)", mode.String()+", through :5433", hw.Milliseconds(), hf, hl.Milliseconds()),
+		fmt.Sprintf("%-52s %6d ms  (%d failed attempts, longest wait %d ms)", "direct to the nodes, same switchover", dw.Milliseconds(), df, dl.Milliseconds()))
+	t.Logf("%s: through HAProxy %s (%d failed, longest wait %s), direct %s (%d failed, longest wait %s)", mode, hw, hf, hl, dw, df, dl)
+	if mode == withPgsvc && holds {
+		assert.Zero(t, hf, "no connection attempt through HAProxy fails while pgsvc holds new connections (last error: %s)", viaHAP.lastError())
+		out, _ := run(t, "docker", "logs", "--since", begin.Add(-time.Second).Format(time.RFC3339Nano), haproxyContainer)
+		assert.Contains(t, out, "holding new connections on the primary services")
+		assert.Contains(t, out, "result=released")
+	}
 	healthy(t)
 	converged(t)
 	expectLive(t, to, "")
 }
 
-// startProbes starts a write probe per DSN and returns once each has
+// labHolds reports whether pgsvc holds connections in this lab: HAProxy >= 3.0.
+func labHolds(t testing.TB) bool {
+	t.Helper()
+	out := mustRun(t, "docker", "exec", haproxyContainer, "haproxy", "-v")
+	var major int
+	f := strings.Fields(out) // HAProxy version 3.0.11-1+deb13u5 ...
+	if len(f) < 3 {
+		t.Fatalf("haproxy -v: %q", out)
+	}
+	if _, err := fmt.Sscanf(f[2], "%d.", &major); err != nil {
+		t.Fatalf("haproxy -v: %q: %v", out, err)
+	}
+	return major >= 3
+}
+
+// setHolding turns the daemon's switchover hold on or off the way an
+// operator does: edit the config file, SIGHUP.
+func setHolding(t testing.TB, on bool) {
+	t.Helper()
+	if on {
+		mustRun(t, "docker", "exec", haproxyContainer, "sed", "-i", "/^hold_connections:/d", "/etc/pgsvc/pgsvc.yml")
+	} else {
+		mustRun(t, "docker", "exec", haproxyContainer, "sh", "-c", "echo 'hold_connections: false' >> /etc/pgsvc/pgsvc.yml")
+	}
+	since := time.Now().Add(-time.Second).Format(time.RFC3339Nano)
+	mustRun(t, "docker", "kill", "-s", "HUP", haproxyContainer)
+	eventually(t, 10*time.Second, "pgsvc to re-read its config (SIGHUP)", func() bool {
+		out, _ := run(t, "docker", "logs", "--since", since, haproxyContainer)
+		return strings.Contains(out, "SIGHUP: re-reading the inventory")
+	})
+}
+
+// startProbes starts a probe per DSN (made by probe: newProbe, or
+// newPatientProbe for clients that wait) and returns once each has
 // written: the baseline before the event under test.
-func startProbes(t *testing.T, ctx context.Context, dsns ...string) (*writeProbe, *writeProbe) {
+func startProbes(t *testing.T, ctx context.Context, probe func(string) *writeProbe, dsns ...string) (*writeProbe, *writeProbe) {
 	t.Helper()
 	began := time.Now()
-	a, b := newProbe(dsns[0]), newProbe(dsns[1])
+	a, b := probe(dsns[0]), probe(dsns[1])
 	go a.run(ctx)
 	go b.run(ctx)
 	eventually(t, 20*time.Second, "a baseline of successful writes", func() bool {
@@ -507,7 +573,7 @@ func testCrash(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	viaHAP, viaNodes := startProbes(t, ctx, viaHAProxy, directTo(append(order, primary)...))
+	viaHAP, viaNodes := startProbes(t, ctx, newProbe, viaHAProxy, directTo(append(order, primary)...))
 	begin := time.Now()
 	mustRun(t, "docker", "kill", primary)
 	defer run(t, "docker", "start", primary) // also when the test fails half-way
@@ -532,4 +598,88 @@ func testCrash(t *testing.T) {
 	assert.Equal(t, "replica", memberRole(t, primary), "%s rejoins as a replica", primary)
 	converged(t)
 	expectLive(t, next, "") // its replica slot enabled and UP, next still leads
+}
+
+// testAbortedSwitchover asks for a switchover Patroni then refuses: the
+// candidate's Patroni is frozen (SIGSTOP), so the leader finds no healthy
+// candidate and clears the request. A hold that started ends (aborted, or
+// at hold_max if Patroni takes longer), and no connection attempt through
+// HAProxy fails: held clients are served by the primary that stayed.
+func testAbortedSwitchover(t *testing.T) {
+	if !labHolds(t) {
+		t.Logf("%s: pgsvc never holds here, nothing to abort", stack)
+		return
+	}
+	primary := healthy(t)
+	converged(t)
+	candidate := other(primary, "pg-test-1")
+	mustRun(t, "docker", "exec", candidate, "pkill", "-STOP", "-f", "/usr/bin/patroni")
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			thawed = true
+			run(t, "docker", "exec", candidate, "pkill", "-CONT", "-f", "/usr/bin/patroni")
+		}
+	}
+	defer thaw()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	probe := newPatientProbe(viaHAProxy)
+	go probe.run(ctx)
+	eventually(t, 20*time.Second, "a baseline of successful writes", func() bool { return probe.succeededAfter(time.Now().Add(-time.Second)) })
+	begin := time.Now()
+	out, code := patronictlRun(t, primary, "switchover", "--leader", primary, "--candidate", candidate, "--force")
+	t.Logf("patronictl switchover to a frozen candidate: exit %d: %s", code, strings.TrimSpace(out))
+	var cleared, released time.Time
+	eventually(t, 60*time.Second, "the request to be cleared and the primary services to accept again", func() bool {
+		if cleared.IsZero() && !failoverPending(t) {
+			cleared = time.Now()
+		}
+		if released.IsZero() && frontendMaxconn(t, "primary") != 0 {
+			released = time.Now()
+		}
+		return !cleared.IsZero() && !released.IsZero()
+	})
+	time.Sleep(500 * time.Millisecond) // the attempts in flight finish
+	cancel()
+	thaw()
+	logs, _ := run(t, "docker", "logs", "--since", begin.Add(-time.Second).Format(time.RFC3339Nano), haproxyContainer)
+	_, failed := probe.window(begin)
+	assert.Zero(t, failed, "no connection attempt through HAProxy fails across an aborted switchover (last error: %s)", probe.lastError())
+	assert.Equal(t, primary, leader(t), "the switchover did not happen")
+	result := "no hold (the request never reached the failover key)"
+	if strings.Contains(logs, "holding new connections on the primary services") {
+		ended := false
+		for _, line := range strings.Split(logs, "\n") {
+			if i := strings.Index(line, "result="); i >= 0 && strings.Contains(line, "released held connections") {
+				result, ended = line[i:], true
+			}
+		}
+		assert.True(t, ended, "a hold that started ends, with its result logged:\n%s", logs)
+	}
+	windows = append(windows, fmt.Sprintf("%-52s %6d ms  (%d failed attempts, longest wait %d ms; release %+d ms after the request was cleared; %s)",
+		"aborted switchover, HAProxy + pgsvc, through :5433", 0, failed, probe.longestWait(begin).Milliseconds(),
+		released.Sub(cleared).Milliseconds(), result))
+	t.Logf("aborted switchover: %d failed, longest wait %s, released %s after the request was cleared; %s",
+		failed, probe.longestWait(begin), released.Sub(cleared), result)
+	healthy(t)
+	converged(t)
+}
+
+// failoverPending reports whether Patroni's failover key names a request.
+func failoverPending(t testing.TB) bool {
+	t.Helper()
+	out, _ := run(t, "docker", "exec", etcdContainer, "etcdctl", "--endpoints=http://127.0.0.1:2379",
+		"get", "/pg/pg-test/failover", "--print-value-only")
+	return strings.Contains(out, `"leader"`) || strings.Contains(out, `"member"`)
+}
+
+// frontendMaxconn is a service frontend's maxconn as HAProxy shows it.
+func frontendMaxconn(t testing.TB, service string) int {
+	t.Helper()
+	fe, err := dataplaneapi.ParseFrontends(mustRun(t, "docker", "exec", haproxyContainer, "lab-haproxy-cli", "admin", "show stat -1 1 -1"))
+	require.NoError(t, err)
+	f, ok := fe["pg-test-"+service]
+	require.True(t, ok, "frontend pg-test-%s", service)
+	return f.Maxconn
 }

@@ -56,10 +56,7 @@ func TestMain(m *testing.M) {
 		fmt.Printf("SKIP integration: docker engine not reachable: %v\n%s", err, out)
 		os.Exit(0)
 	}
-	lab := os.Getenv("LAB")
-	if lab == "" {
-		lab = "trixie"
-	}
+	lab := labFlavour()
 	fmt.Printf("integration: lab flavour %s\n", lab)
 	up := exec.Command("make", "demo", "LAB="+lab)
 	up.Dir = repoRoot()
@@ -77,6 +74,15 @@ func TestMain(m *testing.M) {
 		down()
 	}
 	os.Exit(code)
+}
+
+// labFlavour is the lab the suite runs on: $LAB, trixie by default (as the
+// Makefile's).
+func labFlavour() string {
+	if l := os.Getenv("LAB"); l != "" {
+		return l
+	}
+	return "trixie"
 }
 
 // stack names the lab's versions, for the measured tables.
@@ -101,7 +107,7 @@ func labStack() string {
 }
 
 func down() {
-	c := exec.Command("make", "demo-down", "LAB="+os.Getenv("LAB"))
+	c := exec.Command("make", "demo-down", "LAB="+labFlavour())
 	c.Dir = repoRoot()
 	c.Stdout, c.Stderr = os.Stdout, os.Stderr
 	_ = c.Run()
@@ -382,6 +388,12 @@ func lead(t testing.TB, node string) {
 func patronictl(t testing.TB, node string, args ...string) string {
 	t.Helper()
 	return mustRun(t, "docker", append([]string{"exec", node, "patronictl", "-c", "/etc/patroni/patroni.yml"}, args...)...)
+}
+
+// patronictlRun is patronictl whose failure is an answer, not a fault.
+func patronictlRun(t testing.TB, node string, args ...string) (string, int) {
+	t.Helper()
+	return run(t, "docker", append([]string{"exec", node, "patronictl", "-c", "/etc/patroni/patroni.yml"}, args...)...)
 }
 
 func other(l string, not ...string) string {

@@ -4,6 +4,8 @@ package integration
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +18,10 @@ import (
 type writeProbe struct {
 	dsn      string
 	interval time.Duration
+	timeout  time.Duration // of one attempt, connecting included
+	// concurrent starts an attempt every interval whether or not the
+	// previous ones finished: clients arriving while others wait.
+	concurrent bool
 
 	mu       sync.Mutex
 	attempts []attempt
@@ -23,29 +29,42 @@ type writeProbe struct {
 }
 
 type attempt struct {
-	at time.Time
-	ok bool
+	at   time.Time
+	ok   bool
+	took time.Duration
 }
 
 // The lab's pgbouncer pools in session mode; simple protocol keeps the
 // probe independent of prepared-statement support.
 const dsnOptions = "connect_timeout=1&sslmode=disable&default_query_exec_mode=simple_protocol"
 
-func newProbe(dsn string) *writeProbe { return &writeProbe{dsn: dsn, interval: 20 * time.Millisecond} }
+func newProbe(dsn string) *writeProbe {
+	return &writeProbe{dsn: dsn, interval: 20 * time.Millisecond, timeout: time.Second}
+}
+
+// patientDSN is dsn with a connect timeout above pgsvc's hold_max (5 s),
+// the client a hold is for: it waits instead of giving up.
+func patientDSN(dsn string) string {
+	return strings.Replace(dsn, "connect_timeout=1&", "connect_timeout=7&", 1)
+}
+
+// newPatientProbe probes through patientDSN(dsn), each attempt bounded at 7 s.
+func newPatientProbe(dsn string) *writeProbe {
+	p := newProbe(patientDSN(dsn))
+	p.timeout, p.concurrent = 7*time.Second, true
+	return p
+}
 
 func (p *writeProbe) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for ctx.Err() == nil {
-		start := time.Now()
-		err := p.write(ctx)
-		if err != nil && ctx.Err() != nil {
-			return // stopped mid-attempt: says nothing about the service
+		if p.concurrent {
+			wg.Add(1)
+			go func() { defer wg.Done(); p.once(ctx) }()
+		} else {
+			p.once(ctx)
 		}
-		p.mu.Lock()
-		p.attempts = append(p.attempts, attempt{at: start, ok: err == nil})
-		if err != nil {
-			p.lastErr = err.Error()
-		}
-		p.mu.Unlock()
 		select {
 		case <-ctx.Done():
 		case <-time.After(p.interval):
@@ -53,8 +72,28 @@ func (p *writeProbe) run(ctx context.Context) {
 	}
 }
 
+// once makes one attempt and records it, in order of its start.
+func (p *writeProbe) once(ctx context.Context) {
+	start := time.Now()
+	err := p.write(ctx)
+	if err != nil && ctx.Err() != nil {
+		return // stopped mid-attempt: says nothing about the service
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a := attempt{at: start, ok: err == nil, took: time.Since(start)}
+	i := len(p.attempts)
+	for i > 0 && p.attempts[i-1].at.After(start) {
+		i--
+	}
+	p.attempts = slices.Insert(p.attempts, i, a)
+	if err != nil {
+		p.lastErr = err.Error()
+	}
+}
+
 func (p *writeProbe) write(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, p.dsn)
 	if err == nil {
@@ -100,6 +139,34 @@ func (p *writeProbe) window(since time.Time) (time.Duration, int) {
 		}
 	}
 	return longest, failures
+}
+
+// longestWait is the longest time from a write attempt after since to a
+// successful write: one attempt's own duration (a held connection waits),
+// or, across failures, from the first failing attempt's start to the next
+// success.
+func (p *writeProbe) longestWait(since time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var longest time.Duration
+	var firstFailed time.Time
+	for _, a := range p.attempts {
+		if a.at.Before(since) {
+			continue
+		}
+		if !a.ok {
+			if firstFailed.IsZero() {
+				firstFailed = a.at
+			}
+			continue
+		}
+		from := a.at
+		if !firstFailed.IsZero() {
+			from, firstFailed = firstFailed, time.Time{}
+		}
+		longest = max(longest, a.at.Add(a.took).Sub(from))
+	}
+	return longest
 }
 
 // succeededAfter reports whether a write succeeded after t.

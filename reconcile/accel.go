@@ -21,6 +21,9 @@ type Accel struct {
 	// other members' slots are then forced down in the services that check
 	// /primary, once per worker (see dataplaneapi.Syncer).
 	Leader string
+	// Hold: the cluster's primary services hold new connections (a
+	// planned switchover is under way, see HoldConfig).
+	Hold bool
 }
 
 // forcing records, for one cluster, the facts forcing has already acted

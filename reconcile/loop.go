@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/pgsvc/pgsvc/selector"
@@ -25,6 +26,15 @@ type Report struct {
 	// RuntimeDone is when the last runtime command was acknowledged: the
 	// moment HAProxy's state changed (files are written after it).
 	RuntimeDone time.Time `json:"-"`
+	// HoldRefused says why this HAProxy cannot hold new connections (set
+	// when a hold was asked for).
+	HoldRefused string `json:"hold_refused,omitempty"`
+	// HoldLost names the clusters whose hold the worker lost (a reload or
+	// restart mid-hold), with why.
+	HoldLost map[string]string `json:"holds_lost,omitempty"`
+	// Released counts, per cluster, the connections the released frontends
+	// had accepted by the read-back: the clients that waited.
+	Released map[string]int64 `json:"released,omitempty"`
 }
 
 // AppliedCommand is one runtime command, with its subjects for logs and metrics.
@@ -66,6 +76,7 @@ type PassInfo struct {
 	// pass failed as a whole.
 	ClusterErrors ClusterErrors
 	DryRun        bool
+	Holds         []HoldEvent // holds started or ended by this pass
 }
 
 // Observer receives what the loop does (metrics, tests). Methods must be cheap.
@@ -113,6 +124,10 @@ type Reconciler struct {
 	Log      *slog.Logger
 	Resync   time.Duration // periodic full pass; 0 = never
 	Observer Observer
+	// Hold is holding new connections through planned switchovers (the
+	// zero value holds never); SetHold changes it while Run runs.
+	Hold    HoldConfig
+	holdSet atomic.Pointer[HoldConfig]
 
 	leaders map[string]string  // last known leader (fail static on no leader key)
 	forced  map[string]forcing // facts forcing has acted on, per cluster
@@ -127,6 +142,11 @@ type Reconciler struct {
 	gate    time.Time
 	unreach *backoff
 	synced  bool // a full pass has succeeded
+	// holds are the clusters' switchover holds, with when each must be
+	// decided again without an event (a scheduled switchover, hold_max).
+	holds        map[string]*hold
+	holdDue      map[string]time.Time
+	holdRefusals string // the last reason HAProxy cannot hold, logged once
 }
 
 // retry is a failed cluster waiting for its next attempt.
@@ -139,6 +159,7 @@ type retry struct {
 func (r *Reconciler) init() {
 	if r.leaders == nil {
 		r.leaders, r.forced, r.retries = map[string]string{}, map[string]forcing{}, map[string]*retry{}
+		r.holds, r.holdDue = map[string]*hold{}, map[string]time.Time{}
 		r.unreach = newRetryBackoff()
 	}
 }
@@ -197,6 +218,11 @@ func (r *Reconciler) retryTimer() *time.Timer {
 	if rt := r.fullRetry; rt != nil && !rt.at.IsZero() && (first.IsZero() || rt.at.Before(first)) {
 		first = rt.at
 	}
+	for _, at := range r.holdDue {
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+	}
 	for _, rt := range r.retries {
 		if rt.at.IsZero() {
 			continue // marked, waiting for its pass
@@ -230,6 +256,13 @@ func (r *Reconciler) markDue(now time.Time) {
 			marked = true
 		}
 	}
+	for name, at := range r.holdDue {
+		if !at.After(now) {
+			r.In.mark(name, CauseHold)
+			delete(r.holdDue, name)
+			marked = true
+		}
+	}
 	if marked {
 		r.In.notify()
 	}
@@ -244,9 +277,10 @@ func (r *Reconciler) Pass(ctx context.Context, dryRun bool) (Report, error) {
 	if !w.ready || len(w.clusters) == 0 {
 		return Report{}, nil
 	}
-	desired, accel, next, broken, err := r.desired(w)
+	desired, accel, next, holds, broken, err := r.desired(w)
 	var rep Report
 	var refused ClusterErrors
+	var holdEvents []HoldEvent
 	source := "inventory"
 	if err == nil {
 		source = "haproxy"
@@ -268,6 +302,7 @@ func (r *Reconciler) Pass(ctx context.Context, dryRun bool) (Report, error) {
 		if !dryRun {
 			var unreachable *UnreachableError
 			r.recordForcing(next, rep, errors.As(err, &unreachable))
+			holdEvents = r.recordHolds(holds, rep)
 		}
 	}
 	clusterErrs := ClusterErrors{}
@@ -275,7 +310,7 @@ func (r *Reconciler) Pass(ctx context.Context, dryRun bool) (Report, error) {
 	maps.Copy(clusterErrs, refused)
 	if r.Observer != nil {
 		r.Observer.Pass(PassInfo{Duration: time.Since(start), Full: w.full, Revision: w.revision, Causes: w.causes, Report: rep,
-			Err: err, Source: source, ClusterErrors: clusterErrs, DryRun: dryRun})
+			Err: err, Source: source, ClusterErrors: clusterErrs, DryRun: dryRun, Holds: holdEvents})
 	}
 	result := err
 	if result == nil && len(clusterErrs) > 0 {
@@ -382,7 +417,7 @@ func jitter(d time.Duration) time.Duration {
 // is left out whole and returned in broken: its HAProxy services stay as
 // they are while the other clusters are reconciled. An error that is not
 // one cluster's (two clusters binding one port) fails the pass.
-func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]forcing, map[string]error, error) {
+func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]forcing, holdUpdate, map[string]error, error) {
 	live, raw := r.In.live(w.clusters, r.leaders)
 	sameNode := r.In.node != ""
 	d, err := Compute(w.clusters, live, sameNode)
@@ -398,16 +433,18 @@ func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]fo
 			}
 		}
 		if len(broken) == 0 || len(good) == 0 {
-			return nil, nil, nil, nil, err
+			return nil, nil, nil, holdUpdate{}, nil, err
 		}
 		if d, err = Compute(good, live, sameNode); err != nil {
-			return nil, nil, nil, nil, err
+			return nil, nil, nil, holdUpdate{}, nil, err
 		}
 	}
 	if r.Observer != nil {
 		r.Observer.Desired(d.Services)
 	}
 	accel, next := map[string]Accel{}, map[string]forcing{}
+	holds := holdUpdate{next: map[string]*hold{}, due: map[string]time.Time{}}
+	now := time.Now()
 	for _, c := range w.clusters {
 		dc := raw[c.Name]
 		if broken[c.Name] != nil || dc == nil {
@@ -415,10 +452,87 @@ func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]fo
 		}
 		prev, seen := r.forced[c.Name]
 		a, n := decideAccel(c, dc, prev, seen)
+		h, on, due, ev := decideHold(c.Name, dc, r.holds[c.Name], seen, r.holdConfig(), now, "")
+		a.Hold = on
+		holds.next[c.Name], holds.due[c.Name] = h, due
+		if ev != nil {
+			holds.events = append(holds.events, *ev)
+		}
 		next[c.Name] = n
 		accel[c.Name] = a
 	}
-	return d.Services, accel, next, broken, nil
+	return d.Services, accel, next, holds, broken, nil
+}
+
+// SetHold changes the switchover hold from the next pass on (SIGHUP).
+func (r *Reconciler) SetHold(h HoldConfig) { r.holdSet.Store(&h) }
+
+func (r *Reconciler) holdConfig() HoldConfig {
+	if h := r.holdSet.Load(); h != nil {
+		return *h
+	}
+	return r.Hold
+}
+
+// holdUpdate is what a pass decided about its clusters' holds.
+type holdUpdate struct {
+	next   map[string]*hold
+	due    map[string]time.Time // zero: nothing due
+	events []HoldEvent
+}
+
+// recordHolds keeps the pass's holds; a hold HAProxy's worker lost (a
+// reload or restart mid-hold) ends here. Starts and ends are logged.
+func (r *Reconciler) recordHolds(u holdUpdate, rep Report) []HoldEvent {
+	if rep.HoldRefused != "" {
+		// This HAProxy cannot hold: the holds this pass started never were.
+		kept := u.events[:0]
+		for _, ev := range u.events {
+			if h := u.next[ev.Cluster]; ev.Started && h != nil {
+				n := *h
+				n.ended, n.result = rep.HoldRefused, holdNotStarted
+				u.next[ev.Cluster], u.due[ev.Cluster] = &n, time.Time{}
+				continue
+			}
+			kept = append(kept, ev)
+		}
+		u.events = kept
+	}
+	for c, why := range rep.HoldLost {
+		if h := u.next[c]; h != nil && h.ended == "" {
+			n := *h
+			n.ended, n.result = why, holdLost
+			u.next[c], u.due[c] = &n, time.Time{}
+			u.events = append(u.events, HoldEvent{Cluster: c, Cause: why, Result: holdLost, Held: time.Since(h.started)})
+		}
+	}
+	for c, h := range u.next {
+		if h == nil {
+			delete(r.holds, c)
+		} else {
+			r.holds[c] = h
+		}
+		if at := u.due[c]; at.IsZero() {
+			delete(r.holdDue, c)
+		} else {
+			r.holdDue[c] = at
+		}
+	}
+	for _, ev := range u.events {
+		if ev.Started {
+			r.Log.Info("holding new connections on the primary services", "cluster", ev.Cluster, "cause", ev.Cause, "hold_max", r.holdConfig().Max)
+			continue
+		}
+		r.Log.Info("released held connections", "cluster", ev.Cluster, "result", ev.Result, "cause", ev.Cause,
+			"held", ev.Held.Round(time.Millisecond), "accepted", rep.Released[ev.Cluster])
+	}
+	if rep.HoldRefused != "" && rep.HoldRefused != r.holdRefusals {
+		r.Log.Warn("not holding connections through switchovers", "reason", rep.HoldRefused)
+	}
+	if rep.HoldRefused != "" {
+		r.holdRefusals = rep.HoldRefused
+	}
+	return u.events
 }
 
 // recordForcing keeps what the pass's forcing acted on. A cluster in which

@@ -42,10 +42,15 @@ type daemonConfig struct {
 	HAProxyBin     string        `yaml:"haproxy_bin"`
 	StateFile      string        `yaml:"haproxy_server_state_file"`
 	Resync         time.Duration `yaml:"resync"`
+	Hold           bool          `yaml:"hold_connections"`
+	HoldMax        time.Duration `yaml:"hold_max"`
 	LogFormat      string        `yaml:"log_format"`
 	LogLevel       string        `yaml:"log_level"`
 	Timeout        time.Duration `yaml:"timeout"`
 	MetricsListen  string        `yaml:"metrics_listen"`
+
+	// reloadFound says how the reload was chosen when none was set.
+	reloadFound string
 }
 
 func defaultConfig() daemonConfig {
@@ -57,6 +62,8 @@ func defaultConfig() daemonConfig {
 		ConfDir:        "/etc/haproxy/conf.d",
 		HAProxyBin:     "haproxy",
 		Resync:         30 * time.Second,
+		Hold:           reconcile.DefaultHoldConfig().Enabled,
+		HoldMax:        reconcile.DefaultHoldConfig().Max,
 		LogFormat:      "text",
 		LogLevel:       "info",
 		Timeout:        10 * time.Second,
@@ -82,10 +89,12 @@ func (c *daemonConfig) register(fs *flag.FlagSet) *string {
 	fs.StringVar(&c.ConfDir, "haproxy-conf-dir", c.ConfDir, "`dir` HAProxy loads, one <cluster>-<service>.cfg per service")
 	fs.StringVar(&c.FileLayout, "haproxy-file-layout", c.FileLayout, fileLayoutUsage)
 	fs.StringVar(&c.MainConfig, "haproxy-config", c.MainConfig, "global/defaults `file` checked with the service files (default: <conf-dir>/haproxy.cfg, else haproxy.cfg beside the conf dir, if present)")
-	fs.StringVar(&c.Reload, "haproxy-reload", c.Reload, "how to reload for structural changes: master:SOCKET, signal:PIDFILE, a command (e.g. 'systemctl reload haproxy') or none (default: master:"+dataplaneapi.DefaultMasterSocket+", Pigsty v4.5's, when it exists)")
+	fs.StringVar(&c.Reload, "haproxy-reload", c.Reload, "how to reload for structural changes: master:SOCKET, signal:PIDFILE, a command (e.g. 'systemctl reload haproxy') or none (default: master:"+dataplaneapi.DefaultMasterSocket+", Pigsty v4.5's, when at start-up it is the master of the HAProxy on --haproxy-socket; else none)")
 	fs.StringVar(&c.HAProxyBin, "haproxy-bin", c.HAProxyBin, "haproxy `binary` for config checks")
 	fs.StringVar(&c.StateFile, "haproxy-server-state-file", c.StateFile, "HAProxy's server-state-file `path`, written before each reload pgsvc makes so the new worker keeps the old one's health (default: <conf-dir>/pgsvc-server-state without --cluster; none: off)")
 	fs.DurationVar(&c.Resync, "resync", c.Resync, "full check of HAProxy against the desired state every `interval` (0: never)")
+	fs.BoolVar(&c.Hold, "hold-connections", c.Hold, "hold new connections to the primary services through a planned switchover (HAProxy >= 3.0): clients wait instead of failing")
+	fs.DurationVar(&c.HoldMax, "hold-max", c.HoldMax, "release held connections after `duration` at the latest (clients with a shorter connect timeout time out instead)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "`address` for /metrics, /healthz, /readyz (loopback unless told otherwise; empty: off)")
@@ -134,6 +143,9 @@ func (c *daemonConfig) finish() error {
 	}
 	if _, err := dataplaneapi.ParseLayout(c.FileLayout); err != nil {
 		return fmt.Errorf("--haproxy-file-layout: %w", err)
+	}
+	if c.HoldMax <= 0 || c.HoldMax > time.Minute {
+		return fmt.Errorf("--hold-max %s: want more than 0 and at most 1m (clients wait that long for a connection)", c.HoldMax)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
@@ -224,6 +236,11 @@ func (c *daemonConfig) syncer(ctx context.Context) (*dataplaneapi.Syncer, error)
 	if err != nil {
 		return nil, err
 	}
+	if c.Reload == "" {
+		detectCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		r, c.reloadFound = dataplaneapi.DetectMasterReloader(detectCtx, dataplaneapi.DefaultMasterSocket, rt)
+		cancel()
+	}
 	state, err := dataplaneapi.StateFilePath(c.ConfDir, c.StateFile, c.Clusters)
 	if err != nil {
 		return nil, err
@@ -270,4 +287,11 @@ func configError(path string, err error) error {
 		msgs = append(msgs, fmt.Sprintf("config %s:%s: %s", path, m[1], msg))
 	}
 	return errors.New(strings.Join(msgs, "; "))
+}
+
+// hold is the reconciler's switchover hold.
+func (c *daemonConfig) hold() reconcile.HoldConfig {
+	h := reconcile.DefaultHoldConfig()
+	h.Enabled, h.Max = c.Hold, c.HoldMax
+	return h
 }

@@ -124,10 +124,13 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 	}
 	src := &reconcile.EtcdSource{Client: cli, Layout: cfg.layout(), Log: log, Error: m.EtcdError, Ready: m.EtcdReady}
 	rec := &reconcile.Reconciler{In: in, Log: log, Resync: cfg.Resync, Observer: m,
-		HAProxy: syncer}
+		HAProxy: syncer, Hold: cfg.hold()}
 	log.Info("pgsvc running", "inventory", cfg.Inventory, "etcd", cfg.Etcd, "namespace", cfg.Namespace,
 		"node", cfg.Node, "clusters", cfg.Clusters.String(), "socket", cfg.Socket, "conf_dir", cfg.ConfDir,
 		"main_config", syncer.Config.MainConfigFile(), "reload", reloaderName(syncer.Config.Reloader), "resync", cfg.Resync)
+	if cfg.reloadFound != "" {
+		log.Info("reload chosen at start-up", "reload", reloaderName(syncer.Config.Reloader), "why", cfg.reloadFound)
+	}
 	var wg sync.WaitGroup
 	goRun := func(f func(context.Context, *reconcile.Inputs) error) {
 		wg.Add(1)
@@ -145,7 +148,7 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		onHUP(ctx, hupSignal, args, cfg, level, hup, log)
+		onHUP(ctx, hupSignal, args, cfg, level, hup, log, rec.SetHold)
 	}()
 	err = rec.Run(ctx) // returns when ctx ends, after the pass in flight
 	wg.Wait()
@@ -154,8 +157,10 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 }
 
 // onHUP re-reads the config file and the inventory on every SIGHUP. The log
-// level changes live; settings that need new connections are reported.
-func onHUP(ctx context.Context, sig <-chan os.Signal, args []string, running daemonConfig, level *slog.LevelVar, hup chan<- struct{}, log *slog.Logger) {
+// level and the switchover hold change live; settings that need new
+// connections are reported.
+func onHUP(ctx context.Context, sig <-chan os.Signal, args []string, running daemonConfig, level *slog.LevelVar, hup chan<- struct{}, log *slog.Logger,
+	setHold func(reconcile.HoldConfig)) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -171,6 +176,7 @@ func onHUP(ctx context.Context, sig <-chan os.Signal, args []string, running dae
 			var l slog.Level
 			_ = l.UnmarshalText([]byte(next.LogLevel))
 			level.Set(l)
+			setHold(next.hold())
 			if changed := restartNeeded(running, next); len(changed) > 0 {
 				log.Warn("SIGHUP: these settings take effect on restart", "settings", changed)
 			}
@@ -186,6 +192,7 @@ func onHUP(ctx context.Context, sig <-chan os.Signal, args []string, running dae
 func restartNeeded(a, b daemonConfig) []string {
 	var out []string
 	a.LogLevel, b.LogLevel = "", ""
+	a.Hold, b.Hold, a.HoldMax, b.HoldMax = false, false, 0, 0 // live
 	ya, yb := map[string]any{}, map[string]any{}
 	_ = yaml.Unmarshal([]byte(a.masked()), &ya)
 	_ = yaml.Unmarshal([]byte(b.masked()), &yb)

@@ -316,3 +316,31 @@ func TestHAProxyRestartIsVerified(t *testing.T) {
 	code, out, stderr := runCLI(t, append([]string{"reconcile", "--dry-run"}, common...)...)
 	assert.Equal(t, 0, code, "runtime and file repaired: %s %s", out, stderr)
 }
+
+// A hold left behind (a pgsvc killed mid-switchover): status names the
+// held service, reconcile --dry-run shows the release pending (exit 2) on
+// HAProxy >= 3.0, and reconcile releases it. Below 3.0 pgsvc never touches
+// a frontend's maxconn, so it shows nothing pending.
+func TestHeldServiceInStatusAndDryRun(t *testing.T) {
+	l := newSmallLab(t)
+	flags := l.flags("none")
+	require.Equal(t, "", strings.TrimSpace(l.hap.Exec("set maxconn frontend pg-test-primary 0")))
+	code, out, stderr := runCLI(t, append([]string{"status"}, flags...)...)
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, out, "pg-test-primary: new connections held (frontend maxconn 0, configured 5000)")
+
+	code, out, stderr = runCLI(t, append([]string{"reconcile", "--dry-run"}, flags...)...)
+	if !l.hap.Version.AtLeast(3, 0) {
+		assert.Equal(t, 0, code, "%s: frontends are never touched below 3.0\n%s%s", l.hap.Version.Line, out, stderr)
+		assert.NotContains(t, out, "set maxconn frontend")
+		require.Equal(t, "", strings.TrimSpace(l.hap.Exec("set maxconn frontend pg-test-primary 5000")), "no client waits: safe on 2.6 too")
+		return
+	}
+	assert.Equal(t, 2, code, "a pending release is a pending change\n%s%s", out, stderr)
+	assert.Contains(t, out, "set maxconn frontend pg-test-primary 5000")
+	code, _, stderr = runCLI(t, append([]string{"reconcile"}, flags...)...)
+	require.Equal(t, 0, code, stderr)
+	code, out, _ = runCLI(t, append([]string{"status"}, flags...)...)
+	require.Equal(t, 0, code)
+	assert.NotContains(t, out, "new connections held", "released")
+}

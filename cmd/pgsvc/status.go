@@ -68,6 +68,26 @@ func writeStatus(ctx context.Context, out io.Writer, desired reconcile.Desired, 
 	if drift > 0 {
 		fmt.Fprintf(out, "%d servers differ from the desired state (*): pgsvc run converges them; pgsvc reconcile --dry-run shows how\n", drift)
 	}
+	return writeHeld(ctx, out, desired, rt)
+}
+
+// writeHeld names the services whose frontends hold new connections
+// (maxconn 0: a switchover in progress, or a hold left behind).
+func writeHeld(ctx context.Context, out io.Writer, desired reconcile.Desired, rt *dataplaneapi.Runtime) error {
+	replies, err := rt.Batch(ctx, []string{"show stat -1 1 -1"})
+	if err != nil {
+		return err
+	}
+	fe, err := dataplaneapi.ParseFrontends(replies[0])
+	if err != nil {
+		return err
+	}
+	for i := range desired.Services {
+		s := &desired.Services[i]
+		if f, ok := fe[s.Name]; ok && f.Maxconn == 0 {
+			fmt.Fprintf(out, "%s: new connections held (frontend maxconn 0, configured %d): a switchover is in progress, or pgsvc left the hold behind (pgsvc reconcile releases it)\n", s.Name, s.Maxconn)
+		}
+	}
 	return nil
 }
 

@@ -80,7 +80,7 @@ Try:
   docker exec $NODE patronictl -c /etc/patroni/patroni.yml switchover --leader LEADER --candidate pg-test-2 --force
   docker exec $HAP lab-pgsvc status
   docker logs -f $HAP          # pgsvc's log: what it applied
-  make demo-down               # remove everything
+  make demo-down LAB=${LAB:-trixie}   # remove everything
 
 INFO
 docker exec "$NODE" patronictl -c /etc/patroni/patroni.yml list

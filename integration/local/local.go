@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,12 +24,41 @@ import (
 // FreePort returns a TCP port free on ip at the time of the call.
 func FreePort(t testing.TB, ip string) int {
 	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatalf("free port on %s: %v", ip, err)
+	for range 100 {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			t.Fatalf("free port on %s: %v", ip, err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if handedOut.claim(port) {
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("free port on %s: the kernel kept offering ports this test process already handed out", ip)
+	return 0
+}
+
+// handedOut is every port FreePort returned in this test process: a port
+// is free only until someone binds it, and in a quiet network namespace
+// (a container) the kernel offers a just-closed port again at once, so
+// two calls in a row returned the same port (two services on one port).
+// The one piece of package state here, as the kernel's is process-wide.
+var handedOut = &portSet{ports: map[int]bool{}}
+
+type portSet struct {
+	mu    sync.Mutex
+	ports map[int]bool
+}
+
+func (p *portSet) claim(port int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ports[port] {
+		return false
+	}
+	p.ports[port] = true
+	return true
 }
 
 func need(t testing.TB, bin string) string {

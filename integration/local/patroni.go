@@ -139,6 +139,20 @@ func (p *Patroni) Switchover(from, to string) int64 {
 	return rev
 }
 
+// RequestSwitchover writes the failover key as `patronictl switchover`
+// does before the leader demotes (scheduledAt "" for at once).
+func (p *Patroni) RequestSwitchover(from, to, scheduledAt string) int64 {
+	v := fmt.Sprintf(`{"leader":%q,"member":%q}`, from, to)
+	if scheduledAt != "" {
+		v = fmt.Sprintf(`{"leader":%q,"member":%q,"scheduled_at":%q}`, from, to, scheduledAt)
+	}
+	return p.put("failover", v, 0)
+}
+
+// ClearFailover leaves the failover key as {} (Patroni's new leader does
+// so, and so does an aborted request's leader).
+func (p *Patroni) ClearFailover() int64 { return p.put("failover", "{}", 0) }
+
 // promoted appends the history entry the new leader writes after its
 // timeline changed: [timeline, lsn, reason, timestamp, new_leader].
 func (p *Patroni) promoted(leader string) {

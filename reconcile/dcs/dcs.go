@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/pgsvc/pgsvc/selector"
 )
@@ -41,6 +42,10 @@ type Cluster struct {
 	// Config is the cluster's dynamic configuration; nil while the config
 	// key is absent or malformed (then nothing is known about it).
 	Config *Config
+	// Failover is a requested switchover or failover (Patroni's failover
+	// key naming a leader or a member); nil when the key is absent, empty
+	// ({}, as the new leader leaves it) or malformed.
+	Failover *Failover
 	// Promoted is the member the last history entry names as the new
 	// leader. The history key has no lease, so it still names the last
 	// primary when the leader and member keys have expired and pgsvc has
@@ -61,6 +66,42 @@ type Config struct {
 	// Standby: the cluster replicates from another one (standby_cluster is
 	// set); its leader is a standby_leader and never accepts writes.
 	Standby bool
+}
+
+// Failover is a switchover or failover Patroni was asked for: patronictl
+// (or POST /switchover) writes it before the leader demotes, and the new
+// leader clears it to {}.
+type Failover struct {
+	Leader      string    // the leader to step down ("" for a failover to Member)
+	Member      string    // the candidate ("" lets Patroni choose)
+	ScheduledAt time.Time // zero: at once
+	// Revision is the key's mod revision: each request is a new write.
+	Revision int64
+}
+
+// ParseFailover decodes Patroni's failover key: nil for {} or a value
+// naming neither a leader nor a member.
+func ParseFailover(value []byte) (*Failover, error) {
+	var raw struct {
+		Leader      string `json:"leader"`
+		Member      string `json:"member"`
+		ScheduledAt string `json:"scheduled_at"`
+	}
+	if err := json.Unmarshal(value, &raw); err != nil {
+		return nil, fmt.Errorf("not Patroni failover JSON (an object with leader, member, scheduled_at): %s", jsonError(err))
+	}
+	if raw.Leader == "" && raw.Member == "" {
+		return nil, nil
+	}
+	f := &Failover{Leader: raw.Leader, Member: raw.Member}
+	if raw.ScheduledAt != "" {
+		at, err := time.Parse(time.RFC3339Nano, raw.ScheduledAt)
+		if err != nil {
+			return nil, fmt.Errorf("failover scheduled_at %q: not an ISO 8601 time with a zone: %v", raw.ScheduledAt, err)
+		}
+		f.ScheduledAt = at.UTC()
+	}
+	return f, nil
 }
 
 // NewState returns an empty state.
@@ -128,6 +169,16 @@ func (s *State) PutKV(l Layout, kv KV) error {
 			break
 		}
 		s.cluster(scope).Config = cfg
+	case keyFailover:
+		var f *Failover
+		if f, err = ParseFailover(value); err != nil {
+			err = fmt.Errorf("patroni failover %s: %w", key, err)
+			break
+		}
+		if f != nil {
+			f.Revision = kv.ModRevision
+		}
+		s.cluster(scope).Failover = f
 	}
 	if err != nil {
 		s.Delete(l, key)
@@ -183,6 +234,8 @@ func (s *State) Delete(l Layout, key string) {
 		c.Promoted = ""
 	case keyConfig:
 		c.Config = nil
+	case keyFailover:
+		c.Failover = nil
 	}
 }
 
@@ -203,6 +256,7 @@ const (
 	keyMember
 	keyHistory
 	keyConfig
+	keyFailover
 )
 
 func (l Layout) split(key string) (scope, member string, kind keyKind) {
@@ -218,6 +272,8 @@ func (l Layout) split(key string) (scope, member string, kind keyKind) {
 		return parts[0], "", keyHistory
 	case len(parts) == 2 && parts[1] == "config":
 		return parts[0], "", keyConfig
+	case len(parts) == 2 && parts[1] == "failover":
+		return parts[0], "", keyFailover
 	case len(parts) == 3 && parts[1] == "members" && parts[2] != "":
 		return parts[0], parts[2], keyMember
 	}
@@ -339,6 +395,10 @@ func (c *Cluster) Clone() *Cluster {
 	if c.Config != nil {
 		cfg := *c.Config
 		out.Config = &cfg
+	}
+	if c.Failover != nil {
+		f := *c.Failover
+		out.Failover = &f
 	}
 	return &out
 }

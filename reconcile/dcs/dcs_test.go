@@ -2,6 +2,7 @@ package dcs
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -185,5 +186,50 @@ func TestOverrideValidation(t *testing.T) {
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
 		})
+	}
+}
+
+func TestParseFailover(t *testing.T) {
+	at := time.Date(2026, 12, 2, 18, 40, 24, 234274000, time.UTC)
+	tests := []struct {
+		name, value string
+		want        *Failover
+		err         string
+	}{
+		{"recorded from patronictl switchover (Patroni 3.0.2 and 4.0.7)", `{"leader":"pg-test-1","member":"pg-test-2"}`, &Failover{Leader: "pg-test-1", Member: "pg-test-2"}, ""},
+		{"cleared by the new leader", `{}`, nil, ""},
+		{"scheduled", `{"leader":"pg-test-1","member":"pg-test-2","scheduled_at":"2026-12-02T18:40:24.234274+00:00"}`, &Failover{Leader: "pg-test-1", Member: "pg-test-2", ScheduledAt: at}, ""},
+		{"failover to a candidate", `{"member":"pg-test-3"}`, &Failover{Member: "pg-test-3"}, ""},
+		{"legacy leader:candidate string", `pg-test-1:pg-test-2`, nil, "not Patroni failover JSON (an object with leader, member, scheduled_at): invalid character 'p' looking for beginning of value"},
+		{"scheduled_at without a zone", `{"leader":"pg-test-1","scheduled_at":"2026-12-02T18:40:24"}`, nil, `failover scheduled_at "2026-12-02T18:40:24": not an ISO 8601 time with a zone`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseFailover([]byte(tc.value))
+			if tc.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+// The failover key in the recorded switchovers: a request, then {} from the
+// new leader, read like every other key (and forgotten when malformed).
+func TestFailoverKeyInState(t *testing.T) {
+	l := DefaultLayout()
+	st := NewState()
+	require.NoError(t, st.PutKV(l, KV{Key: "/pg/pg-test/failover", Value: []byte(`{"leader":"pg-test-1","member":"pg-test-2"}`), ModRevision: 26}))
+	assert.Equal(t, &Failover{Leader: "pg-test-1", Member: "pg-test-2", Revision: 26}, st.Clusters["pg-test"].Failover)
+	require.NoError(t, st.PutKV(l, KV{Key: "/pg/pg-test/failover", Value: []byte(`{}`), ModRevision: 34}))
+	assert.Nil(t, st.Clusters["pg-test"].Failover)
+	require.NoError(t, st.PutKV(l, KV{Key: "/pg/pg-test/failover", Value: []byte(`{"leader":"pg-test-2"}`), ModRevision: 40}))
+	require.Error(t, st.PutKV(l, KV{Key: "/pg/pg-test/failover", Value: []byte(`[`), ModRevision: 41}))
+	assert.Nil(t, st.Clusters["pg-test"].Failover, "a malformed value counts as absent")
+	for _, f := range []string{"p3-switchover.json", "p4-switchover.json"} {
+		assert.Nil(t, load(t, f).Clusters["pg-test"].Failover, "%s: cleared to {} after the switchover", f)
 	}
 }

@@ -44,6 +44,9 @@ type Metrics struct {
 	inventoryOK prometheus.Gauge
 	clusterErrs *prometheus.CounterVec
 	failing     *prometheus.GaugeVec
+	holds       *prometheus.CounterVec
+	held        prometheus.Histogram
+	heldConns   prometheus.Counter
 
 	mu         sync.Mutex
 	lastSync   time.Time
@@ -85,17 +88,26 @@ func New() *Metrics {
 		Help: "Passes in which a cluster failed alone (HAProxy refused one of its commands, or its desired state could not be computed); its HAProxy services were left as they were while the other clusters converged."}, []string{"cluster"})
 	m.failing = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsvc_cluster_failing",
 		Help: "1 while a cluster's last pass failed (see pgsvc_cluster_errors_total and /readyz), 0 once it converged."}, []string{"cluster"})
+	m.holds = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsvc_holds_total",
+		Help: "Switchover holds of new connections, by how they ended: released (new primary), aborted, leaderless, hold_max, reload (worker lost), off."}, []string{"result"})
+	m.held = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsvc_hold_seconds",
+		Help: "How long new connections were held through a switchover.", Buckets: []float64{0.25, 0.5, 1, 1.5, 2, 3, 5, 10}})
+	m.heldConns = prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsvc_held_connections_released_total",
+		Help: "Connections the primary services accepted at a hold's release (clients that waited), from HAProxy's frontend counters."})
 	since := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pgsvc_seconds_since_last_sync",
 		Help: "Seconds since the last successful pass (-1 before the first)."}, m.sinceSync)
 	for _, c := range []prometheus.Collector{m.passes, m.duration, m.commands, m.reloads, m.reasons, m.errors, m.revision,
-		m.drift, m.repairs, m.members, m.etcdUp, m.inventoryOK, m.clusterErrs, m.failing, since} {
+		m.drift, m.repairs, m.members, m.etcdUp, m.inventoryOK, m.clusterErrs, m.failing, m.holds, m.held, m.heldConns, since} {
 		f(c)
 	}
 	// Every series exists from the start, at 0, so a scrape shows them all.
 	for _, s := range []string{SourceEtcd, SourceInventory, SourceHAProxy} {
 		m.errors.WithLabelValues(s)
 	}
-	for _, k := range []string{"state", "weight", "addr", "check-port", "health", "shutdown"} {
+	for _, r := range []string{"released", "aborted", "leaderless", "hold_max", "reload", "off"} {
+		m.holds.WithLabelValues(r)
+	}
+	for _, k := range []string{"state", "weight", "addr", "check-port", "health", "shutdown", "hold", "release"} {
 		m.commands.WithLabelValues(k)
 	}
 	for _, r := range []string{"service-added", "service-removed", "service-changed", "runtime-mismatch"} {
@@ -132,6 +144,15 @@ func (m *Metrics) Pass(p reconcile.PassInfo) {
 		scope = "full"
 	}
 	m.duration.WithLabelValues(scope).Observe(p.Duration.Seconds())
+	for _, h := range p.Holds {
+		if !h.Started {
+			m.holds.WithLabelValues(h.Result).Inc()
+			m.held.Observe(h.Held.Seconds())
+		}
+	}
+	for _, n := range p.Report.Released {
+		m.heldConns.Add(float64(n))
+	}
 	servers := map[string]bool{}
 	for _, c := range p.Report.Commands {
 		m.commands.WithLabelValues(c.Kind).Inc()

@@ -1,0 +1,221 @@
+package dataplaneapi
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/pgsvc/pgsvc/reconcile"
+)
+
+// Holding new connections (reconcile.HoldConfig) is `set maxconn frontend
+// <listen> 0`: HAProxy stops accepting, clients' handshakes complete in the
+// kernel's backlog and they wait; raising it back accepts them all at once.
+// Measured on 3.0.11. On 2.6.12 raising it with connections waiting aborts
+// HAProxy (watchdog, resume_listener from the CLI), so below 3.0 pgsvc
+// never sends a frontend maxconn at all.
+
+// frontendsLine reads every frontend's row (type 1) of `show stat`.
+const frontendsLine = "show stat -1 1 -1"
+
+// Frontend is a proxy's frontend as `show stat` shows it.
+type Frontend struct {
+	Maxconn  int   // slim: the frontend's current maxconn (0: holding)
+	Sessions int   // scur
+	Total    int64 // stot: sessions accepted since the worker started
+}
+
+// ParseFrontends reads the FRONTEND rows of `show stat` CSV by proxy name.
+func ParseFrontends(out string) (map[string]Frontend, error) {
+	body := strings.TrimPrefix(strings.TrimSpace(out), "# ")
+	header, rest, _ := strings.Cut(body, "\n")
+	col := map[string]int{}
+	for i, h := range strings.Split(header, ",") {
+		col[h] = i
+	}
+	for _, need := range []string{"pxname", "svname", "scur", "slim", "stot"} {
+		if _, ok := col[need]; !ok {
+			return nil, fmt.Errorf("show stat: no %s column in %q", need, firstLine(out))
+		}
+	}
+	last := max(col["pxname"], col["svname"], col["scur"], col["slim"], col["stot"])
+	out2 := map[string]Frontend{}
+	for _, line := range strings.Split(rest, "\n") {
+		if line == "" {
+			continue
+		}
+		row := strings.Split(line, ",")
+		if len(row) <= last {
+			return nil, fmt.Errorf("show stat: short line %q", firstLine(line))
+		}
+		if row[col["svname"]] != "FRONTEND" {
+			continue
+		}
+		var f Frontend
+		var err error
+		if f.Maxconn, err = atoiEmpty(row[col["slim"]]); err == nil {
+			if f.Sessions, err = atoiEmpty(row[col["scur"]]); err == nil {
+				f.Total, err = strconv.ParseInt(orZero(row[col["stot"]]), 10, 64)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("show stat: frontend %s: %w", row[col["pxname"]], err)
+		}
+		out2[row[col["pxname"]]] = f
+	}
+	return out2, nil
+}
+
+func orZero(s string) string {
+	if s == "" {
+		return "0"
+	}
+	return s
+}
+
+func atoiEmpty(s string) (int, error) { return strconv.Atoi(orZero(s)) }
+
+// holdsOK reports whether this HAProxy can hold connections, and why not.
+func holdsOK(w worker) (bool, string) {
+	var major, minor int
+	if _, err := fmt.Sscanf(w.version, "%d.%d", &major, &minor); err != nil {
+		return false, fmt.Sprintf("HAProxy's version %q is unknown (show info)", w.version)
+	}
+	if major < 3 {
+		return false, fmt.Sprintf("HAProxy %s is older than 3.0: raising a frontend's maxconn with clients waiting can abort it (2.6's watchdog), so new connections are not held during switchovers", w.version)
+	}
+	return true, ""
+}
+
+// holdPass makes the frontends of the services that admit only the primary
+// hold (maxconn 0) where accel asks for a hold, and accept (the service's
+// maxconn) everywhere else: a pgsvc that starts, or a hold that ended,
+// releases whatever is held. A hold is kept only on the worker it was set
+// on: a reload or restart starts a worker that accepts, and the hold is
+// then reported lost, never set again. Commands count once the frontends
+// read back show them.
+func (s *Syncer) holdPass(ctx context.Context, services []reconcile.Service, accel map[string]reconcile.Accel, w worker,
+	dryRun bool, rep *reconcile.Report, refused reconcile.ClusterErrors) error {
+	var svcs []*reconcile.Service
+	wantHold := false
+	for i := range services {
+		if svc := &services[i]; svc.ChecksPrimary() && svc.Maxconn > 0 {
+			svcs = append(svcs, svc)
+			wantHold = wantHold || accel[svc.Cluster].Hold
+		}
+	}
+	if len(svcs) == 0 {
+		return nil
+	}
+	if ok, why := holdsOK(w); !ok {
+		if wantHold {
+			rep.HoldRefused = why
+		}
+		return nil
+	}
+	replies, err := s.Runtime.Batch(ctx, []string{frontendsLine})
+	if err != nil {
+		return err
+	}
+	before, err := ParseFrontends(replies[0])
+	if err != nil {
+		return err
+	}
+	type planned struct {
+		cluster string
+		cmd     Command
+		want    int
+	}
+	var plan []planned
+	for _, svc := range svcs {
+		want := svc.Maxconn
+		if accel[svc.Cluster].Hold {
+			if hw, ok := s.held[svc.Cluster]; ok && !hw.same(w) {
+				if rep.HoldLost == nil {
+					rep.HoldLost = map[string]string{}
+				}
+				rep.HoldLost[svc.Cluster] = "HAProxy's worker changed during the hold (a reload or restart): the new one accepts connections"
+			} else {
+				want = 0
+			}
+		}
+		fe, ok := before[svc.Name]
+		if !ok {
+			continue // not running yet: structural, the reload brings it (and the pass after it holds or not)
+		}
+		if fe.Maxconn == want {
+			continue
+		}
+		kind := "release"
+		if want == 0 {
+			kind = "hold"
+		}
+		plan = append(plan, planned{svc.Cluster, cmd(svc.Name, "", kind, strconv.Itoa(fe.Maxconn), strconv.Itoa(want),
+			"set maxconn frontend %s %d", svc.Name, want), want})
+	}
+	var batch []sent
+	defer func() { report(rep, batch) }()
+	if dryRun || len(plan) == 0 {
+		for _, p := range plan {
+			batch = append(batch, sent{cluster: p.cluster, cmd: p.cmd})
+		}
+		s.forgetHolds(svcs, accel, rep)
+		return nil
+	}
+	cmds := make([]Command, len(plan))
+	for i, p := range plan {
+		cmds[i] = p.cmd
+	}
+	verdicts, reads, err := s.Runtime.ApplyAll(ctx, cmds, []string{frontendsLine})
+	if err != nil {
+		for i, v := range verdicts {
+			if v == nil {
+				batch = append(batch, sent{cluster: plan[i].cluster, cmd: plan[i].cmd}) // unverified
+			}
+		}
+		return err
+	}
+	after, err := ParseFrontends(reads[0])
+	if err != nil {
+		return fmt.Errorf("read back after %d frontend commands: %w", len(cmds), err)
+	}
+	for i, p := range plan {
+		if verdicts[i] != nil {
+			addRefusal(refused, p.cluster, verdicts[i])
+			continue
+		}
+		if got := after[p.cmd.Backend].Maxconn; got != p.want {
+			addRefusal(refused, p.cluster, fmt.Errorf("%q was accepted but frontend %s shows maxconn %d", p.cmd.Line, p.cmd.Backend, got))
+			continue
+		}
+		batch = append(batch, sent{cluster: p.cluster, cmd: p.cmd})
+		if p.want == 0 {
+			if s.held == nil {
+				s.held = map[string]worker{}
+			}
+			if _, ok := s.held[p.cluster]; !ok {
+				s.held[p.cluster] = w
+			}
+			continue
+		}
+		if rep.Released == nil {
+			rep.Released = map[string]int64{}
+		}
+		// Waiting clients are accepted as the listener resumes; what the
+		// read-back saw of them.
+		rep.Released[p.cluster] += after[p.cmd.Backend].Total - before[p.cmd.Backend].Total
+	}
+	s.forgetHolds(svcs, accel, rep)
+	return nil
+}
+
+// forgetHolds drops the worker of every hold of the pass's clusters that
+// is over.
+func (s *Syncer) forgetHolds(svcs []*reconcile.Service, accel map[string]reconcile.Accel, rep *reconcile.Report) {
+	for _, svc := range svcs {
+		if c := svc.Cluster; !accel[c].Hold || rep.HoldLost[c] != "" {
+			delete(s.held, c)
+		}
+	}
+}

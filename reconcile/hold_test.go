@@ -1,0 +1,225 @@
+package reconcile_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgsvc/pgsvc/dataplaneapi"
+	"github.com/pgsvc/pgsvc/integration/local"
+	"github.com/pgsvc/pgsvc/reconcile"
+)
+
+// The services of the lab that check the primary: their frontends hold.
+var heldServices = []string{"primary", "default"}
+
+// holdLab is a lab whose daemon holds connections through switchovers.
+func holdLab(t *testing.T, cfg reconcile.HoldConfig) *lab {
+	l := newLab(t, labOptions{noStart: true})
+	l.startWith(func(r *reconcile.Reconciler, _ *reconcile.EtcdSource) { r.Hold = cfg })
+	return l
+}
+
+func testHold() reconcile.HoldConfig {
+	return reconcile.HoldConfig{Enabled: true, Max: 3 * time.Second, Leaderless: time.Second}
+}
+
+// frontendMaxconn is the frontend's maxconn as HAProxy shows it.
+func (l *lab) frontendMaxconn(service string) int {
+	l.t.Helper()
+	replies, err := l.view.Batch(context.Background(), []string{"show stat -1 1 -1"})
+	require.NoError(l.t, err)
+	fe, err := dataplaneapi.ParseFrontends(replies[0])
+	require.NoError(l.t, err)
+	f, ok := fe["pg-test-"+service]
+	require.True(l.t, ok, "frontend pg-test-%s", service)
+	return f.Maxconn
+}
+
+// waitHold waits for the pass that started (started) or ended a hold of
+// pg-test, from pass number from on.
+func (l *lab) waitHold(from int, started bool, what string) reconcile.HoldEvent {
+	l.t.Helper()
+	var ev reconcile.HoldEvent
+	_, err := l.obs.waitFrom(from, func(p reconcile.PassInfo) bool {
+		for _, h := range p.Holds {
+			if h.Cluster == "pg-test" && h.Started == started {
+				ev = h
+				return true
+			}
+		}
+		return false
+	}, 15*time.Second)
+	require.NoError(l.t, err, "%s\nlogs:\n%s", what, l.logs.String())
+	return ev
+}
+
+// configured is the maxconn the lab's services are rendered with
+// (Pigsty's default service maxconn).
+const configured = 5000
+
+// waitingClient dials a service and echoes once, as a client whose
+// connection waits in the kernel's backlog while the frontend holds. The
+// channel gets its error (nil: served).
+func (l *lab) waitingClient(service string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", l.ports[service]), 10*time.Second)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer c.Close()
+		done <- echo(c, "waited")
+	}()
+	return done
+}
+
+// A planned switchover on HAProxy >= 3.0: the primary services stop
+// accepting when Patroni is asked (failover key), stay so while the leader
+// key moves and the new leader is still a replica, and accept again once
+// its own key says primary; a client that connected meanwhile waits and is
+// served. HAProxy 2.6 never holds (raising maxconn with clients waiting
+// aborts it), and says so once.
+func TestHoldThroughSwitchover(t *testing.T) {
+	l := holdLab(t, reconcile.HoldConfig{Enabled: true, Max: 10 * time.Second, Leaderless: 5 * time.Second})
+	for _, s := range heldServices {
+		require.Equal(t, configured, l.frontendMaxconn(s), "%s accepts before", s)
+	}
+	n := l.obs.count()
+	rev := l.patroni.RequestSwitchover("pg-test-1", "pg-test-2", "")
+	if !l.hap.Version.AtLeast(3, 0) {
+		l.waitRev(rev)
+		require.Eventually(t, func() bool { return strings.Contains(l.logs.String(), "not holding connections through switchovers") }, 10*time.Second, 20*time.Millisecond)
+		assert.Contains(t, l.logs.String(), "older than 3.0")
+		l.patroni.Switchover("pg-test-1", "pg-test-2")
+		l.waitRev(l.patroni.Member("pg-test-2", l.patroni.Role, "running"))
+		for _, s := range heldServices {
+			assert.Equal(t, configured, l.frontendMaxconn(s), "%s: never held on %s", s, l.hap.Version.Line)
+		}
+		assert.Equal(t, 1, strings.Count(l.logs.String(), "not holding connections through switchovers"), "logged once")
+		return
+	}
+	ev := l.waitHold(n, true, "the hold to start on the switchover request")
+	assert.Contains(t, ev.Cause, "switchover requested")
+	for _, s := range heldServices {
+		assert.Equal(t, 0, l.frontendMaxconn(s), "%s holds", s)
+	}
+	assert.Equal(t, configured, l.frontendMaxconn("replica"), "the replica service does not hold")
+	client := l.waitingClient("primary")
+
+	// The leader key moves before promotion ends: still held.
+	l.patroni.DeleteLeader()
+	l.patroni.Member("pg-test-1", "demoted", "stopping")
+	l.patroni.Leader("pg-test-2")
+	l.waitRev(l.patroni.ClearFailover())
+	l.waitRev(l.patroni.Member("pg-test-2", "replica", "running"))
+	for _, s := range heldServices {
+		assert.Equal(t, 0, l.frontendMaxconn(s), "%s still holds: the new leader is not promoted yet", s)
+	}
+	select {
+	case err := <-client:
+		t.Fatalf("the waiting client was answered during the hold: %v", err)
+	default:
+	}
+
+	n = l.obs.count()
+	l.patroni.Member("pg-test-2", l.patroni.Role, "running")
+	ev = l.waitHold(n, false, "the release once the new leader says primary")
+	assert.Equal(t, "released", ev.Result, ev.Cause)
+	assert.Contains(t, ev.Cause, "pg-test-2 holds the leader key")
+	for _, s := range heldServices {
+		assert.Equal(t, configured, l.frontendMaxconn(s), "%s accepts again", s)
+	}
+	select {
+	case err := <-client:
+		require.NoError(t, err, "the client that waited is served")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting client was never served")
+	}
+	assert.Contains(t, l.logs.String(), "released held connections")
+}
+
+// Every other way a hold ends, on HAProxy >= 3.0: an aborted request, a
+// leader key that stays away, hold_max, pgsvc restarting mid-hold, HAProxy
+// reloading mid-hold.
+func TestHoldAlwaysEnds(t *testing.T) {
+	if v := local.HAProxyVersion(t); !v.AtLeast(3, 0) {
+		// 2.6 never holds: TestHoldThroughSwitchover shows it refused.
+		t.Logf("%s: holds are refused (TestHoldThroughSwitchover); nothing to end", v.Line)
+		return
+	}
+	for _, tc := range []struct {
+		name   string
+		result string
+		end    func(l *lab)
+	}{
+		{"switchover aborted", "aborted", func(l *lab) { l.patroni.ClearFailover() }},
+		{"leader key absent too long", "leaderless", func(l *lab) { l.patroni.DeleteLeader() }},
+		{"hold_max", "hold_max", func(*lab) {}},
+		{"HAProxy reloaded mid-hold", "reload", func(l *lab) {
+			l.hap.Reload()
+			l.patroni.Member("pg-test-3", "replica", "running") // any event: the next pass sees the new worker
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := holdLab(t, testHold())
+			n := l.obs.count()
+			l.patroni.RequestSwitchover("pg-test-1", "pg-test-2", "")
+			l.waitHold(n, true, "hold start")
+			require.Equal(t, 0, l.frontendMaxconn("primary"))
+			n = l.obs.count()
+			tc.end(l)
+			ev := l.waitHold(n, false, "hold end")
+			assert.Equal(t, tc.result, ev.Result, ev.Cause)
+			for _, s := range heldServices {
+				assert.Equal(t, configured, l.frontendMaxconn(s), "%s accepts again", s)
+			}
+			if tc.result == "hold_max" {
+				assert.GreaterOrEqual(t, ev.Held, testHold().Max)
+			}
+			// Ended for this request: later passes never hold it again.
+			l.waitRev(l.patroni.Member("pg-test-3", "replica", "running"))
+			assert.Equal(t, configured, l.frontendMaxconn("primary"), "not held again for the same request")
+		})
+	}
+
+	t.Run("pgsvc restarted mid-hold", func(t *testing.T) {
+		l := holdLab(t, testHold())
+		n := l.obs.count()
+		l.patroni.RequestSwitchover("pg-test-1", "pg-test-2", "")
+		l.waitHold(n, true, "hold start")
+		require.Equal(t, 0, l.frontendMaxconn("primary"))
+		l.stop() // killed mid-hold: the frontends stay held
+		require.Equal(t, 0, l.frontendMaxconn("primary"))
+		l.startWith(func(r *reconcile.Reconciler, _ *reconcile.EtcdSource) { r.Hold = testHold() })
+		for _, s := range heldServices {
+			assert.Equal(t, configured, l.frontendMaxconn(s), "%s: a starting pgsvc releases what an earlier one held", s)
+		}
+		for _, p := range l.obs.since(0) {
+			assert.Empty(t, p.Holds, "a switchover under way at start-up is not held")
+		}
+	})
+}
+
+// A scheduled switchover holds when its time comes, not when it is asked.
+func TestHoldScheduledSwitchover(t *testing.T) {
+	l := holdLab(t, testHold())
+	if !l.hap.Version.AtLeast(3, 0) {
+		t.Logf("%s: holds are refused (TestHoldThroughSwitchover)", l.hap.Version.Line)
+		return
+	}
+	n := l.obs.count()
+	at := time.Now().Add(1500 * time.Millisecond)
+	l.waitRev(l.patroni.RequestSwitchover("pg-test-1", "pg-test-2", at.UTC().Format("2006-01-02T15:04:05.000000+00:00")))
+	assert.Equal(t, configured, l.frontendMaxconn("primary"), "not before scheduled_at")
+	l.waitHold(n, true, "the hold at scheduled_at")
+	assert.False(t, time.Now().Before(at), "held at scheduled_at, not before")
+	assert.Equal(t, 0, l.frontendMaxconn("primary"))
+}
