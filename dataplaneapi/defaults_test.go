@@ -103,7 +103,11 @@ func TestDetectMasterReloader(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, before.Reloads+1, after.Reloads, "show proc counts the reload")
 
-	r, why = DetectMasterReloader(ctx, other.MasterSocket, rt)
+	// Asked again until its context ends: a master that just started may
+	// not list its worker yet.
+	otherCtx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	r, why = DetectMasterReloader(otherCtx, other.MasterSocket, rt)
 	assert.Nil(t, r, "another HAProxy's master is never reloaded for this one")
 	assert.Contains(t, why, "another HAProxy")
 	assert.Contains(t, why, "haproxy_reload")

@@ -3,6 +3,8 @@ package dataplaneapi
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -164,8 +166,14 @@ func (s *Syncer) holdPass(ctx context.Context, services []reconcile.Service, acc
 		return nil
 	}
 	cmds := make([]Command, len(plan))
+	waiting := map[string]int{}
 	for i, p := range plan {
 		cmds[i] = p.cmd
+		if p.want != 0 {
+			if n, ok := listenBacklog(s.procNet(), servicePort(svcs, p.cmd.Backend)); ok {
+				waiting[p.cluster] += n
+			}
+		}
 	}
 	verdicts, reads, err := s.Runtime.ApplyAll(ctx, cmds, []string{frontendsLine})
 	if err != nil {
@@ -199,12 +207,12 @@ func (s *Syncer) holdPass(ctx context.Context, services []reconcile.Service, acc
 			}
 			continue
 		}
-		if rep.Released == nil {
-			rep.Released = map[string]int64{}
+		if n, ok := waiting[p.cluster]; ok {
+			if rep.Released == nil {
+				rep.Released = map[string]int64{}
+			}
+			rep.Released[p.cluster] = int64(n)
 		}
-		// Waiting clients are accepted as the listener resumes; what the
-		// read-back saw of them.
-		rep.Released[p.cluster] += after[p.cmd.Backend].Total - before[p.cmd.Backend].Total
 	}
 	s.forgetHolds(svcs, accel, rep)
 	return nil
@@ -218,4 +226,53 @@ func (s *Syncer) forgetHolds(svcs []*reconcile.Service, accel map[string]reconci
 			delete(s.held, c)
 		}
 	}
+}
+
+func servicePort(svcs []*reconcile.Service, name string) int {
+	for _, svc := range svcs {
+		if svc.Name == name {
+			return svc.Port
+		}
+	}
+	return 0
+}
+
+func (s *Syncer) procNet() string {
+	if s.ProcNet != "" {
+		return s.ProcNet
+	}
+	return "/proc/net"
+}
+
+// listenBacklog counts the connections waiting in the kernel's accept
+// queue of the listening sockets on port: the clients a hold kept waiting
+// (HAProxy's counters cannot see them: it has not accepted them). ok is
+// false when no listening socket on port is visible (pgsvc in another
+// network namespace than HAProxy). For a LISTEN socket, /proc/net/tcp's
+// rx_queue is the accept queue's length.
+func listenBacklog(procNet string, port int) (int, bool) {
+	if port == 0 {
+		return 0, false
+	}
+	want := fmt.Sprintf(":%04X", port)
+	n, found := 0, false
+	for _, f := range []string{"tcp", "tcp6"} {
+		data, err := os.ReadFile(filepath.Join(procNet, f))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			fields := strings.Fields(line)
+			if len(fields) < 5 || fields[3] != "0A" || !strings.HasSuffix(fields[1], want) {
+				continue
+			}
+			_, rx, ok := strings.Cut(fields[4], ":")
+			q, err := strconv.ParseInt(rx, 16, 64)
+			if !ok || err != nil {
+				continue
+			}
+			n, found = n+int(q), true
+		}
+	}
+	return n, found
 }

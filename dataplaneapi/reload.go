@@ -89,28 +89,46 @@ const DefaultMasterSocket = "/run/haproxy-master.sock"
 // run a second HAProxy, and Debian's own unit has a master socket there
 // too). Otherwise nil (no reloads), with why, for the startup log.
 func DetectMasterReloader(ctx context.Context, socket string, rt *Runtime) (Reloader, string) {
+	for {
+		r, why, retry := detectMaster(ctx, socket, rt)
+		if !retry {
+			return r, why
+		}
+		// A master that just started may not list the worker that already
+		// answers the stats socket: ask again until ctx ends.
+		select {
+		case <-ctx.Done():
+			return nil, why
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// detectMaster is one try of DetectMasterReloader; retry is true when the
+// master does not list the stats socket's worker (yet, or at all).
+func detectMaster(ctx context.Context, socket string, rt *Runtime) (_ Reloader, why string, retry bool) {
 	if _, err := os.Stat(socket); err != nil {
-		return nil, fmt.Sprintf("no haproxy_reload set and no master socket at %s (%v): structural changes are written, not loaded, until haproxy_reload is set", socket, err)
+		return nil, fmt.Sprintf("no haproxy_reload set and no master socket at %s (%v): structural changes are written, not loaded, until haproxy_reload is set", socket, err), false
 	}
 	st, err := ReadMaster(ctx, socket)
 	if err != nil {
-		return nil, fmt.Sprintf("no haproxy_reload set and the master socket %s does not answer (%v): structural changes are written, not loaded, until haproxy_reload is set", socket, err)
+		return nil, fmt.Sprintf("no haproxy_reload set and the master socket %s does not answer (%v): structural changes are written, not loaded, until haproxy_reload is set", socket, err), false
 	}
 	out, err := rt.Execute(ctx, "show info")
 	if err != nil {
-		return nil, fmt.Sprintf("no haproxy_reload set and the stats socket %s does not answer (%v): structural changes are written, not loaded, until haproxy_reload is set", rt.Socket(), err)
+		return nil, fmt.Sprintf("no haproxy_reload set and the stats socket %s does not answer (%v): structural changes are written, not loaded, until haproxy_reload is set", rt.Socket(), err), false
 	}
 	w, err := parseWorker(out)
 	if err != nil {
-		return nil, fmt.Sprintf("no haproxy_reload set: %v", err)
+		return nil, fmt.Sprintf("no haproxy_reload set: %v", err), false
 	}
 	for _, pid := range st.Workers {
 		if strconv.Itoa(pid) == w.pid {
-			return &MasterReloader{Socket: socket, Timeout: 10 * time.Second}, fmt.Sprintf("master socket %s found, the master of the HAProxy on %s (worker %s)", socket, rt.Socket(), w.pid)
+			return &MasterReloader{Socket: socket, Timeout: 10 * time.Second}, fmt.Sprintf("master socket %s found, the master of the HAProxy on %s (worker %s)", socket, rt.Socket(), w.pid), false
 		}
 	}
 	return nil, fmt.Sprintf("no haproxy_reload set and the master at %s runs workers %v, not the stats socket's worker %s (another HAProxy): structural changes are written, not loaded, until haproxy_reload is set",
-		socket, st.Workers, w.pid)
+		socket, st.Workers, w.pid), true
 }
 
 // MasterReloader asks the master CLI to reload. On 2.6 `reload` returns at

@@ -18,6 +18,9 @@ type Syncer struct {
 	Config  *ConfigDir // nil: runtime only (no files, no reloads)
 	// ReloadWait bounds the wait for the new worker after a reload.
 	ReloadWait time.Duration
+	// ProcNet is where the kernel's socket tables are ("": /proc/net),
+	// read for the clients a switchover hold kept waiting.
+	ProcNet string
 
 	// stuck holds the files' and HAProxy's fingerprints after a reload that
 	// did not make HAProxy run the files, so it is not repeated for them.

@@ -46,8 +46,15 @@ func (l *lab) frontendMaxconn(service string) int {
 // pg-test, from pass number from on.
 func (l *lab) waitHold(from int, started bool, what string) reconcile.HoldEvent {
 	l.t.Helper()
+	ev, _ := l.waitHoldPass(from, started, what)
+	return ev
+}
+
+// waitHoldPass is waitHold with the pass itself.
+func (l *lab) waitHoldPass(from int, started bool, what string) (reconcile.HoldEvent, reconcile.PassInfo) {
+	l.t.Helper()
 	var ev reconcile.HoldEvent
-	_, err := l.obs.waitFrom(from, func(p reconcile.PassInfo) bool {
+	pass, err := l.obs.waitFrom(from, func(p reconcile.PassInfo) bool {
 		for _, h := range p.Holds {
 			if h.Cluster == "pg-test" && h.Started == started {
 				ev = h
@@ -57,7 +64,7 @@ func (l *lab) waitHold(from int, started bool, what string) reconcile.HoldEvent 
 		return false
 	}, 15*time.Second)
 	require.NoError(l.t, err, "%s\nlogs:\n%s", what, l.logs.String())
-	return ev
+	return ev, pass
 }
 
 // configured is the maxconn the lab's services are rendered with
@@ -131,8 +138,9 @@ func TestHoldThroughSwitchover(t *testing.T) {
 
 	n = l.obs.count()
 	l.patroni.Member("pg-test-2", l.patroni.Role, "running")
-	ev = l.waitHold(n, false, "the release once the new leader says primary")
+	ev, pass := l.waitHoldPass(n, false, "the release once the new leader says primary")
 	assert.Equal(t, "released", ev.Result, ev.Cause)
+	assert.Equal(t, int64(1), pass.Report.Released["pg-test"], "the waiting client, seen in the kernel's accept queue at the release")
 	assert.Contains(t, ev.Cause, "pg-test-2 holds the leader key")
 	for _, s := range heldServices {
 		assert.Equal(t, configured, l.frontendMaxconn(s), "%s accepts again", s)

@@ -32,8 +32,9 @@ type Report struct {
 	// HoldLost names the clusters whose hold the worker lost (a reload or
 	// restart mid-hold), with why.
 	HoldLost map[string]string `json:"holds_lost,omitempty"`
-	// Released counts, per cluster, the connections the released frontends
-	// had accepted by the read-back: the clients that waited.
+	// Released counts, per cluster, the connections waiting in the kernel's
+	// accept queues of the frontends a pass released: the clients a hold
+	// kept waiting (absent when pgsvc cannot see HAProxy's sockets).
 	Released map[string]int64 `json:"released,omitempty"`
 }
 
@@ -524,7 +525,7 @@ func (r *Reconciler) recordHolds(u holdUpdate, rep Report) []HoldEvent {
 			continue
 		}
 		r.Log.Info("released held connections", "cluster", ev.Cluster, "result", ev.Result, "cause", ev.Cause,
-			"held", ev.Held.Round(time.Millisecond), "accepted", rep.Released[ev.Cluster])
+			"held", ev.Held.Round(time.Millisecond), "waiting", rep.Released[ev.Cluster])
 	}
 	if rep.HoldRefused != "" && rep.HoldRefused != r.holdRefusals {
 		r.Log.Warn("not holding connections through switchovers", "reason", rep.HoldRefused)

@@ -93,7 +93,7 @@ func New() *Metrics {
 	m.held = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsvc_hold_seconds",
 		Help: "How long new connections were held through a switchover.", Buckets: []float64{0.25, 0.5, 1, 1.5, 2, 3, 5, 10}})
 	m.heldConns = prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsvc_held_connections_released_total",
-		Help: "Connections the primary services accepted at a hold's release (clients that waited), from HAProxy's frontend counters."})
+		Help: "Connections waiting in the primary services' accept queues when a hold released them (the clients that waited, from the kernel's socket table: HAProxy has not accepted them yet)."})
 	since := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pgsvc_seconds_since_last_sync",
 		Help: "Seconds since the last successful pass (-1 before the first)."}, m.sinceSync)
 	for _, c := range []prometheus.Collector{m.passes, m.duration, m.commands, m.reloads, m.reasons, m.errors, m.revision,
