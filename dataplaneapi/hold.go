@@ -116,11 +116,12 @@ func (s *Syncer) holdPass(ctx context.Context, services []reconcile.Service, acc
 		}
 		return nil
 	}
-	replies, err := s.Runtime.Batch(ctx, []string{frontendsLine})
+	reads := frontendReads(svcs)
+	replies, err := s.Runtime.Batch(ctx, reads)
 	if err != nil {
 		return err
 	}
-	before, err := ParseFrontends(replies[0])
+	before, err := parseFrontendReplies(replies)
 	if err != nil {
 		return err
 	}
@@ -175,7 +176,7 @@ func (s *Syncer) holdPass(ctx context.Context, services []reconcile.Service, acc
 			}
 		}
 	}
-	verdicts, reads, err := s.Runtime.ApplyAll(ctx, cmds, []string{frontendsLine})
+	verdicts, readReplies, err := s.Runtime.ApplyAll(ctx, cmds, reads)
 	if err != nil {
 		for i, v := range verdicts {
 			if v == nil {
@@ -184,7 +185,7 @@ func (s *Syncer) holdPass(ctx context.Context, services []reconcile.Service, acc
 		}
 		return err
 	}
-	after, err := ParseFrontends(reads[0])
+	after, err := parseFrontendReplies(readReplies)
 	if err != nil {
 		return fmt.Errorf("read back after %d frontend commands: %w", len(cmds), err)
 	}
@@ -226,6 +227,34 @@ func (s *Syncer) forgetHolds(svcs []*reconcile.Service, accel map[string]reconci
 			delete(s.held, c)
 		}
 	}
+}
+
+// frontendReads reads the services' frontends: one `show stat <proxy> 1 -1`
+// each for a small pass (a keyed pass must not read 4,000 frontends for
+// one cluster), every frontend at once for a large one.
+func frontendReads(svcs []*reconcile.Service) []string {
+	if len(svcs) > bulkRead {
+		return []string{frontendsLine}
+	}
+	lines := make([]string, len(svcs))
+	for i, svc := range svcs {
+		lines[i] = "show stat " + svc.Name + " 1 -1"
+	}
+	return lines
+}
+
+func parseFrontendReplies(replies []string) (map[string]Frontend, error) {
+	all := map[string]Frontend{}
+	for _, r := range replies {
+		fe, err := ParseFrontends(r)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range fe {
+			all[k] = v
+		}
+	}
+	return all, nil
 }
 
 func servicePort(svcs []*reconcile.Service, name string) int {
