@@ -246,6 +246,9 @@ func frontendReads(svcs []*reconcile.Service) []string {
 func parseFrontendReplies(replies []string) (map[string]Frontend, error) {
 	all := map[string]Frontend{}
 	for _, r := range replies {
+		if strings.HasSuffix(strings.TrimSpace(r), "No such proxy.") {
+			continue // a service HAProxy does not run yet: structural, the reload brings it
+		}
 		fe, err := ParseFrontends(r)
 		if err != nil {
 			return nil, err
