@@ -24,8 +24,12 @@ type HoldConfig struct {
 
 // DefaultHoldConfig holds at most 5 s, well inside libpq's usual
 // connect_timeout; Patroni's own promotion took 1.3–1.6 s in the lab.
+// Holding is opt-in (hold_connections: true): a hold outlives hold_max
+// when no pass can run (etcd lost mid-hold, pgsvc stopped mid-hold, the
+// cluster's desired state broken), and until a release that needs no pass
+// exists, the default must never be worse than not holding.
 func DefaultHoldConfig() HoldConfig {
-	return HoldConfig{Enabled: true, Max: 5 * time.Second, Leaderless: 2 * time.Second}
+	return HoldConfig{Enabled: false, Max: 5 * time.Second, Leaderless: 2 * time.Second}
 }
 
 // hold is one cluster's hold: started for one failover request (the key's

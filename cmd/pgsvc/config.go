@@ -93,7 +93,7 @@ func (c *daemonConfig) register(fs *flag.FlagSet) *string {
 	fs.StringVar(&c.HAProxyBin, "haproxy-bin", c.HAProxyBin, "haproxy `binary` for config checks")
 	fs.StringVar(&c.StateFile, "haproxy-server-state-file", c.StateFile, "HAProxy's server-state-file `path`, written before each reload pgsvc makes so the new worker keeps the old one's health (default: <conf-dir>/pgsvc-server-state without --cluster; none: off)")
 	fs.DurationVar(&c.Resync, "resync", c.Resync, "full check of HAProxy against the desired state every `interval` (0: never)")
-	fs.BoolVar(&c.Hold, "hold-connections", c.Hold, "hold new connections to the primary services through a planned switchover (HAProxy >= 3.0): clients wait instead of failing")
+	fs.BoolVar(&c.Hold, "hold-connections", c.Hold, "hold new connections to the primary services through a planned switchover (HAProxy >= 3.0; opt-in, see the README's known gaps): clients wait instead of failing")
 	fs.DurationVar(&c.HoldMax, "hold-max", c.HoldMax, "release held connections after `duration` at the latest (clients with a shorter connect timeout time out instead)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")

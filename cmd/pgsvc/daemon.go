@@ -128,7 +128,10 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 	log.Info("pgsvc running", "inventory", cfg.Inventory, "etcd", cfg.Etcd, "namespace", cfg.Namespace,
 		"node", cfg.Node, "clusters", cfg.Clusters.String(), "socket", cfg.Socket, "conf_dir", cfg.ConfDir,
 		"main_config", syncer.Config.MainConfigFile(), "reload", reloaderName(syncer.Config.Reloader), "resync", cfg.Resync)
-	if cfg.reloadFound != "" {
+	switch {
+	case cfg.reloadFound != "" && syncer.Config.Reloader == nil:
+		log.Warn("no reload: structural changes will be written, not loaded", "why", cfg.reloadFound)
+	case cfg.reloadFound != "":
 		log.Info("reload chosen at start-up", "reload", reloaderName(syncer.Config.Reloader), "why", cfg.reloadFound)
 	}
 	var wg sync.WaitGroup
