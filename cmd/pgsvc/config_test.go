@@ -35,6 +35,12 @@ func TestConfigFileAndFlags(t *testing.T) {
 			wantErr: `config {file}:2: "soon": want a duration like 30s`},
 		{name: "cluster is a mapping", file: "inventory: inv.yml\ncluster: { a: 1 }\n",
 			wantErr: `config {file}:2: want a list of cluster names`},
+		{name: "holding is opt-in", file: "inventory: inv.yml\n",
+			want: []string{"hold_connections: false\n", "hold_max: 5s\n"}},
+		{name: "holding on, with its bound", file: "inventory: inv.yml\nhold_connections: true\nhold_max: 3s\n",
+			want: []string{"hold_connections: true\n", "hold_max: 3s\n"}},
+		{name: "hold_max out of range", file: "inventory: inv.yml\nhold_max: 2m\n",
+			wantErr: `--hold-max 2m0s: want more than 0 and at most 1m (clients wait that long for a connection)`},
 		{name: "malformed YAML", file: "inventory: [inv.yml\n",
 			wantErr: `config {file}:1: did not find expected ',' or ']'`},
 	}
