@@ -18,8 +18,8 @@ import (
 // HAProxy (watchdog, resume_listener from the CLI), so below 3.0 pgsvc
 // never sends a frontend maxconn at all.
 
-// frontendsLine reads every frontend's row (type 1) of `show stat`.
-const frontendsLine = "show stat -1 1 -1"
+// FrontendsLine reads every frontend's row (type 1) of `show stat`.
+const FrontendsLine = "show stat -1 1 -1"
 
 // Frontend is a proxy's frontend as `show stat` shows it.
 type Frontend struct {
@@ -159,10 +159,13 @@ func (s *Syncer) holdPass(ctx context.Context, services []reconcile.Service, acc
 	}
 	var batch []sent
 	defer func() { report(rep, batch) }()
-	if dryRun || len(plan) == 0 {
+	if dryRun {
 		for _, p := range plan {
 			batch = append(batch, sent{cluster: p.cluster, cmd: p.cmd})
 		}
+		return nil
+	}
+	if len(plan) == 0 {
 		s.forgetHolds(svcs, accel, rep)
 		return nil
 	}
@@ -234,7 +237,7 @@ func (s *Syncer) forgetHolds(svcs []*reconcile.Service, accel map[string]reconci
 // one cluster), every frontend at once for a large one.
 func frontendReads(svcs []*reconcile.Service) []string {
 	if len(svcs) > bulkRead {
-		return []string{frontendsLine}
+		return []string{FrontendsLine}
 	}
 	lines := make([]string, len(svcs))
 	for i, svc := range svcs {

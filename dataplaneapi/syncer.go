@@ -79,7 +79,7 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 	}
 	if !dryRun {
 		if before, err = s.worker(ctx); err != nil {
-			s.forced = nil // whatever answers next is a worker to force for
+			s.forced, s.held = nil, nil // whatever answers next is a worker to force (and not hold) for
 			return rep, unreachable(err)
 		}
 	}
@@ -93,7 +93,7 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 	}
 	structural, err := s.runtimePass(ctx, services, passAccel, before, dryRun, &rep, refused)
 	if err != nil {
-		s.forced = nil
+		s.forced, s.held = nil, nil
 		return rep, unreachable(err)
 	}
 	if dryRun {
@@ -103,6 +103,7 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 		}
 	}
 	if err := s.holdPass(ctx, services, accel, before, dryRun, &rep, refused); err != nil {
+		s.held = nil
 		return rep, unreachable(err)
 	}
 	if !dryRun {

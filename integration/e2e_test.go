@@ -685,7 +685,7 @@ func failoverPending(t testing.TB) bool {
 // frontendMaxconn is a service frontend's maxconn as HAProxy shows it.
 func frontendMaxconn(t testing.TB, service string) int {
 	t.Helper()
-	fe, err := dataplaneapi.ParseFrontends(mustRun(t, "docker", "exec", haproxyContainer, "lab-haproxy-cli", "admin", "show stat -1 1 -1"))
+	fe, err := dataplaneapi.ParseFrontends(mustRun(t, "docker", "exec", haproxyContainer, "lab-haproxy-cli", "admin", dataplaneapi.FrontendsLine))
 	require.NoError(t, err)
 	f, ok := fe["pg-test-"+service]
 	require.True(t, ok, "frontend pg-test-%s", service)

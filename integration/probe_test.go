@@ -153,6 +153,10 @@ func (p *writeProbe) longestWait(since time.Time) time.Duration {
 		}
 		longest = max(longest, a.at.Add(a.took).Sub(from))
 	}
+	if !firstFailed.IsZero() {
+		// Still failing at the end: waited at least until now.
+		longest = max(longest, time.Since(firstFailed))
+	}
 	return longest
 }
 

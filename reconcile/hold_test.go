@@ -33,7 +33,7 @@ func testHold() reconcile.HoldConfig {
 // frontendMaxconn is the frontend's maxconn as HAProxy shows it.
 func (l *lab) frontendMaxconn(service string) int {
 	l.t.Helper()
-	replies, err := l.view.Batch(context.Background(), []string{"show stat -1 1 -1"})
+	replies, err := l.view.Batch(context.Background(), []string{dataplaneapi.FrontendsLine})
 	require.NoError(l.t, err)
 	fe, err := dataplaneapi.ParseFrontends(replies[0])
 	require.NoError(l.t, err)

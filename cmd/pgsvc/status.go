@@ -74,7 +74,7 @@ func writeStatus(ctx context.Context, out io.Writer, desired reconcile.Desired, 
 // writeHeld names the services whose frontends hold new connections
 // (maxconn 0: a switchover in progress, or a hold left behind).
 func writeHeld(ctx context.Context, out io.Writer, desired reconcile.Desired, rt *dataplaneapi.Runtime) error {
-	replies, err := rt.Batch(ctx, []string{"show stat -1 1 -1"})
+	replies, err := rt.Batch(ctx, []string{dataplaneapi.FrontendsLine})
 	if err != nil {
 		return err
 	}
