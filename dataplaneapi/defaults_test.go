@@ -119,6 +119,56 @@ func TestDetectMasterReloader(t *testing.T) {
 	assert.Contains(t, why, "structural changes are written, not loaded")
 }
 
+// A master CLI that is not there when pgsvc starts (HAProxy still
+// starting, restarted, or started after pgsvc) is looked for again at the
+// first reload a structural change needs: detection at start-up only left
+// structural changes unloaded for good (seen in the trixie lab after a
+// pgsvc restart).
+func TestReloaderDetectedWhenNeeded(t *testing.T) {
+	ctx := context.Background()
+	hap := local.NewHAProxy(t)
+	s := replica(reconcile.Active, reconcile.Active, reconcile.Active)
+	s.Name, s.IP, s.Port = "pg-test-replica", "127.0.0.1", local.FreePort(t, "127.0.0.1")
+	for i := range s.Servers {
+		s.Servers[i].Host, s.Servers[i].Port, s.Servers[i].CheckPort = "127.0.0.1", local.FreePort(t, "127.0.0.1"), local.FreePort(t, "127.0.0.1")
+	}
+	files, err := Files(&reconcile.Desired{Services: []reconcile.Service{*s}}, LayoutService)
+	require.NoError(t, err)
+	_, err = WriteFiles(hap.ConfDir, files)
+	require.NoError(t, err)
+	require.NoError(t, WriteFingerprint(hap.ConfDir, nil, ""))
+	hap.Start()
+	rt, err := NewRuntime(ctx, hap.StatsSocket)
+	require.NoError(t, err)
+
+	// pgsvc looks at this path; the master is not there yet.
+	master := filepath.Join(hap.Dir, "later-master.sock")
+	startCtx, cancel := context.WithTimeout(ctx, time.Second)
+	r, why := DetectMasterReloader(startCtx, master, rt)
+	cancel()
+	require.Nil(t, r, why)
+	sy := &Syncer{Runtime: rt, Config: &ConfigDir{Dir: hap.ConfDir, MainConfig: hap.GlobalConfig,
+		DetectReload: func(ctx context.Context) (Reloader, string) { return DetectMasterReloader(ctx, master, rt) }}}
+
+	added := *s
+	added.Name, added.Port = "pg-test-extra", local.FreePort(t, "127.0.0.1")
+	_, err = sy.Apply(ctx, []reconcile.Service{*s, added}, nil, nil, false)
+	require.Error(t, err, "no master yet: the files are written, not loaded")
+	assert.Contains(t, err.Error(), "no reload is configured: no haproxy_reload set and no master socket at "+master)
+
+	require.NoError(t, os.Symlink(hap.MasterSocket, master), "the master appears")
+	before, err := ReadMaster(ctx, hap.MasterSocket)
+	require.NoError(t, err)
+	rep, err := sy.Apply(ctx, []reconcile.Service{*s, added}, nil, nil, false)
+	require.NoError(t, err, "the next pass finds the master and reloads")
+	assert.True(t, rep.Reloaded)
+	after, err := ReadMaster(ctx, hap.MasterSocket)
+	require.NoError(t, err)
+	assert.Equal(t, before.Reloads+1, after.Reloads)
+	_, err = rt.Backend(ctx, added.Name)
+	require.NoError(t, err, "HAProxy runs the added service")
+}
+
 // A reload whose new configuration does not start: the error says why.
 // HAProxy 3.x's master answers `reload` with Success=0 and the new
 // process's alerts; 2.6 answers nothing, and only show proc's failed count

@@ -29,7 +29,11 @@ type ConfigDir struct {
 	Layout     Layout   // "": one file per service
 	MainConfig string   // global/defaults file loaded before Dir ("": Dir/haproxy.cfg, else haproxy.cfg beside Dir, if present)
 	HAProxy    string   // haproxy binary for `haproxy -c`
-	Reloader   Reloader // nil: never reload (structural changes are then an error)
+	Reloader   Reloader // nil: never reload (structural changes are then an error), unless DetectReload finds one
+	// DetectReload, when set, is asked for a Reloader each time one is
+	// needed and Reloader is nil: a master CLI that was not ready when
+	// pgsvc started is found at the first reload it needs, not never.
+	DetectReload func(context.Context) (Reloader, string)
 	// Clusters, when set (--cluster), are the only clusters whose files this
 	// pgsvc owns: a full pass never removes another cluster's file.
 	Clusters []string
@@ -226,8 +230,8 @@ func (c *ConfigDir) persist(ctx context.Context, services []reconcile.Service, o
 	if o.hold != "" {
 		return res, fmt.Errorf("config changed structurally (%s); files written, reloads held: %s", strings.Join(res.Reload, "; "), o.hold)
 	}
-	if c.Reloader == nil {
-		return res, fmt.Errorf("config changed structurally (%s) and no reload is configured", strings.Join(res.Reload, "; "))
+	if r, why := c.reloader(ctx); r == nil {
+		return res, fmt.Errorf("config changed structurally (%s) and no reload is configured%s", strings.Join(res.Reload, "; "), why)
 	}
 	err = c.reload(ctx, o.state, o.confirm)
 	if err != nil {
@@ -247,6 +251,20 @@ func (c *ConfigDir) persist(ctx context.Context, services []reconcile.Service, o
 		return res, fmt.Errorf("%w; the previous files were put back, so a restart loads what HAProxy runs", err)
 	}
 	return res, nil
+}
+
+// reloader is the Reloader to use now, or nil and why not (": reason",
+// "" when nothing was detected).
+func (c *ConfigDir) reloader(ctx context.Context) (Reloader, string) {
+	if c.Reloader != nil || c.DetectReload == nil {
+		return c.Reloader, ""
+	}
+	r, why := c.DetectReload(ctx)
+	if r == nil {
+		return nil, ": " + why
+	}
+	c.Reloader = r
+	return r, ""
 }
 
 // maxEnvString is Linux's limit on one environment string (MAX_ARG_STRLEN,

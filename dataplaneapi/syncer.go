@@ -136,8 +136,8 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 			if dryRun {
 				return rep, clusterErrors(refused)
 			}
-			if s.Config.Reloader == nil {
-				return rep, fmt.Errorf("haproxy needs a reload (%s) and no reload is configured", strings.Join(reasons, "; "))
+			if r, why := s.Config.reloader(ctx); r == nil {
+				return rep, fmt.Errorf("haproxy needs a reload (%s) and no reload is configured%s", strings.Join(reasons, "; "), why)
 			}
 			if opts.hold != "" && !drifted {
 				return rep, fmt.Errorf("haproxy needs a reload (%s); reloads held: %s", strings.Join(reasons, "; "), opts.hold)

@@ -236,17 +236,27 @@ func (c *daemonConfig) syncer(ctx context.Context) (*dataplaneapi.Syncer, error)
 	if err != nil {
 		return nil, err
 	}
+	var detect func(context.Context) (dataplaneapi.Reloader, string)
 	if c.Reload == "" {
 		detectCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		r, c.reloadFound = dataplaneapi.DetectMasterReloader(detectCtx, dataplaneapi.DefaultMasterSocket, rt)
 		cancel()
+		if r == nil {
+			// Not found at start-up (a master still starting, restarted
+			// or started later): asked again whenever a reload is needed.
+			detect = func(ctx context.Context) (dataplaneapi.Reloader, string) {
+				ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				defer cancel()
+				return dataplaneapi.DetectMasterReloader(ctx, dataplaneapi.DefaultMasterSocket, rt)
+			}
+		}
 	}
 	state, err := dataplaneapi.StateFilePath(c.ConfDir, c.StateFile, c.Clusters)
 	if err != nil {
 		return nil, err
 	}
 	return &dataplaneapi.Syncer{Runtime: rt,
-		Config: &dataplaneapi.ConfigDir{Dir: c.ConfDir, Layout: c.fileLayout(), MainConfig: c.MainConfig, HAProxy: c.HAProxyBin, Reloader: r,
+		Config: &dataplaneapi.ConfigDir{Dir: c.ConfDir, Layout: c.fileLayout(), MainConfig: c.MainConfig, HAProxy: c.HAProxyBin, Reloader: r, DetectReload: detect,
 			Clusters: c.Clusters, StateFile: state}}, nil
 }
 

@@ -130,7 +130,7 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 		"main_config", syncer.Config.MainConfigFile(), "reload", reloaderName(syncer.Config.Reloader), "resync", cfg.Resync)
 	switch {
 	case cfg.reloadFound != "" && syncer.Config.Reloader == nil:
-		log.Warn("no reload: structural changes will be written, not loaded", "why", cfg.reloadFound)
+		log.Warn("no reload found at start-up: structural changes are written, and the master socket is looked for again when one needs a reload", "why", cfg.reloadFound)
 	case cfg.reloadFound != "":
 		log.Info("reload chosen at start-up", "reload", reloaderName(syncer.Config.Reloader), "why", cfg.reloadFound)
 	}
