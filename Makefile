@@ -4,7 +4,7 @@ BIN     ?= bin/pgsvc
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build static test unit loopback-lab fuzz e2e vet bench clean pigsty-diff
+.PHONY: all build static test unit loopback-lab fuzz e2e vet bench clean pigsty-diff pigsty-record
 
 all: build
 
@@ -97,7 +97,13 @@ bench:
 ROUNDS ?= 100
 pigsty-diff:
 	@test -n "$(PIGSTY)" || (echo "set PIGSTY to a Pigsty checkout"; exit 1)
-	PIGSTY=$(PIGSTY) $(GO) test -tags pigsty -count=1 -timeout 0 -v -run TestTemplateEquivalence ./integration/pigsty -rounds $(ROUNDS)
+	PIGSTY=$(PIGSTY) $(GO) test -tags pigsty -count=1 -timeout 0 -v -run 'TestTemplateEquivalence|TestPigstyCases' ./integration/pigsty -rounds $(ROUNDS)
+
+# Records Pigsty's output for integration/pigsty/testdata/*/inventory.yml,
+# which TestPigstyRecorded (part of make test) compares pgsvc with.
+pigsty-record:
+	@test -n "$(PIGSTY)" || (echo "set PIGSTY to a Pigsty checkout"; exit 1)
+	PIGSTY=$(PIGSTY) $(GO) test -tags pigsty -count=1 -v -run TestPigstyCases ./integration/pigsty -record
 
 clean:
 	rm -rf bin

@@ -236,8 +236,10 @@ func serverWeight(def *selector.Service, r selector.Record) int {
 	if def.Schema != 1 {
 		return intVar(r, "pg_weight", 100)
 	}
-	if f, ok := r["pg_weight"].(float64); ok && f == float64(int(f)) {
-		return int(f)
+	if _, quoted := r["pg_weight"].(string); !quoted {
+		if n, ok := selector.TemplateInt(r["pg_weight"]); ok {
+			return n
+		}
 	}
 	return optionsWeight(def.Options)
 }
@@ -270,6 +272,8 @@ func ansibleBool(v any) bool {
 			return true
 		}
 	case float64:
+		return t == 1
+	case int64:
 		return t == 1
 	}
 	return false

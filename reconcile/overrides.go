@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"gopkg.in/yaml.v3"
 
 	"github.com/pgsvc/pgsvc/reconcile/dcs"
 	"github.com/pgsvc/pgsvc/selector"
@@ -22,13 +21,11 @@ func ParseAssignments(args []string) (map[string]any, error) {
 		if !ok || k == "" {
 			return nil, fmt.Errorf("%q: want key=value", a)
 		}
-		var val any
-		if err := yaml.Unmarshal([]byte(v), &val); err != nil {
+		val, err := selector.ParseValue([]byte(v))
+		if err != nil {
 			return nil, fmt.Errorf("%s: value %q: %v", k, v, err)
 		}
-		switch t := val.(type) {
-		case int:
-			val = float64(t)
+		switch val.(type) {
 		case map[string]any, []any:
 			return nil, fmt.Errorf("%s: value %q must be a string, number or boolean", k, v)
 		}

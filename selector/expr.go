@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jmespath/go-jmespath"
@@ -26,7 +27,7 @@ func (c *exprCache) compile(src, at string) (*Expr, error) {
 	}
 	jp, err := compileJMESPath(src)
 	if err != nil {
-		return nil, inputErrorf("%s: invalid JMESPath %q: %v", at, src, err)
+		return nil, inputErrorf("%s: invalid JMESPath %s: %s", at, quoteExpr(src), clipMessage(err.Error()))
 	}
 	e := &Expr{Src: src, jp: jp}
 	c.byText[src] = e
@@ -58,7 +59,7 @@ func (s *Service) Evaluate(members []Record) ([]Pick, error) {
 	input := make([]any, len(members))
 	byHost := make(map[string]Record, len(members))
 	for i, m := range members {
-		input[i] = m
+		input[i] = floatsForGoJMESPath(m)
 		byHost[m["inventory_hostname"].(string)] = m
 	}
 	// Each expression gets its own copy: go-jmespath's sort and sort_by sort
@@ -102,26 +103,26 @@ func (s *Service) Evaluate(members []Record) ([]Pick, error) {
 func (s *Service) hosts(e *Expr, input []any, byHost map[string]Record, what string) (out []string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = inputErrorf("%s%s %q failed: %v", s.where(), what, e.Src, r)
+			err = inputErrorf("%s%s %s failed: %s", s.where(), what, quoteExpr(e.Src), clipMessage(fmt.Sprint(r)))
 		}
 	}()
 	res, err := e.jp.Search(input)
 	if err != nil {
-		return nil, inputErrorf("%s%s %q failed: %s", s.where(), what, e.Src, searchError(err))
+		return nil, inputErrorf("%s%s %s failed: %s", s.where(), what, quoteExpr(e.Src), searchError(err))
 	}
 	if res == nil || res == false {
 		return nil, nil
 	}
 	list, ok := res.([]any)
 	if !ok {
-		return nil, inputErrorf("%s%s %q returned %s, want a list of hosts", s.where(), what, e.Src, describe(res))
+		return nil, inputErrorf("%s%s %s returned %s, want a list of hosts", s.where(), what, quoteExpr(e.Src), describe(res))
 	}
 	out = make([]string, 0, len(list))
 	for _, item := range list {
 		m, ok := item.(map[string]any)
 		h, _ := m["inventory_hostname"].(string)
 		if !ok || byHost[h] == nil {
-			return nil, inputErrorf("%s%s %q returned %s, want a list of hosts", s.where(), what, e.Src, describeItem(item))
+			return nil, inputErrorf("%s%s %s returned %s, want a list of hosts", s.where(), what, quoteExpr(e.Src), describeItem(item))
 		}
 		out = append(out, h)
 	}
@@ -136,6 +137,22 @@ func (s *Service) where() string {
 		return s.at + ": " + loc
 	}
 	return loc
+}
+
+// quoteExpr quotes src for an error, shortened (clip) with its length
+// when long: enough to recognise it, never a 300 KB line.
+func quoteExpr(src string) string {
+	if len(src) <= maxQuoted {
+		return strconv.Quote(src)
+	}
+	return fmt.Sprintf("%s (%d bytes)", strconv.Quote(clip(src)), len(src))
+}
+
+// clipMessage shortens a parser's message, which may quote the whole
+// expression again, to its first line.
+func clipMessage(msg string) string {
+	msg, _, _ = strings.Cut(msg, "\n")
+	return clip(msg)
 }
 
 var quotedWords = regexp.MustCompile(`"([a-z]+)"`)
@@ -220,4 +237,24 @@ func literal(body string) string {
 		return "`" + body + "`"
 	}
 	return "`" + strings.ReplaceAll(quoted, "`", "\\`") + "`"
+}
+
+func floatsForGoJMESPath(v any) any {
+	switch t := v.(type) {
+	case int64:
+		return float64(t)
+	case map[string]any:
+		m := make(map[string]any, len(t))
+		for k, e := range t {
+			m[k] = floatsForGoJMESPath(e)
+		}
+		return m
+	case []any:
+		l := make([]any, len(t))
+		for i, e := range t {
+			l[i] = floatsForGoJMESPath(e)
+		}
+		return l
+	}
+	return v
 }

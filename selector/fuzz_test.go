@@ -128,7 +128,7 @@ func checkInventory(t *testing.T, inv *selector.Inventory) {
 func checkJSONLike(t *testing.T, where string, v any) {
 	t.Helper()
 	switch x := v.(type) {
-	case nil, string, bool, float64:
+	case nil, string, bool, float64, int64:
 	case map[string]any:
 		for k, e := range x {
 			checkJSONLike(t, where+"."+k, e)
@@ -139,10 +139,10 @@ func checkJSONLike(t *testing.T, where string, v any) {
 		}
 	default:
 		// yaml.v3 also decodes timestamps and !!binary; they compare as
-		// opaque values, which is harmless, but ints must have become float64.
+		// opaque values, which is harmless, but ints must have become int64.
 		switch x.(type) {
-		case int, int64, uint64, int32, uint32:
-			t.Fatalf("%s: integer %T %v was not normalized to float64", where, x, x)
+		case int, uint64, int32, uint32:
+			t.Fatalf("%s: integer %T %v was not normalized to int64", where, x, x)
 		}
 	}
 }
@@ -159,14 +159,14 @@ func checkModel(t *testing.T, m *selector.Model) {
 		if len(c.Members) == 0 {
 			t.Fatalf("cluster %s has no members", c.Name)
 		}
-		primaries, seqs := 0, map[int]bool{}
+		primaries, seqs := 0, map[string]bool{}
 		for _, h := range c.Members {
 			if h.Vars["pg_role"] == "primary" {
 				primaries++
 			}
 			seq := selector.Seq(h.Vars)
 			if seqs[seq] {
-				t.Fatalf("cluster %s: duplicate pg_seq %d accepted", c.Name, seq)
+				t.Fatalf("cluster %s: duplicate pg_seq %s accepted", c.Name, seq)
 			}
 			seqs[seq] = true
 		}
@@ -214,7 +214,7 @@ func modelSummary(m *selector.Model) string {
 	for _, c := range m.Clusters {
 		fmt.Fprintf(&b, "cluster %s provider=%q\n", c.Name, c.Provider)
 		for _, h := range c.Members {
-			fmt.Fprintf(&b, "  member %s seq=%d\n", h.Name, selector.Seq(h.Vars))
+			fmt.Fprintf(&b, "  member %s seq=%s\n", h.Name, selector.Seq(h.Vars))
 		}
 		for _, s := range c.Services {
 			backup := ""

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,7 +19,8 @@ import (
 )
 
 // Record is one host's variables as a JMESPath-ready value: strings, bools,
-// float64 numbers, []any and map[string]any only.
+// int64 (Ansible's int) and float64 (its float) numbers, []any and
+// map[string]any only.
 type Record = map[string]any
 
 // Host is an inventory host with its merged variables.
@@ -126,7 +128,8 @@ func LoadInventory(path string) (*Inventory, error) {
 	return ParseInventory(path, data)
 }
 
-// ParseInventory parses inventory YAML; path is used in error messages only.
+// ParseInventory parses inventory YAML as Ansible's yaml inventory plugin
+// reads it; path is used in error messages only.
 func ParseInventory(path string, data []byte) (*Inventory, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -140,16 +143,18 @@ func ParseInventory(path string, data []byte) (*Inventory, error) {
 		return nil, err
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, inputErrorf("%s:%d: inventory must be a mapping with an 'all' key", path, root.Line)
+		return nil, inputErrorf("%s:%d: inventory must be a mapping of groups (usually one key, all)", path, root.Line)
 	}
 	p := &parser{path: path, inv: &Inventory{Path: path, Groups: map[string][]string{}, byName: map[string]*Host{}},
-		hostVars: map[string]*yaml.Node{}, membership: map[string]map[string]int{}, groupVars: map[string]*yaml.Node{}}
-	all := lookup(root, "all")
-	if all == nil {
-		return nil, inputErrorf("%s:%d: inventory has no 'all' key", path, root.Line)
-	}
-	if err := p.group("all", all, 0); err != nil {
-		return nil, err
+		hostVars: map[string][]*yaml.Node{}, direct: map[string][]string{}, groups: map[string]*groupDef{}}
+	p.define("all", 0)
+	// Every top-level key is a group; those that are not all become its
+	// children, as Ansible's reconcile_inventory makes them.
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		name := root.Content[i].Value
+		if err := p.group(name, root.Content[i+1]); err != nil {
+			return nil, err
+		}
 	}
 	if err := p.merge(); err != nil {
 		return nil, err
@@ -157,13 +162,24 @@ func ParseInventory(path string, data []byte) (*Inventory, error) {
 	return p.inv, nil
 }
 
+// groupDef is one group as the inventory defines it, over all the places
+// that mention it.
+type groupDef struct {
+	name     string
+	line     int
+	vars     []*yaml.Node // key, value pairs in the order they were set
+	parents  []string
+	priority int // ansible_group_priority, 1 unless set
+	depth    int // longest path from all, computed by merge
+}
+
 type parser struct {
-	path       string
-	inv        *Inventory
-	hostVars   map[string]*yaml.Node     // host -> its own vars mapping (last definition wins, as in Ansible)
-	membership map[string]map[string]int // host -> group -> depth
-	groupVars  map[string]*yaml.Node     // group -> vars mapping
-	groupDepth map[string]int
+	path     string
+	inv      *Inventory
+	hostVars map[string][]*yaml.Node // host -> key, value pairs in order (later ones win, as set_variable does)
+	direct   map[string][]string     // host -> groups that list it, in order
+	groups   map[string]*groupDef
+	order    []string // group names in order of first mention
 }
 
 func lookup(m *yaml.Node, key string) *yaml.Node {
@@ -177,13 +193,21 @@ func lookup(m *yaml.Node, key string) *yaml.Node {
 
 func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
 
-func (p *parser) group(name string, n *yaml.Node, depth int) error {
-	if p.groupDepth == nil {
-		p.groupDepth = map[string]int{}
+func (p *parser) define(name string, line int) *groupDef {
+	g := p.groups[name]
+	if g == nil {
+		g = &groupDef{name: name, line: line, priority: 1}
+		p.groups[name] = g
+		p.order = append(p.order, name)
 	}
-	if d, ok := p.groupDepth[name]; !ok || depth > d {
-		p.groupDepth[name] = depth
+	return g
+}
+
+func (p *parser) group(name string, n *yaml.Node) error {
+	if name == "" {
+		return inputErrorf("%s:%d: empty group name", p.path, n.Line)
 	}
+	g := p.define(name, n.Line)
 	if isNull(n) {
 		return nil
 	}
@@ -192,17 +216,18 @@ func (p *parser) group(name string, n *yaml.Node, depth int) error {
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, val := n.Content[i], n.Content[i+1]
+		if key.Value == "hosts" && val.Kind == yaml.ScalarNode && !isNull(val) {
+			// Ansible takes `hosts: h1` as `hosts: {h1: }`.
+			val = &yaml.Node{Kind: yaml.MappingNode, Line: val.Line, Content: []*yaml.Node{val, {Kind: yaml.ScalarNode, Tag: "!!null", Line: val.Line}}}
+		}
 		var err error
 		switch key.Value {
 		case "hosts":
-			err = p.hosts(name, val, depth)
+			err = p.hosts(name, val)
 		case "vars":
-			if !isNull(val) && val.Kind != yaml.MappingNode {
-				return inputErrorf("%s:%d: group %s: vars must be a mapping", p.path, val.Line, name)
-			}
-			p.groupVars[name] = val
+			err = p.groupVars(g, val)
 		case "children":
-			err = p.children(name, val, depth)
+			err = p.children(name, val)
 		default:
 			return inputErrorf("%s:%d: group %s: unknown key %q (want hosts, vars or children)", p.path, key.Line, name, key.Value)
 		}
@@ -213,27 +238,72 @@ func (p *parser) group(name string, n *yaml.Node, depth int) error {
 	return nil
 }
 
-func (p *parser) children(parent string, n *yaml.Node, depth int) error {
+func (p *parser) groupVars(g *groupDef, n *yaml.Node) error {
 	if isNull(n) {
 		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return inputErrorf("%s:%d: group %s: vars must be a mapping", p.path, n.Line, g.name)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		if key.Value != "ansible_group_priority" {
+			g.vars = append(g.vars, key, val)
+			continue
+		}
+		// Ansible's Group.set_variable: int(value), and not a variable.
+		prio, ok := groupPriority(val)
+		if !ok {
+			return inputErrorf("%s:%d: group %s: ansible_group_priority %s is not an integer", p.path, val.Line, g.name, describeNode(val))
+		}
+		g.priority = prio
+	}
+	return nil
+}
+
+func groupPriority(n *yaml.Node) (int, bool) {
+	if n.Kind != yaml.ScalarNode {
+		return 0, false
+	}
+	switch n.Tag {
+	case "!!int":
+		v, err := strconv.Atoi(n.Value)
+		return v, err == nil
+	case "!!str":
+		v, err := strconv.Atoi(strings.ReplaceAll(strings.TrimSpace(n.Value), "_", ""))
+		return v, err == nil
+	}
+	return 0, false
+}
+
+func (p *parser) children(parent string, n *yaml.Node) error {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind == yaml.ScalarNode {
+		// `children: g` is `children: {g: }`.
+		n = &yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Content: []*yaml.Node{n, {Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line}}}
 	}
 	if n.Kind != yaml.MappingNode {
 		return inputErrorf("%s:%d: group %s: children must be a mapping of groups", p.path, n.Line, parent)
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		child := n.Content[i].Value
-		if err := p.group(child, n.Content[i+1], depth+1); err != nil {
+		if child == parent {
+			return inputErrorf("%s:%d: group %s lists itself as a child", p.path, n.Content[i].Line, parent)
+		}
+		if err := p.group(child, n.Content[i+1]); err != nil {
 			return err
 		}
-		// Hosts of a child group are hosts of the parent too (Ansible).
-		for _, h := range p.inv.Groups[child] {
-			p.join(h, parent, depth)
+		g := p.groups[child]
+		if !slices.Contains(g.parents, parent) {
+			g.parents = append(g.parents, parent)
 		}
 	}
 	return nil
 }
 
-func (p *parser) hosts(group string, n *yaml.Node, depth int) error {
+func (p *parser) hosts(group string, n *yaml.Node) error {
 	if isNull(n) {
 		return nil
 	}
@@ -242,45 +312,43 @@ func (p *parser) hosts(group string, n *yaml.Node, depth int) error {
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, val := n.Content[i], n.Content[i+1]
-		name := key.Value
-		if name == "" {
+		if key.Value == "" {
 			return inputErrorf("%s:%d: group %s: empty host name", p.path, key.Line, group)
 		}
+		names, port, err := expandHostPattern(key.Value)
+		if err != nil {
+			return inputErrorf("%s:%d: group %s: host %q: %v", p.path, key.Line, group, key.Value, err)
+		}
 		if !isNull(val) && val.Kind != yaml.MappingNode {
-			return inputErrorf("%s:%d: host %s: variables must be a mapping, got %s", p.path, val.Line, name, describeNode(val))
+			return inputErrorf("%s:%d: host %s: variables must be a mapping, got %s", p.path, val.Line, key.Value, describeNode(val))
 		}
-		h, ok := p.inv.byName[name]
-		if !ok {
-			h = &Host{Name: name}
-			p.inv.byName[name] = h
-			p.inv.Hosts = append(p.inv.Hosts, h)
+		for _, name := range names {
+			p.addHost(name, group, key, val, port)
 		}
-		h.entries = append(h.entries, hostEntry{group: group, depth: depth, line: key.Line})
-		if !isNull(val) {
-			if prev := p.hostVars[name]; prev != nil {
-				// A host defined in several groups: Ansible merges its host vars.
-				merged := &yaml.Node{Kind: yaml.MappingNode, Line: prev.Line}
-				merged.Content = append(append(merged.Content, prev.Content...), val.Content...)
-				val = merged
-			}
-			p.hostVars[name] = val
-		}
-		p.join(name, group, depth)
 	}
 	return nil
 }
 
-func (p *parser) join(host, group string, depth int) {
-	m := p.membership[host]
-	if m == nil {
-		m = map[string]int{}
-		p.membership[host] = m
+// addHost is Ansible's add_host followed by the host's variables: a port
+// in the host key becomes ansible_port when the host is first seen.
+func (p *parser) addHost(name, group string, key, val *yaml.Node, port int) {
+	h, ok := p.inv.byName[name]
+	if !ok {
+		h = &Host{Name: name}
+		p.inv.byName[name] = h
+		p.inv.Hosts = append(p.inv.Hosts, h)
+		if port > 0 {
+			p.hostVars[name] = append(p.hostVars[name],
+				&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "ansible_port", Line: key.Line},
+				&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(port), Line: key.Line})
+		}
 	}
-	if _, ok := m[group]; !ok {
-		p.inv.Groups[group] = append(p.inv.Groups[group], host)
+	h.entries = append(h.entries, hostEntry{group: group, line: key.Line})
+	if !isNull(val) {
+		p.hostVars[name] = append(p.hostVars[name], val.Content...)
 	}
-	if d, ok := m[group]; !ok || depth > d {
-		m[group] = depth
+	if !slices.Contains(p.direct[name], group) {
+		p.direct[name] = append(p.direct[name], group)
 	}
 }
 
@@ -295,41 +363,111 @@ func describeNode(n *yaml.Node) string {
 	}
 }
 
-// merge computes every host's variables with Ansible's precedence.
+// depths sets every group's depth, its longest path from all (Ansible's
+// add_child_group), refusing a loop of children as Ansible does.
+func (p *parser) depths() error {
+	const visiting = -1
+	done := map[string]bool{}
+	var visit func(g *groupDef, path []string) error
+	visit = func(g *groupDef, path []string) error {
+		if done[g.name] {
+			return nil
+		}
+		if g.depth == visiting {
+			return inputErrorf("%s:%d: group %s has a loop of children (%s)", p.path, g.line, g.name, strings.Join(append(path, g.name), " > "))
+		}
+		g.depth = visiting
+		depth := 0
+		if g.name != "all" {
+			depth = 1 // a group without parents is a child of all
+		}
+		for _, parent := range g.parents {
+			pg := p.groups[parent]
+			if err := visit(pg, append(path, g.name)); err != nil {
+				return err
+			}
+			depth = max(depth, pg.depth+1)
+		}
+		g.depth = depth
+		done[g.name] = true
+		return nil
+	}
+	for _, name := range p.order {
+		if err := visit(p.groups[name], nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ancestors adds g and every group above it to set.
+func (p *parser) ancestors(name string, set map[string]bool) {
+	if set[name] {
+		return
+	}
+	set[name] = true
+	for _, parent := range p.groups[name].parents {
+		p.ancestors(parent, set)
+	}
+}
+
+// merge computes every host's groups and variables with Ansible's
+// precedence: groups by depth, then ansible_group_priority, then name
+// (sort_groups), all's vars first and the host's own last.
 func (p *parser) merge() error {
+	if err := p.depths(); err != nil {
+		return err
+	}
+	if _, ok := p.groups["ungrouped"]; !ok {
+		p.define("ungrouped", 0).depth = 1
+	}
 	for _, h := range p.inv.Hosts {
-		groups := make([]string, 0, len(p.membership[h.Name]))
-		for g := range p.membership[h.Name] {
-			groups = append(groups, g)
+		in := map[string]bool{}
+		for _, g := range p.direct[h.Name] {
+			p.ancestors(g, in)
+		}
+		in["all"] = true
+		if len(in) == 1 || (len(in) == 2 && in["ungrouped"]) {
+			in["ungrouped"] = true
+		}
+		groups := make([]*groupDef, 0, len(in))
+		for name := range in {
+			groups = append(groups, p.groups[name])
 		}
 		sort.Slice(groups, func(i, j int) bool {
-			di, dj := p.groupDepth[groups[i]], p.groupDepth[groups[j]]
-			if di != dj {
-				return di < dj
+			a, b := groups[i], groups[j]
+			if a.depth != b.depth {
+				return a.depth < b.depth
 			}
-			return groups[i] < groups[j]
+			if a.priority != b.priority {
+				return a.priority < b.priority
+			}
+			return a.name < b.name
 		})
 		h.Vars = Record{}
 		h.src = map[string]varSource{}
-		if _, ok := p.membership[h.Name]["all"]; !ok {
-			groups = append([]string{"all"}, groups...)
-		}
+		h.Groups = h.Groups[:0]
 		for _, g := range groups {
-			if err := p.apply(h, p.groupVars[g], g); err != nil {
+			if err := p.apply(h, g.vars, g.name); err != nil {
 				return err
+			}
+			if g.name != "all" {
+				h.Groups = append(h.Groups, g.name)
 			}
 		}
 		if err := p.apply(h, p.hostVars[h.Name], ""); err != nil {
 			return err
 		}
-		h.Groups = make([]string, 0, len(groups))
-		for _, g := range groups {
-			if g != "all" {
-				h.Groups = append(h.Groups, g)
-			}
-		}
 		sort.Strings(h.Groups)
+		for i := range h.entries {
+			h.entries[i].depth = p.groups[h.entries[i].group].depth
+		}
 		setMagicVars(h)
+	}
+	for _, h := range p.inv.Hosts {
+		for _, g := range h.Groups {
+			p.inv.Groups[g] = append(p.inv.Groups[g], h.Name)
+		}
 	}
 	return nil
 }
@@ -342,13 +480,7 @@ func setMagicVars(h *Host) {
 	h.Vars["inventory_hostname_short"] = shortName(h.Name)
 	names := make([]any, 0, len(h.Groups))
 	for _, g := range h.Groups { // sorted, without all
-		if g != "ungrouped" {
-			names = append(names, g)
-		}
-	}
-	if len(names) == 0 {
-		// Ansible puts a host that is in no group but all into ungrouped.
-		names = append(names, "ungrouped")
+		names = append(names, g)
 	}
 	h.Vars["group_names"] = names
 }
@@ -366,12 +498,9 @@ func shortName(name string) string {
 
 // apply sets the variables of one vars mapping on h; group is the group
 // whose vars they are, "" for the host's own.
-func (p *parser) apply(h *Host, vars *yaml.Node, group string) error {
-	if vars == nil || isNull(vars) {
-		return nil
-	}
-	for i := 0; i+1 < len(vars.Content); i += 2 {
-		key, val := vars.Content[i], vars.Content[i+1]
+func (p *parser) apply(h *Host, pairs []*yaml.Node, group string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		key, val := pairs[i], pairs[i+1]
 		var v any
 		if err := val.Decode(&v); err != nil {
 			owner := "group " + group
@@ -386,16 +515,37 @@ func (p *parser) apply(h *Host, vars *yaml.Node, group string) error {
 	return nil
 }
 
-// normalize converts YAML-decoded values into JSON-like values so JMESPath
-// comparisons with backtick literals (float64) behave as in Python.
+// ParseValue reads one YAML value as the inventory's values are read
+// (YAML 1.1, as Ansible does): `pgsvc set pg_weight=0o144` stores the
+// string Ansible would see, `1:40` the integer 100.
+func ParseValue(data []byte) (any, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
+	if len(doc.Content) == 0 {
+		return nil, nil
+	}
+	n, err := resolveYAML("value", doc.Content[0])
+	if err != nil {
+		return nil, err
+	}
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return nil, err
+	}
+	return normalize(v), nil
+}
+
+// normalize converts YAML-decoded values into the values Python holds for
+// them: int64 for Ansible's int, float64 for its float, so that 1 and 1.0
+// stay apart where Python keeps them apart (to_string, templates).
 func normalize(v any) any {
 	switch t := v.(type) {
 	case int:
-		return float64(t)
-	case int64:
-		return float64(t)
+		return int64(t)
 	case uint64:
-		return float64(t)
+		return float64(t) // beyond int64: Python's int, kept as a float
 	case map[string]any:
 		for k, e := range t {
 			t[k] = normalize(e)

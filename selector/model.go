@@ -20,6 +20,7 @@ type Model struct {
 	Inventory *Inventory
 	Clusters  []*Cluster // sorted by name
 	byName    map[string]*Cluster
+	exprs     *exprCache
 }
 
 // Cluster returns the named cluster.
@@ -60,12 +61,12 @@ func NewModel(inv *Inventory) (*Model, error) {
 		c.Members = append(c.Members, h)
 	}
 	sort.Slice(m.Clusters, func(i, j int) bool { return m.Clusters[i].Name < m.Clusters[j].Name })
-	exprs := &exprCache{byText: map[string]*Expr{}}
+	m.exprs = &exprCache{byText: map[string]*Expr{}}
 	for _, c := range m.Clusters {
 		if err := m.validateMembers(c); err != nil {
 			return nil, err
 		}
-		if err := m.buildServices(c, exprs); err != nil {
+		if err := m.buildServices(c, m.exprs); err != nil {
 			return nil, err
 		}
 	}
@@ -77,21 +78,21 @@ func (m *Model) at(h *Host, key string) string {
 }
 
 func (m *Model) validateMembers(c *Cluster) error {
-	seqs := map[int]string{}
+	seqs := map[string]string{}
 	var primaries []string
 	for _, h := range c.Members {
 		seq, ok := h.Vars["pg_seq"]
 		if !ok || seq == nil {
 			return inputErrorf("%s:%d: cluster %s host %s: missing pg_seq", m.Inventory.Path, h.EntryLine("pg_cluster"), c.Name, h.Name)
 		}
-		n, isInt := intValue(seq)
-		if !isInt || n < 0 {
+		if !validSeq(seq) {
 			return inputErrorf("%s (cluster %s): pg_seq %s is not a non-negative integer", m.at(h, "pg_seq"), c.Name, describe(seq))
 		}
-		if other, dup := seqs[n]; dup {
-			return inputErrorf("%s:%d: host %s (cluster %s): duplicate pg_seq %d, also used by host %s", m.Inventory.Path, h.EntryLine("pg_cluster"), h.Name, c.Name, n, other)
+		name := InstanceName(c.Name, Seq(h.Vars))
+		if other, dup := seqs[name]; dup {
+			return inputErrorf("%s:%d: host %s (cluster %s): duplicate pg_seq %s, also used by host %s", m.Inventory.Path, h.EntryLine("pg_cluster"), h.Name, c.Name, describe(seq), other)
 		}
-		seqs[n] = h.Name
+		seqs[name] = h.Name
 		role, ok := h.Vars["pg_role"].(string)
 		if !ok {
 			if v, present := h.Vars["pg_role"]; present && v != nil {
@@ -117,18 +118,37 @@ func (m *Model) validateMembers(c *Cluster) error {
 
 func (m *Model) validateNumbers(c *Cluster, h *Host) error {
 	if v, ok := h.Vars["pg_weight"]; ok && v != nil {
-		if n, isInt := TemplateInt(v); !isInt || n < 0 || n > 256 {
+		n, isInt := TemplateInt(v)
+		if !isInt {
+			return inputErrorf("%s (cluster %s): %s", m.at(h, "pg_weight"), c.Name, notTemplateInt("pg_weight", v, "a weight (0-256)"))
+		}
+		if n < 0 || n > 256 {
 			return inputErrorf("%s (cluster %s): pg_weight %s is outside 0-256", m.at(h, "pg_weight"), c.Name, describe(v))
 		}
 	}
 	for _, key := range []string{"pg_port", "pgbouncer_port", "patroni_port", "pg_exporter_port"} {
 		if v, ok := h.Vars[key]; ok && v != nil {
-			if n, isInt := TemplateInt(v); !isInt || n < 1 || n > 65535 {
+			n, isInt := TemplateInt(v)
+			if !isInt {
+				return inputErrorf("%s (cluster %s): %s", m.at(h, key), c.Name, notTemplateInt(key, v, "a port number"))
+			}
+			if n < 1 || n > 65535 {
 				return inputErrorf("%s (cluster %s): %s %s is not a port number", m.at(h, key), c.Name, key, describe(v))
 			}
 		}
 	}
 	return nil
+}
+
+// validSeq: a non-negative integer, or a string of decimal digits (Pigsty
+// accepts `pg_seq: "1"` and prints `pg_seq: 08`, a string to YAML 1.1, as 08).
+func validSeq(v any) bool {
+	switch t := v.(type) {
+	case string:
+		return t != "" && len(t) <= 18 && strings.Trim(t, "0123456789") == ""
+	}
+	n, ok := intValue(v)
+	return ok && n >= 0
 }
 
 // configHost is the host whose variables configure the cluster's services:
@@ -143,17 +163,32 @@ func configHost(c *Cluster) *Host {
 }
 
 func (m *Model) buildServices(c *Cluster, exprs *exprCache) error {
-	cfg := configHost(c)
+	services, err := m.servicesFrom(c, configHost(c), exprs)
+	if err != nil {
+		return err
+	}
+	c.Services = services
+	if p, ok := configHost(c).Vars["pg_service_provider"].(string); ok && p != "" {
+		if _, exists := m.Inventory.Groups[p]; exists {
+			c.Provider = p
+		}
+	}
+	return nil
+}
+
+// servicesFrom builds cluster c's services from the variables of host cfg.
+func (m *Model) servicesFrom(c *Cluster, cfg *Host, exprs *exprCache) ([]*Service, error) {
 	raws, schema, err := serviceDefs(cfg)
 	if err != nil {
-		return located(m.Inventory.Path, "cluster "+c.Name+": ", err)
+		return nil, located(m.Inventory.Path, "cluster "+c.Name+": ", err)
 	}
 	b := &serviceBuilder{cluster: c.Name, cfg: cfg, exprs: exprs}
 	byName := map[string]int{}
+	var services []*Service
 	for _, r := range raws {
 		s, err := b.build(r, schema)
 		if err != nil {
-			return located(m.Inventory.Path, "", err)
+			return nil, located(m.Inventory.Path, "", err)
 		}
 		s.at = m.Inventory.Path
 		if s.Line > 0 {
@@ -162,25 +197,20 @@ func (m *Model) buildServices(c *Cluster, exprs *exprCache) error {
 		// A later definition with the same name replaces the earlier one, as
 		// Pigsty's later template write replaces the same file.
 		if i, dup := byName[s.Name]; dup {
-			c.Services[i] = s
+			services[i] = s
 			continue
 		}
-		byName[s.Name] = len(c.Services)
-		c.Services = append(c.Services, s)
+		byName[s.Name] = len(services)
+		services = append(services, s)
 	}
 	ports := map[int]string{}
-	for _, s := range c.Services {
+	for _, s := range services {
 		if other, dup := ports[s.Port]; dup {
-			return inputErrorf("%s: cluster %s: services %s and %s both use port %d", s.at, c.Name, other, s.Name, s.Port)
+			return nil, inputErrorf("%s: cluster %s: services %s and %s both use port %d", s.at, c.Name, other, s.Name, s.Port)
 		}
 		ports[s.Port] = s.Name
 	}
-	if p, ok := cfg.Vars["pg_service_provider"].(string); ok && p != "" {
-		if _, exists := m.Inventory.Groups[p]; exists {
-			c.Provider = p
-		}
-	}
-	return nil
+	return services, nil
 }
 
 // located turns an error that may start with "line N: " into one that
@@ -195,12 +225,22 @@ func located(path, subject string, err error) error {
 	return inputErrorf("%s: %s%s", path, subject, msg)
 }
 
+// intValue is v as an int when the inventory holds an integer there: an
+// int from YAML, or a whole float64 (overrides and older callers).
 func intValue(v any) (int, bool) {
-	f, ok := v.(float64)
-	if !ok || f != float64(int(f)) {
-		return 0, false
+	switch t := v.(type) {
+	case int:
+		return t, true
+	case int64:
+		if t == int64(int(t)) {
+			return int(t), true
+		}
+	case float64:
+		if t == float64(int(t)) {
+			return int(t), true
+		}
 	}
-	return int(f), true
+	return 0, false
 }
 
 // TemplateInt reads a value Pigsty's templates print as an integer: a whole
@@ -218,15 +258,50 @@ func TemplateInt(v any) (int, bool) {
 	return n, err == nil
 }
 
-// Seq returns a host's pg_seq (validated by NewModel).
-func Seq(h Record) int {
+// notTemplateInt explains why v, which TemplateInt refused, is not the
+// integer HAProxy needs at key: Pigsty prints the value as written, and
+// HAProxy reads the leading digits of the word it gets (atoi), so a string
+// YAML 1.1 does not read as an integer (`0o144`, `1e2`) becomes another
+// number silently.
+func notTemplateInt(key string, v any, want string) string {
+	s, ok := v.(string)
+	if !ok {
+		return fmt.Sprintf("%s %s is not %s", key, describe(v), want)
+	}
+	digits := len(s) - len(strings.TrimLeft(s, "0123456789"))
+	if digits == 0 {
+		return fmt.Sprintf("%s %q is not %s", key, s, want)
+	}
+	read := "no number at all"
+	if digits > 0 {
+		read = strings.TrimLeft(s[:digits], "0")
+		if read == "" {
+			read = "0"
+		}
+	}
+	msg := fmt.Sprintf("%s %q is text to Ansible, not %s (YAML 1.1 reads only plain decimal, 0x…, 0b…, 0… octal and 1:40 as integers): Pigsty would print it as written and HAProxy would read %s", key, s, want, read)
+	if f, err := strconv.ParseFloat(s, 64); err == nil && f == float64(int(f)) {
+		msg += fmt.Sprintf("; write %d", int(f))
+	} else if n, err := strconv.ParseInt(s, 0, 64); err == nil {
+		msg += fmt.Sprintf("; write %d", n)
+	}
+	return msg
+}
+
+// Seq returns a host's pg_seq as Pigsty prints it in the instance name
+// <pg_cluster>-<pg_seq> (validated by NewModel): an integer in decimal, a
+// string of digits as written (`pg_seq: 08` is "08" to Ansible).
+func Seq(h Record) string {
+	if s, ok := h["pg_seq"].(string); ok {
+		return s
+	}
 	n, _ := intValue(h["pg_seq"])
-	return n
+	return strconv.Itoa(n)
 }
 
 // InstanceName is Pigsty's <pg_cluster>-<pg_seq>, also Patroni's member name.
-func InstanceName(cluster string, seq int) string {
-	return cluster + "-" + strconv.Itoa(seq)
+func InstanceName(cluster, seq string) string {
+	return cluster + "-" + seq
 }
 
 // Select returns the clusters whose services the given HAProxy node carries,
@@ -242,7 +317,10 @@ func (m *Model) Select(node string, names []string) ([]*Cluster, error) {
 		if !ok {
 			return nil, inputErrorf("%s: --node %s is not an inventory host", m.Inventory.Path, node)
 		}
-		chosen = m.carriedBy(h)
+		var err error
+		if chosen, err = m.carriedBy(h); err != nil {
+			return nil, err
+		}
 	}
 	if len(names) == 0 {
 		return chosen, nil
@@ -278,8 +356,10 @@ func (m *Model) Select(node string, names []string) ([]*Cluster, error) {
 
 // carriedBy mirrors Pigsty's service_local/service_remote choice: a node
 // carries its own cluster unless that cluster has a provider group, plus
-// every cluster whose provider is a group the node belongs to.
-func (m *Model) carriedBy(h *Host) []*Cluster {
+// every cluster whose provider is a group the node belongs to. Its own
+// cluster's services come from its own variables, as service_local renders
+// them on each member; remote ones from the primary's, as service_remote.
+func (m *Model) carriedBy(h *Host) ([]*Cluster, error) {
 	in := map[string]bool{}
 	for _, g := range h.Groups {
 		in[g] = true
@@ -287,9 +367,18 @@ func (m *Model) carriedBy(h *Host) []*Cluster {
 	own, _ := h.Vars["pg_cluster"].(string)
 	var out []*Cluster
 	for _, c := range m.Clusters {
-		if (c.Provider == "" && c.Name == own) || (c.Provider != "" && in[c.Provider]) {
+		switch {
+		case c.Provider == "" && c.Name == own:
+			local := *c
+			services, err := m.servicesFrom(c, h, m.exprs)
+			if err != nil {
+				return nil, err // names the file:line of the node's own variable
+			}
+			local.Services = services
+			out = append(out, &local)
+		case c.Provider != "" && in[c.Provider]:
 			out = append(out, c)
 		}
 	}
-	return out
+	return out, nil
 }

@@ -83,6 +83,8 @@ func durationCell(v any) (string, error) {
 			return "", fmt.Errorf("empty value")
 		}
 		return t, nil
+	case int64:
+		return strconv.FormatInt(t, 10), nil
 	case float64:
 		return strconv.FormatFloat(t, 'f', -1, 64), nil
 	}

@@ -184,6 +184,10 @@ func describe(v any) string {
 		return strconv.Quote(t)
 	case float64:
 		return strconv.FormatFloat(t, 'f', -1, 64)
+	case int64:
+		return strconv.FormatInt(t, 10)
+	case int:
+		return strconv.Itoa(t)
 	case bool:
 		return strconv.FormatBool(t)
 	case []any:
@@ -265,8 +269,9 @@ func (b *serviceBuilder) fillV2(s *Service, m map[string]any, at string) error {
 	destVal, ok := m["dest"]
 	destAt := at
 	if !ok || destVal == "default" {
-		destVal, ok = b.cfg.Vars["pg_default_service_dest"]
-		if !ok || destVal == nil {
+		// Absent: the role default, pgbouncer. Null (`~`) is a value:
+		// the template's |default does not replace it.
+		if destVal, ok = b.cfg.Vars["pg_default_service_dest"]; !ok {
 			destVal = "pgbouncer"
 		}
 		destAt += " (pg_default_service_dest)"
@@ -383,6 +388,14 @@ func (b *serviceBuilder) selectors(s *Service, m map[string]any, selKey, backupK
 
 func parseDest(v any, at string) (Dest, error) {
 	switch t := v.(type) {
+	case nil:
+		// Pigsty's template: null is no number and neither word, so the
+		// server line falls through to its literal 5432.
+		return Dest{Kind: DestPort, Port: 5432}, nil
+	case int64:
+		if p, ok := portNumber(float64(t)); ok {
+			return Dest{Kind: DestPort, Port: p}, nil
+		}
 	case float64:
 		if p, ok := portNumber(t); ok {
 			return Dest{Kind: DestPort, Port: p}, nil
@@ -407,6 +420,10 @@ func parseCheckPort(v any, at string) (CheckPort, error) {
 	switch t := v.(type) {
 	case nil:
 		return CheckPort{Kind: CheckPatroni}, nil
+	case int64:
+		if p, ok := portNumber(float64(t)); ok {
+			return CheckPort{Kind: CheckFixed, Port: p}, nil
+		}
 	case float64:
 		if p, ok := portNumber(t); ok {
 			return CheckPort{Kind: CheckFixed, Port: p}, nil
@@ -452,6 +469,8 @@ func optString(m map[string]any, key, def, at string) (string, error) {
 	switch t := v.(type) {
 	case string:
 		return t, nil
+	case int64:
+		return strconv.FormatInt(t, 10), nil
 	case float64:
 		// YAML may type a bare address or uri as a number; keep what was written.
 		return strconv.FormatFloat(t, 'f', -1, 64), nil

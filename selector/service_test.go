@@ -78,7 +78,7 @@ func TestQuotedIntegerErrors(t *testing.T) {
 		{"pg_weight out of range", "", `, pg_weight: "300"`,
 			`inv.yml:7: host 10.0.0.2 (cluster pg-test): pg_weight "300" is outside 0-256`},
 		{"pg_weight with spaces", "", `, pg_weight: " 50"`,
-			`inv.yml:7: host 10.0.0.2 (cluster pg-test): pg_weight " 50" is outside 0-256`},
+			`inv.yml:7: host 10.0.0.2 (cluster pg-test): pg_weight " 50" is not a weight (0-256)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -28,12 +28,6 @@ import (
 // Copying aliases could let a small document expand into a huge one (the
 // "billion laughs"), so the resolved tree's size is bounded.
 
-// yaml11Bools are PyYAML's boolean spellings beyond YAML 1.2's true/false.
-var yaml11Bools = map[string]bool{
-	"yes": true, "Yes": true, "YES": true, "on": true, "On": true, "ON": true,
-	"no": false, "No": false, "NO": false, "off": false, "Off": false, "OFF": false,
-}
-
 // notPlain are the styles that keep a scalar a string in PyYAML.
 const notPlain = yaml.TaggedStyle | yaml.DoubleQuotedStyle | yaml.SingleQuotedStyle | yaml.LiteralStyle | yaml.FoldedStyle
 
@@ -75,11 +69,12 @@ func (r *resolver) node(n *yaml.Node, isKey bool) (*yaml.Node, error) {
 	case yaml.ScalarNode:
 		c := *n
 		c.Anchor = ""
-		if b, ok := yaml11Bools[n.Value]; ok && !isKey && n.Tag == "!!str" && n.Style&notPlain == 0 {
-			c.Tag, c.Value = "!!bool", "false"
-			if b {
-				c.Value = "true"
+		if !isKey && n.Style&notPlain == 0 {
+			tag, value, err := yaml11Plain(n.Value)
+			if err != nil {
+				return nil, inputErrorf("%s:%d: %v", r.path, n.Line, err)
 			}
+			c.Tag, c.Value = tag, value
 		}
 		return &c, nil
 	case yaml.MappingNode:

@@ -52,7 +52,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"malformed YAML names file and line", "all:\n  children:\n    pg-test: { hosts: [\n", "", nil, "inv.yml:3: malformed YAML"},
 		{"empty file", "", "", nil, "inv.yml: inventory is empty"},
-		{"no all key", "foo: 1\n", "", nil, "inv.yml:1: inventory has no 'all' key"},
+		{"top-level group not a mapping", "foo: 1\n", "", nil, "inv.yml:1: group foo must be a mapping of hosts, vars and children"},
 		{"unknown group key", "all:\n  children:\n    pg-test:\n      host: {}\n", "", nil, `inv.yml:4: group pg-test: unknown key "host"`},
 		{"invalid JMESPath", withServices("          - { name: broken, port: 5440, selector: \"[? pg_role == \" }\n"), "", nil,
 			`cluster pg-test service broken selector: invalid JMESPath "[? pg_role == "`},

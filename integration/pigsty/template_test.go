@@ -13,6 +13,7 @@ package pigsty
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"math/rand"
@@ -20,14 +21,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgsvc/pgsvc/dataplaneapi"
-	"github.com/pgsvc/pgsvc/reconcile"
 	"github.com/pgsvc/pgsvc/selector"
 )
 
@@ -55,7 +54,7 @@ func TestTemplateEquivalence(t *testing.T) {
 	_, err := exec.LookPath("ansible-playbook")
 	require.NoError(t, err, "install ansible and python3-jmespath")
 
-	var services, servers int
+	var services, servers, refused int
 	for i := 0; i < *rounds; i++ {
 		s := *seed + int64(i)
 		t.Run(fmt.Sprintf("seed-%d", s), func(t *testing.T) {
@@ -70,8 +69,18 @@ func TestTemplateEquivalence(t *testing.T) {
 			invPath := filepath.Join(dir, "inventory.yml")
 			require.NoError(t, os.WriteFile(invPath, inv, 0o644))
 
-			want := renderPigsty(t, dir, invPath, template, defaults)
-			got := renderPgsvc(t, invPath)
+			checkHostvars(t, invPath)
+			want, pigstyErr := renderPigsty(t, dir, invPath, template, defaults)
+			got, pgsvcErr := renderPgsvc(t, invPath)
+			if pigstyErr != nil {
+				// Python raised (a number compared with a string, a
+				// function given the wrong type): Pigsty renders nothing,
+				// and pgsvc must refuse rather than serve something else.
+				require.Error(t, pgsvcErr, "Pigsty failed but pgsvc rendered (inventory %s):\n%s", invPath, pigstyErr)
+				refused++
+				return
+			}
+			require.NoError(t, pgsvcErr, "inventory %s", invPath)
 			require.Equal(t, sortedKeys(want), sortedKeys(got), "service files")
 			for name, w := range want {
 				require.Equal(t, w, got[name], "%s (inventory %s)", name, invPath)
@@ -80,14 +89,27 @@ func TestTemplateEquivalence(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("%d rounds, %d services, %d servers: identical", *rounds, services, servers)
+	t.Logf("%d rounds, %d services, %d servers: identical; %d rounds refused by both", *rounds, services, servers, refused)
 }
 
 // renderPigsty runs Pigsty's template the way roles/pgsql/tasks/service_local.yml
 // does, once per cluster, inside a throwaway role whose defaults and template
 // are Pigsty's own files (so inventory variables override role defaults with
 // Ansible's real precedence).
-func renderPigsty(t *testing.T, dir, inventory, template, defaults string) map[string]listen {
+func renderPigsty(t *testing.T, dir, inventory, template, defaults string) (map[string]listen, error) {
+	files, err := renderPigstyFiles(t, dir, inventory, template, defaults)
+	if err != nil {
+		return nil, err
+	}
+	got := make(map[string]listen, len(files))
+	for name, data := range files {
+		got[name] = parseListen(t, data)
+	}
+	return got, nil
+}
+
+// renderPigstyFiles is each file Pigsty's template renders, by name.
+func renderPigstyFiles(t *testing.T, dir, inventory, template, defaults string) (map[string][]byte, error) {
 	role := filepath.Join(dir, "roles/svc")
 	for _, sub := range []string{"defaults", "templates", "tasks"} {
 		require.NoError(t, os.MkdirAll(filepath.Join(role, sub), 0o755))
@@ -112,89 +134,158 @@ func renderPigsty(t *testing.T, dir, inventory, template, defaults string) map[s
 	cmd.Env = append(os.Environ(), "ANSIBLE_NOCOLOR=1", "ANSIBLE_RETRY_FILES_ENABLED=0",
 		"ANSIBLE_LOCALHOST_WARNING=0", "ANSIBLE_INVENTORY_UNPARSED_WARNING=0", "ANSIBLE_FORKS=8")
 	outb, err := cmd.CombinedOutput()
-	require.NoError(t, err, "ansible-playbook:\n%s", outb)
+	if err != nil {
+		// Only a failure inside json_query is Pigsty refusing the
+		// inventory; anything else is this harness's problem.
+		require.Regexp(t, `JMESPath|jmespath|json_query|not supported between`, string(outb), "ansible-playbook:\n%s", outb)
+		return nil, fmt.Errorf("ansible-playbook: %v\n%s", err, lastLines(outb, 15))
+	}
 
 	files, err := filepath.Glob(filepath.Join(out, "*.cfg"))
 	require.NoError(t, err)
-	got := make(map[string]listen, len(files))
+	got := make(map[string][]byte, len(files))
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		require.NoError(t, err)
-		got[filepath.Base(f)] = parseListen(t, data)
+		got[filepath.Base(f)] = data
 	}
-	return got
+	return got, nil
 }
 
-func renderPgsvc(t *testing.T, inventory string) map[string]listen {
-	model, err := selector.Load(inventory)
+var record = flag.Bool("record", false, "TestPigstyCases: write Pigsty's output for each testdata case")
+
+// TestPigstyCases renders each testdata case with Pigsty's template and
+// requires the recorded output TestPigstyRecorded compares pgsvc with
+// (-record writes it), so that a recording is Pigsty's own answer.
+func TestPigstyCases(t *testing.T) {
+	pigsty := os.Getenv("PIGSTY")
+	require.NotEmpty(t, pigsty, "set PIGSTY to a Pigsty checkout")
+	template := filepath.Join(pigsty, "roles/pgsql/templates/service.cfg")
+	defaults := filepath.Join(pigsty, "roles/pgsql/defaults/main.yml")
+	version, err := exec.Command("ansible", "--version").Output()
 	require.NoError(t, err)
-	clusters, err := model.Select("", nil)
+	cases, err := filepath.Glob("testdata/*/inventory.yml")
 	require.NoError(t, err)
-	d, err := reconcile.Compute(clusters, reconcile.Live{}, false)
-	require.NoError(t, err)
-	files, err := dataplaneapi.Files(&d, dataplaneapi.LayoutService)
-	require.NoError(t, err)
-	got := make(map[string]listen, len(files))
-	for name, data := range files {
-		got[name] = parseListen(t, data)
+	for _, inv := range cases {
+		caseDir := filepath.Dir(inv)
+		t.Run(filepath.Base(caseDir), func(t *testing.T) {
+			checkHostvars(t, inv)
+			files, err := renderPigstyFiles(t, t.TempDir(), inv, template, defaults)
+			var b strings.Builder
+			fmt.Fprintf(&b, "# Pigsty's %s rendered by %s with python3-jmespath 1.0.1 (make pigsty-record)\n",
+				"roles/pgsql/templates/service.cfg", strings.SplitN(string(version), "\n", 2)[0])
+			if err != nil {
+				fmt.Fprintf(&b, "refused: %s\n", oneLineReason(err.Error()))
+			}
+			for _, name := range sortedKeys(files) {
+				fmt.Fprintf(&b, "=== %s\n%s", name, files[name])
+			}
+			path := filepath.Join(caseDir, recordedFile)
+			if *record {
+				require.NoError(t, os.WriteFile(path, []byte(b.String()), 0o644))
+				return
+			}
+			want, err := os.ReadFile(path)
+			require.NoError(t, err)
+			require.Equal(t, string(want), b.String(), "Pigsty's output differs from the recording: make pigsty-record")
+		})
 	}
-	return got
 }
 
-// listen is a listen section reduced to what HAProxy acts on: directives in
-// order, the enabled servers (a disabled pgsvc slot is not a server for
-// traffic) keyed by name with their parameters normalized, and the order
-// that decides traffic: backups (HAProxy uses the first usable one) and,
-// with `balance first`, the active servers.
-type listen struct {
-	directives []string
-	servers    map[string]string
-	backups    []string
-	actives    []string
+// oneLineReason is the line of Ansible's failure that names the JMESPath
+// error.
+func oneLineReason(msg string) string {
+	for _, line := range strings.Split(msg, "\n") {
+		if i := strings.Index(line, "JMESPathError"); i >= 0 {
+			return strings.TrimSpace(line[i:])
+		}
+	}
+	for _, line := range strings.Split(msg, "\n") {
+		if strings.Contains(line, "not supported between") || strings.Contains(line, "jmespath") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return "ansible-playbook failed"
 }
 
-func parseListen(t *testing.T, data []byte) listen {
-	l := listen{servers: map[string]string{}}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
-			continue
-		}
-		if f[0] == "load-server-state-from-file" {
-			continue // pgsvc's: health kept across its reloads, no routing of its own
-		}
-		if f[0] != "server" {
-			l.directives = append(l.directives, strings.Join(f, " "))
-			continue
-		}
-		require.GreaterOrEqual(t, len(f), 3, "server line %q", line)
-		params := f[3:]
-		if len(params) > 0 && params[len(params)-1] == "disabled" {
-			continue
-		}
-		name := strings.TrimSuffix(f[1], dataplaneapi.BackupSuffix)
-		_, dup := l.servers[name]
-		require.False(t, dup, "server %s enabled twice", name)
-		l.servers[name] = f[2] + " " + strings.Join(params, " ")
-		if slices.Contains(params, "backup") {
-			l.backups = append(l.backups, name)
-		} else {
-			l.actives = append(l.actives, name)
-		}
-	}
-	if !slices.Contains(l.directives, "balance first") {
-		l.actives = nil
-	}
-	return l
+func lastLines(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// checkHostvars compares every host's variables as pgsvc reads the
+// inventory with ansible-inventory's own reading of it: hosts, their
+// order, and each variable with its type (int, float, string, null).
+func checkHostvars(t *testing.T, inventory string) {
+	cmd := exec.Command("ansible-inventory", "-i", inventory, "--list")
+	cmd.Env = append(os.Environ(), "ANSIBLE_INVENTORY_UNPARSED_WARNING=0")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "ansible-inventory")
+	var listed struct {
+		Meta struct {
+			Hostvars map[string]map[string]any `json:"hostvars"`
+		} `json:"_meta"`
 	}
-	sort.Strings(keys)
-	return keys
+	dec := json.NewDecoder(bytes.NewReader(out))
+	dec.UseNumber()
+	require.NoError(t, dec.Decode(&listed))
+	inv, err := selector.LoadInventory(inventory)
+	require.NoError(t, err)
+	names := make([]string, 0, len(inv.Hosts))
+	for _, h := range inv.Hosts {
+		names = append(names, h.Name)
+	}
+	require.ElementsMatch(t, sortedKeys(listed.Meta.Hostvars), names, "hosts (inventory %s)", inventory)
+	for _, h := range inv.Hosts {
+		want := map[string]string{}
+		for k, v := range listed.Meta.Hostvars[h.Name] {
+			want[k] = typedJSON(v)
+		}
+		got := map[string]string{}
+		for k, v := range h.Vars {
+			switch k {
+			case "inventory_hostname", "inventory_hostname_short", "group_names":
+				continue // magic variables: ansible-inventory does not list them
+			}
+			got[k] = typedJSON(v)
+		}
+		require.Equal(t, want, got, "host %s (inventory %s)", h.Name, inventory)
+	}
+}
+
+// typedJSON renders a variable so that 1 and 1.0 differ, as int and float.
+func typedJSON(v any) string {
+	switch t := v.(type) {
+	case json.Number:
+		if strings.ContainsAny(t.String(), ".eE") {
+			return "float:" + t.String()
+		}
+		return "int:" + t.String()
+	case int64, int:
+		return fmt.Sprintf("int:%d", t)
+	case float64:
+		s := strconv.FormatFloat(t, 'g', -1, 64)
+		if !strings.ContainsAny(s, ".eE") {
+			s += ".0"
+		}
+		return "float:" + s
+	case map[string]any:
+		keys := sortedKeys(t)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = k + "=" + typedJSON(t[k])
+		}
+		return "{" + strings.Join(parts, ",") + "}"
+	case []any:
+		parts := make([]string, len(t))
+		for i, e := range t {
+			parts[i] = typedJSON(e)
+		}
+		return "[" + strings.Join(parts, ",") + "]"
+	}
+	b, _ := json.Marshal(v)
+	return fmt.Sprintf("%T:%s", v, b)
 }
 
 // generate writes a random Pigsty v2+ inventory: 1–4 clusters of 1–5
@@ -207,7 +298,7 @@ func generate(r *rand.Rand) []byte {
 	pick := func(opts ...string) string { return opts[r.Intn(len(opts))] }
 	chance := func(p float64) bool { return r.Float64() < p }
 
-	var render, infra []string
+	var render, infra, prioA, prioB []string
 	var clusters bytes.Buffer
 	// Quoted weights make `pg_weight > 50` an error in Pigsty (Python
 	// compares str and int); such rounds leave that selector out.
@@ -229,22 +320,40 @@ func generate(r *rand.Rand) []byte {
 			if chance(0.15) {
 				infra = append(infra, addr)
 			}
+			if chance(0.2) {
+				prioA = append(prioA, addr)
+			}
+			if chance(0.2) {
+				prioB = append(prioB, addr)
+			}
 			role := pick("replica", "replica", "offline")
 			if i == primary {
 				role = "primary"
 			}
-			vars := []string{fmt.Sprintf("pg_seq: %d", seqs[i]+1), "pg_role: " + role}
+			// pg_seq as Ansible reads it: an int, a quoted "N", or 0N
+			// (octal to YAML 1.1 up to 07, the string "08"/"09" beyond,
+			// so the instance is pg-c0-08). A string pg_seq compared with
+			// a number makes Python raise: both must refuse that round.
+			seq := fmt.Sprintf(pick("pg_seq: %d", "pg_seq: %d", `pg_seq: "%d"`, "pg_seq: 0%d"), seqs[i]+1)
+			vars := []string{seq, "pg_role: " + role}
 			if chance(0.3) {
 				// YAML 1.1 booleans, as Ansible reads them.
 				vars = append(vars, "pg_offline_query: "+pick("true", "yes", "on", "false", "no", "off"))
 			}
 			if chance(0.4) {
 				w := r.Intn(256)
-				format := "pg_weight: %d"
-				if quotedWeights && chance(0.5) {
-					format = `pg_weight: "%d"`
+				weight := fmt.Sprintf("pg_weight: %d", w)
+				switch {
+				case quotedWeights && chance(0.5):
+					weight = fmt.Sprintf(`pg_weight: "%d"`, w)
+				case chance(0.3):
+					// YAML 1.1 integers: sexagesimal, 0-prefixed octal, hex.
+					weight = pick(fmt.Sprintf("pg_weight: %d:%02d", w/60, w%60), fmt.Sprintf("pg_weight: 0%o", w), fmt.Sprintf("pg_weight: 0x%x", w))
+					if w < 60 && strings.Contains(weight, ":") {
+						weight = fmt.Sprintf("pg_weight: %d", w)
+					}
 				}
-				vars = append(vars, fmt.Sprintf(format, w))
+				vars = append(vars, weight)
 			}
 			if chance(0.2) {
 				vars = append(vars, "pg_port: "+pick("5432", "5532"))
@@ -264,14 +373,23 @@ func generate(r *rand.Rand) []byte {
 			if chance(0.3) {
 				vars = append(vars, "pg_tag: "+pick("a", "b"))
 			}
-			fmt.Fprintf(&clusters, "        %s: { %s }\n", addr, strings.Join(vars, ", "))
+			if i == 0 && chance(0.2) {
+				// The render host's own variables decide its cluster's
+				// services (service_local runs on each member).
+				vars = append(vars, "pg_default_service_dest: "+pick("postgres", "pgbouncer", "~"))
+			}
+			key := addr
+			if chance(0.15) {
+				key += ":22" // ansible_port; the host is still addr
+			}
+			fmt.Fprintf(&clusters, "        %s: { %s }\n", key, strings.Join(vars, ", "))
 		}
 		fmt.Fprintf(&clusters, "      vars:\n        pg_cluster: %s\n", name)
 		if chance(0.3) {
 			fmt.Fprintf(&clusters, "        pg_rto: %s\n", pick("fast", "norm", "safe", "wide"))
 		}
 		if chance(0.2) {
-			fmt.Fprintf(&clusters, "        pg_default_service_dest: %s\n", pick("postgres", "pgbouncer"))
+			fmt.Fprintf(&clusters, "        pg_default_service_dest: %s\n", pick("postgres", "pgbouncer", "~"))
 		}
 		if chance(0.15) {
 			clusters.WriteString("        pg_default_services:\n")
@@ -302,7 +420,7 @@ func generate(r *rand.Rand) []byte {
 		fmt.Fprintf(&b, "    pg_rto: %s\n", pick("fast", "norm", "safe", "wide", "bogus"))
 	}
 	if chance(0.3) {
-		fmt.Fprintf(&b, "    pg_default_service_dest: %s\n", pick("postgres", "pgbouncer"))
+		fmt.Fprintf(&b, "    pg_default_service_dest: %s\n", pick("postgres", "pgbouncer", "~"))
 	}
 	if chance(0.4) {
 		b.WriteString("    pg_services:\n")
@@ -319,7 +437,32 @@ func generate(r *rand.Rand) []byte {
 			fmt.Fprintf(&b, "        %s: { infra_seq: %d }\n", h, i+1)
 		}
 	}
+	// Groups of the clusters' depth whose vars compete with theirs:
+	// ansible_group_priority decides, then the name.
+	for _, g := range []struct {
+		name  string
+		hosts []string
+	}{{"prio-a", prioA}, {"prio-b", prioB}} {
+		if len(g.hosts) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "    %s:\n      hosts:\n", g.name)
+		for _, h := range g.hosts {
+			fmt.Fprintf(&b, "        %s:\n", h)
+		}
+		fmt.Fprintf(&b, "      vars: { ansible_group_priority: %d, pg_default_service_dest: %s, pg_tag: %s }\n",
+			r.Intn(3), pick("postgres", "pgbouncer", "~"), g.name)
+	}
 	b.Write(clusters.Bytes())
+	if chance(0.5) {
+		// A parent defined after its children, one level up: its vars
+		// reach their hosts, below theirs.
+		b.WriteString("    pg-all:\n      children:\n")
+		for c := 0; c < nclusters; c++ {
+			fmt.Fprintf(&b, "        pg-c%d:\n", c)
+		}
+		fmt.Fprintf(&b, "      vars: { pg_tag: c, pg_default_service_dest: %s }\n", pick("postgres", "pgbouncer"))
+	}
 	return b.Bytes()
 }
 
@@ -339,6 +482,17 @@ func writeServices(b *bytes.Buffer, indent string, r *rand.Rand, firstPort, n in
 		"[? patroni_ssl_enabled ]",
 		"[? contains(group_names, 'infra') ]",
 		"[? inventory_hostname_short != '10' ]",
+		// Python's ordering of strings, its functions, and multi-select
+		// hashes whose written order decides backup order.
+		"[? pg_tag > 'a' ]",
+		"[? inventory_hostname >= '10.9.1' ]",
+		"values({r: [? pg_role == 'replica' ], p: [? pg_role == 'primary' ]})[]",
+		"values({p: [? pg_role == 'primary' ], o: [? pg_role == 'offline' ]})[]",
+		"[? to_string(pg_seq) == '1' ]",
+		"[? to_number(to_string(pg_seq)) > `1` ]",
+		"sort_by(@, &inventory_hostname)",
+		"[? contains(keys(@), 'pg_weight') ]",
+		"[? starts_with(inventory_hostname, '10.9.0') ]",
 	}
 	if quotedWeights {
 		selectors = slices.DeleteFunc(selectors, func(s string) bool { return strings.Contains(s, "pg_weight") })

@@ -146,7 +146,7 @@ func TestPutAndDelete(t *testing.T) {
 	require.NoError(t, st.Put(l, "/pgsvc/overrides/pg-a-1", []byte(`{"pg_weight":20,"pg_offline_query":true}`)))
 	assert.Equal(t, "pg-a-1", st.Clusters["pg-a"].Leader)
 	assert.Equal(t, map[string]any{"nofailover": true}, st.Clusters["pg-a"].Members["pg-a-1"].Tags)
-	assert.Equal(t, map[string]any{"pg_weight": 20.0, "pg_offline_query": true}, st.Overrides["pg-a-1"])
+	assert.Equal(t, map[string]any{"pg_weight": int64(20), "pg_offline_query": true}, st.Overrides["pg-a-1"])
 
 	require.NoError(t, st.Put(l, "/pg/pg-a/members/pg-a-2", []byte(`{"role":"replica","state":"running"}`)))
 	err := st.Put(l, "/pg/pg-a/members/pg-a-2", []byte(`{"state":"running"}`))

@@ -7,12 +7,14 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strconv"
 	"unicode/utf8"
 )
 
 // ParseOverride decodes an override value: a JSON object of scalar variables.
 func ParseOverride(value []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.UseNumber()
 	var vars map[string]any
 	if err := dec.Decode(&vars); err != nil {
 		return nil, fmt.Errorf("not a JSON object of variables: %s", jsonError(err))
@@ -24,11 +26,24 @@ func ParseOverride(value []byte) (map[string]any, error) {
 		return nil, fmt.Errorf("not a JSON object of variables: data after the object")
 	}
 	for _, k := range sortedKeys(vars) {
+		if n, ok := vars[k].(json.Number); ok {
+			vars[k] = pythonNumber(n)
+		}
 		if err := CheckOverride(k, vars[k]); err != nil {
 			return nil, err
 		}
 	}
 	return vars, nil
+}
+
+// pythonNumber is a JSON number as the inventory's values hold numbers:
+// int64 when written as an integer (Python's int), else float64.
+func pythonNumber(n json.Number) any {
+	if i, err := n.Int64(); err == nil {
+		return i
+	}
+	f, _ := n.Float64()
+	return f
 }
 
 // protectedVars are identity variables an override must not change: they
@@ -49,6 +64,9 @@ func CheckOverride(key string, v any) error {
 	}
 	if protectedVars[key] {
 		return fmt.Errorf("%s identifies the instance and cannot be overridden", key)
+	}
+	if n, ok := v.(int64); ok {
+		v = float64(n) // checked as a number; stored as the integer it is
 	}
 	switch t := v.(type) {
 	case bool, string, nil:
@@ -86,9 +104,34 @@ func CheckOverride(key string, v any) error {
 	return nil
 }
 
-// EncodeOverride is the value `pgsvc set` stores.
+// EncodeOverride is the value `pgsvc set` stores. A whole float keeps its
+// ".0" so that it reads back a float, not an integer (Python keeps 100.0
+// and 100 apart).
 func EncodeOverride(vars map[string]any) ([]byte, error) {
-	return json.Marshal(vars)
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, k := range sortedKeys(vars) {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		key, err := json.Marshal(k)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(key)
+		b.WriteByte(':')
+		if f, ok := vars[k].(float64); ok && !math.IsNaN(f) && !math.IsInf(f, 0) && f == math.Trunc(f) && math.Abs(f) < 1e15 {
+			b.WriteString(strconv.FormatFloat(f, 'f', 1, 64))
+			continue
+		}
+		val, err := json.Marshal(vars[k])
+		if err != nil {
+			return nil, err
+		}
+		b.Write(val)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }
 
 func sortedKeys(m map[string]any) []string {
