@@ -5,7 +5,6 @@ go 1.26.8
 require (
 	github.com/haproxytech/client-native/v5 v5.1.10
 	github.com/jackc/pgx/v5 v5.12.0
-	github.com/jmespath/go-jmespath v0.4.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/stretchr/testify v1.12.1
 	go.etcd.io/etcd/api/v3 v3.7.3

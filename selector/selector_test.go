@@ -40,25 +40,10 @@ func TestVariablePrecedence(t *testing.T) {
 	assert.Equal(t, []string{"10.0.0.1", "10.0.0.2"}, []string{inv.Hosts[0].Name, inv.Hosts[1].Name})
 }
 
-func TestPythonLiterals(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"[? pg_role == `primary` ]", "[? pg_role == `\"primary\"` ]"},
-		{"[? pg_role == `\"primary\"` ]", "[? pg_role == `\"primary\"` ]"},
-		{"[? pg_seq > `2`]", "[? pg_seq > `2`]"},
-		{"[? a == `true` || b == `[1, 2]`]", "[? a == `true` || b == `[1, 2]`]"},
-		{"[? name == 'x`y' && r == ` offline`]", "[? name == 'x`y' && r == `\"offline\"`]"},
-		{"[? \"odd`key\" == `v`]", "[? \"odd`key\" == `\"v\"`]"},
-		{"[? a == `unterminated", "[? a == `unterminated"},
-	}
-	for _, tc := range tests {
-		assert.Equal(t, tc.want, pythonLiterals(tc.in), tc.in)
-	}
-}
-
 func records(hosts ...Record) []Record { return hosts }
 
 func host(name string, seq int, role string, extra ...any) Record {
-	r := Record{"inventory_hostname": name, "pg_seq": float64(seq), "pg_role": role, "pg_cluster": "c"}
+	r := Record{"inventory_hostname": name, "pg_seq": int64(seq), "pg_role": role, "pg_cluster": "c"}
 	for i := 0; i+1 < len(extra); i += 2 {
 		r[extra[i].(string)] = extra[i+1]
 	}

@@ -237,11 +237,11 @@ func catalogue() []badInput {
 		{kind: "render", name: "selector returns projected objects", input: svc("          - { name: n, port: 5440, selector: \"[].{host: inventory_hostname}\" }\n"),
 			want: `{inv}:10: cluster pg-test service n: selector "[].{host: inventory_hostname}" returned an object that is not a member of the cluster, want a list of hosts`},
 		{kind: "render", name: "selector type error at run time", input: svc("          - { name: n, port: 5440, selector: \"abs(@)\" }\n"),
-			want: `{inv}:10: cluster pg-test service n: selector "abs(@)" failed: a function got an argument of the wrong type (expected number)`},
+			want: `{inv}:10: cluster pg-test service n: selector "abs(@)" failed: abs() got an array, expected number (Pigsty's render fails here too)`},
 		// go-jmespath prints the records it failed on; none of it may reach the error.
 		{kind: "render", name: "selector error never prints host variables", input: strings.Replace(svc("          - { name: n, port: 5440, selector: \"abs(@)\" }\n"),
 			"pg_cluster: pg-test", "pg_cluster: pg-test\n        patroni_password: Sup3rS3cret", 1),
-			want: `selector "abs(@)" failed: a function got an argument of the wrong type (expected number)`, sub: true},
+			want: `selector "abs(@)" failed: abs() got an array, expected number (Pigsty's render fails here too)`, sub: true},
 
 		// v1 service definitions.
 		{kind: "render", name: "v1 check_port unknown", input: v1(`{ name: v, src_port: 5440, selector: "[]", check_port: exporter }`),

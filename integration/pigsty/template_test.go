@@ -54,7 +54,7 @@ func TestTemplateEquivalence(t *testing.T) {
 	_, err := exec.LookPath("ansible-playbook")
 	require.NoError(t, err, "install ansible and python3-jmespath")
 
-	var services, servers, refused int
+	var services, servers, refused, ansibleTypes int
 	for i := 0; i < *rounds; i++ {
 		s := *seed + int64(i)
 		t.Run(fmt.Sprintf("seed-%d", s), func(t *testing.T) {
@@ -72,6 +72,15 @@ func TestTemplateEquivalence(t *testing.T) {
 			checkHostvars(t, invPath)
 			want, pigstyErr := renderPigsty(t, dir, invPath, template, defaults)
 			got, pgsvcErr := renderPgsvc(t, invPath)
+			if pigstyErr != nil && strings.Contains(pigstyErr.Error(), `received: "unknown"`) {
+				// Ansible's own types, not Python jmespath's: strings from
+				// the inventory are AnsibleUnsafeText, which sort_by's key
+				// check and type() do not know, and records are
+				// HostVarsVars, which keys() refuses. pgsvc evaluates
+				// these as plain strings and objects (README: what differs).
+				ansibleTypes++
+				return
+			}
 			if pigstyErr != nil {
 				// Python raised (a number compared with a string, a
 				// function given the wrong type): Pigsty renders nothing,
@@ -89,7 +98,7 @@ func TestTemplateEquivalence(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("%d rounds, %d services, %d servers: identical; %d rounds refused by both", *rounds, services, servers, refused)
+	t.Logf("%d rounds, %d services, %d servers: identical; %d rounds refused by both; %d rounds Pigsty refused for Ansible's types", *rounds, services, servers, refused, ansibleTypes)
 }
 
 // renderPigsty runs Pigsty's template the way roles/pgsql/tasks/service_local.yml
@@ -490,8 +499,7 @@ func writeServices(b *bytes.Buffer, indent string, r *rand.Rand, firstPort, n in
 		"values({p: [? pg_role == 'primary' ], o: [? pg_role == 'offline' ]})[]",
 		"[? to_string(pg_seq) == '1' ]",
 		"[? to_number(to_string(pg_seq)) > `1` ]",
-		"sort_by(@, &inventory_hostname)",
-		"[? contains(keys(@), 'pg_weight') ]",
+		"[? contains(group_names, 'prio-a') ]",
 		"[? starts_with(inventory_hostname, '10.9.0') ]",
 	}
 	if quotedWeights {
