@@ -1,6 +1,9 @@
 package selector
 
 import (
+	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -129,4 +132,49 @@ func TestEvaluateErrorLocation(t *testing.T) {
 	_, err = s.Evaluate(c.Records(ClusterLive{}, nil))
 	require.Error(t, err)
 	assert.Equal(t, `inv.yml:8: cluster pg-test service seqs: selector "[].pg_seq" returned a list holding 1, want a list of hosts`, err.Error())
+}
+
+// A 300 KB selector is quoted once, shortened, in its error, and costs
+// little to refuse (go-jmespath printed it whole and used about 0.9 GB).
+func TestLongSelectorError(t *testing.T) {
+	for _, tc := range []struct{ name, selector string }{
+		{"syntax error at the end", "[? " + strings.Repeat("pg_role == 'replica' && ", 12500) + "]"},
+		{"evaluation error", "[? " + strings.Repeat("pg_role == 'replica' && ", 12500) + "pg_seq > 'x' ]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inv := fmt.Sprintf(`all:
+  children:
+    pg-test:
+      hosts:
+        10.0.0.1: { pg_seq: 1, pg_role: primary }
+        10.0.0.2: { pg_seq: 2, pg_role: replica }
+      vars:
+        pg_cluster: pg-test
+        pg_services: [ { name: long, port: 5440, selector: %q } ]
+`, tc.selector)
+			require.Greater(t, len(tc.selector), 300_000)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			m, err := parseModel(t, inv)
+			if err == nil {
+				c, _ := m.Cluster("pg-test")
+				var recs []Record
+				for _, h := range c.Members {
+					recs = append(recs, h.Vars)
+				}
+				for _, s := range c.Services {
+					if _, err = s.Evaluate(recs); err != nil {
+						break
+					}
+				}
+			}
+			runtime.ReadMemStats(&after)
+			require.Error(t, err)
+			assert.Less(t, len(err.Error()), 600, "one short quote: %s", err)
+			assert.Equal(t, 1, strings.Count(err.Error(), "[? pg_role"), "quoted once: %s", err)
+			assert.Contains(t, err.Error(), "bytes)")
+			assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(200<<20), "allocated while refusing it")
+		})
+	}
 }
