@@ -311,3 +311,19 @@ func listenBacklog(procNet string, port int) (int, bool) {
 	}
 	return n, found
 }
+
+// Release implements reconcile.Releaser: the services' frontends accept
+// again (their configured maxconn), read back, outside a pass. A frontend
+// HAProxy does not run is skipped; one that is not held is left as it is.
+func (s *Syncer) Release(ctx context.Context, services []reconcile.Service) (reconcile.Report, error) {
+	var rep reconcile.Report
+	w, err := s.worker(ctx)
+	if err != nil {
+		return rep, unreachable(err)
+	}
+	refused := reconcile.ClusterErrors{}
+	if err := s.holdPass(ctx, services, nil, w, false, &rep, refused); err != nil {
+		return rep, unreachable(err)
+	}
+	return rep, clusterErrors(refused)
+}

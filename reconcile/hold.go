@@ -1,10 +1,12 @@
 package reconcile
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/pgsvc/pgsvc/reconcile/dcs"
+	"github.com/pgsvc/pgsvc/selector"
 )
 
 // HoldConfig is holding new connections through planned switchovers: the
@@ -42,6 +44,11 @@ type hold struct {
 	leaderGone time.Time // since when the leader key is absent (zero: present)
 	ended      string    // why it ended ("": holding)
 	result     string    // how it ended (holdReleased, ...)
+	// frontends are the cluster's held services as the last pass computed
+	// them: what a release outside a pass (hold_max, shutdown) sets back,
+	// when no pass can run (etcd lost, the cluster's desired state broken
+	// or gone from the inventory).
+	frontends []Service
 }
 
 // HoldEvent is a hold's start or end, for logs and metrics.
@@ -115,8 +122,35 @@ const (
 	holdMax        = "hold_max"
 	holdLost       = "reload"
 	holdOff        = "off"
+	holdShutdown   = "shutdown"
 	holdNotStarted = "not_started"
 )
+
+// Releaser is an HAProxy whose held frontends can be released outside a
+// pass, with its runtime API alone: a release needs neither etcd nor the
+// inventory, so a hold ends at hold_max and at shutdown whatever the
+// sources do. Releasing a frontend that is not held changes nothing.
+type Releaser interface {
+	Release(ctx context.Context, services []Service) (Report, error)
+}
+
+// HoldObserver receives releases outside a pass (an Observer may
+// implement it): the holds they ended (none for what an earlier pgsvc
+// left) and the commands applied.
+type HoldObserver interface {
+	HoldsReleased(ended []HoldEvent, rep Report)
+}
+
+// heldFrontends are the services of cluster that a hold sets to maxconn 0.
+func heldFrontends(services []Service, cluster string) []Service {
+	var out []Service
+	for _, svc := range services {
+		if svc.Cluster == cluster && svc.ChecksPrimary() && svc.Maxconn > 0 {
+			out = append(out, svc)
+		}
+	}
+	return out
+}
 
 // next is the hold after the facts of this pass (a copy: records are
 // never changed in place).
@@ -164,4 +198,88 @@ func (h *hold) due(cfg HoldConfig) time.Time {
 func promotedPrimary(dc *dcs.Cluster, name string) bool {
 	m, ok := dc.Members[name]
 	return ok && m.State == "running" && (m.Role == "primary" || m.Role == "master")
+}
+
+// releaseLeftovers releases, before the first pass, every primary frontend
+// an earlier pgsvc left holding (killed mid-hold), from the inventory
+// alone: the first pass may wait for etcd. Frontends not held are left as
+// they are.
+func (r *Reconciler) releaseLeftovers(ctx context.Context) {
+	rel, ok := r.HAProxy.(Releaser)
+	if !ok {
+		return
+	}
+	m, scope := r.In.Model()
+	if m == nil {
+		return
+	}
+	var services []Service
+	for _, c := range scope {
+		d, err := Compute([]*selector.Cluster{c}, Live{}, r.In.node != "")
+		if err != nil {
+			continue // its first pass reports why; a broken cluster is left as it is
+		}
+		services = append(services, heldFrontends(d.Services, c.Name)...)
+	}
+	if len(services) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rep, err := rel.Release(rctx, services)
+	if err != nil {
+		r.Log.Warn("could not release frontends an earlier pgsvc may have left holding; the first pass does", "err", err)
+		return
+	}
+	for _, c := range rep.Commands {
+		r.Log.Info("released connections held by an earlier pgsvc", "cluster", c.Cluster, "service", c.Service,
+			"command", c.Line, "waiting", rep.Released[c.Cluster])
+	}
+	if o, ok := r.Observer.(HoldObserver); ok && len(rep.Commands) > 0 {
+		o.HoldsReleased(nil, rep)
+	}
+}
+
+// releaseHolds ends, outside a pass, the holds that reached hold_max (or
+// every hold when pgsvc stops), with HAProxy's runtime API alone: a pass
+// may be unable to run (etcd lost, the cluster's desired state broken or
+// gone from the inventory), and a hold must still end. A release HAProxy
+// does not confirm is tried again a second later (and by the next pass).
+func (r *Reconciler) releaseHolds(ctx context.Context, now time.Time, stopping bool) {
+	rel, ok := r.HAProxy.(Releaser)
+	if !ok {
+		return
+	}
+	cfg := r.holdConfig()
+	for _, c := range sortedKeys(r.holds) {
+		h := r.holds[c]
+		if h.ended != "" || len(h.frontends) == 0 {
+			continue
+		}
+		n := *h
+		switch {
+		case stopping:
+			n.ended, n.result = "pgsvc is stopping", holdShutdown
+		case now.Sub(h.started) >= cfg.Max:
+			n.ended, n.result = fmt.Sprintf("held for %s without a new primary (hold_max)", cfg.Max), holdMax
+		default:
+			continue
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		rep, err := rel.Release(rctx, h.frontends)
+		cancel()
+		if err != nil {
+			r.Log.Error("could not release held connections; trying again", "cluster", c, "cause", n.ended, "err", err)
+			r.holdDue[c] = now.Add(time.Second)
+			continue
+		}
+		r.holds[c] = &n
+		delete(r.holdDue, c)
+		ev := HoldEvent{Cluster: c, Cause: n.ended, Result: n.result, Held: now.Sub(h.started)}
+		r.Log.Info("released held connections", "cluster", c, "result", ev.Result, "cause", ev.Cause,
+			"held", ev.Held.Round(time.Millisecond), "waiting", rep.Released[c])
+		if o, ok := r.Observer.(HoldObserver); ok {
+			o.HoldsReleased([]HoldEvent{ev}, rep)
+		}
+	}
 }

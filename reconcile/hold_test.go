@@ -198,22 +198,104 @@ func TestHoldAlwaysEnds(t *testing.T) {
 		})
 	}
 
-	t.Run("pgsvc restarted mid-hold", func(t *testing.T) {
-		l := holdLab(t, testHold())
+	// No pass can run: the release at hold_max needs HAProxy alone.
+	for _, tc := range []struct {
+		name     string
+		services string // extra pg_services line
+		block    func(t *testing.T, l *lab)
+	}{
+		{name: "hold_max with etcd lost mid-hold", block: func(t *testing.T, l *lab) {
+			l.etcd.Stop()
+			require.Eventually(t, func() bool { _, ready, _ := l.in.Status(); return !ready }, 10*time.Second, 20*time.Millisecond, "etcd loss noticed")
+		}},
+		{
+			name: "hold_max with the cluster's desired state broken mid-hold",
+			// null > "a" is null; 20 > "a" raises in Python's jmespath, so a
+			// weight override breaks the selector on live data.
+			services: `        pg_services: [ { name: extra, ip: 127.0.0.1, port: %d, dest: postgres, check: /read-only, selector: "[? pg_weight > ` + "`\\\"a\\\"`" + `]" } ]` + "\n",
+			block: func(t *testing.T, l *lab) {
+				// Written as a hand edit or another pgsvc would: `pgsvc set`
+				// refuses an override its selectors fail on.
+				put, err := l.cli.Put(context.Background(), l.layout.OverridePrefix+"pg-test-3", `{"pg_weight": 20}`)
+				require.NoError(t, err)
+				rev := put.Header.Revision
+				_, err = l.obs.wait(func(p reconcile.PassInfo) bool { return p.Revision >= rev && p.Source == "inventory" && p.Err != nil }, 10*time.Second)
+				require.NoError(t, err, "the pass fails on the desired state, leaving HAProxy as it is")
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLab(t, labOptions{noStart: true})
+			if tc.services != "" {
+				l.writeInventory(fmt.Sprintf(tc.services, l.ports["extra"]))
+				l.renderInitialConfig()
+				l.hap.Restart()
+			}
+			l.startWith(func(r *reconcile.Reconciler, _ *reconcile.EtcdSource) { r.Hold = testHold() })
+			n := l.obs.count()
+			l.patroni.RequestSwitchover("pg-test-1", "pg-test-2", "")
+			l.waitHold(n, true, "hold start")
+			n = l.obs.count()
+			tc.block(t, l)
+			require.Equal(t, 0, l.frontendMaxconn("primary"), "still held")
+			ev := l.waitHold(n, false, "the release at hold_max, outside any pass")
+			assert.Equal(t, "hold_max", ev.Result, ev.Cause)
+			assert.GreaterOrEqual(t, ev.Held, testHold().Max)
+			for _, s := range heldServices {
+				assert.Equal(t, configured, l.frontendMaxconn(s), "%s accepts again", s)
+			}
+		})
+	}
+
+	t.Run("pgsvc stopped mid-hold", func(t *testing.T) {
+		l := holdingLab(t)
 		n := l.obs.count()
-		l.patroni.RequestSwitchover("pg-test-1", "pg-test-2", "")
-		l.waitHold(n, true, "hold start")
-		require.Equal(t, 0, l.frontendMaxconn("primary"))
-		l.stop() // killed mid-hold: the frontends stay held
-		require.Equal(t, 0, l.frontendMaxconn("primary"))
-		l.startWith(func(r *reconcile.Reconciler, _ *reconcile.EtcdSource) { r.Hold = testHold() })
+		l.stop()
+		ev := l.waitHold(n, false, "the release at shutdown")
+		assert.Equal(t, "shutdown", ev.Result, ev.Cause)
 		for _, s := range heldServices {
-			assert.Equal(t, configured, l.frontendMaxconn(s), "%s: a starting pgsvc releases what an earlier one held", s)
-		}
-		for _, p := range l.obs.since(0) {
-			assert.Empty(t, p.Holds, "a switchover under way at start-up is not held")
+			assert.Equal(t, configured, l.frontendMaxconn(s), "%s: a stopping pgsvc releases its hold", s)
 		}
 	})
+
+	for _, etcdDown := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pgsvc killed mid-hold and started again (etcd down: %v)", etcdDown), func(t *testing.T) {
+			l := holdingLab(t)
+			l.stop()
+			// What a pgsvc killed mid-hold leaves (SIGKILL cannot be sent to
+			// a goroutine): the held frontends, set on the real HAProxy.
+			for _, s := range heldServices {
+				l.hap.Exec("set maxconn frontend pg-test-" + s + " 0")
+				require.Equal(t, 0, l.frontendMaxconn(s))
+			}
+			if etcdDown {
+				l.etcd.Stop()
+				l.noWait = true // no pass can run
+			}
+			l.startWith(func(r *reconcile.Reconciler, _ *reconcile.EtcdSource) { r.Hold = testHold() })
+			require.Eventually(t, func() bool {
+				return l.frontendMaxconn("primary") == configured && l.frontendMaxconn("default") == configured
+			}, 10*time.Second, 20*time.Millisecond, "a starting pgsvc releases what an earlier one held, from the inventory alone")
+			assert.Contains(t, l.logs.String(), "released connections held by an earlier pgsvc")
+			if etcdDown {
+				assert.Equal(t, 0, l.obs.count(), "no pass ran: etcd is down")
+				return
+			}
+			for _, p := range l.obs.since(0) {
+				assert.Empty(t, p.Holds, "a switchover under way at start-up is not held")
+			}
+		})
+	}
+}
+
+// holdingLab is a hold lab whose daemon holds for a requested switchover.
+func holdingLab(t *testing.T) *lab {
+	l := holdLab(t, testHold())
+	n := l.obs.count()
+	l.patroni.RequestSwitchover("pg-test-1", "pg-test-2", "")
+	l.waitHold(n, true, "hold start")
+	require.Equal(t, 0, l.frontendMaxconn("primary"))
+	return l
 }
 
 // A scheduled switchover holds when its time comes, not when it is asked.

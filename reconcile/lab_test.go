@@ -42,9 +42,11 @@ type lab struct {
 	obs     *observer
 	logs    *local.LogBuffer
 	cancel  context.CancelFunc
+	closeRT context.CancelFunc
 	done    sync.WaitGroup
 	hup     chan struct{}
 	others  string // more clusters, YAML under all.children
+	noWait  bool   // startWith returns before the first pass (etcd down at start-up)
 }
 
 type labOptions struct {
@@ -143,7 +145,11 @@ func (l *lab) startWith(customize func(*reconcile.Reconciler, *reconcile.EtcdSou
 	l.logs = &local.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(l.logs, nil))
 	var err error
-	l.rt, err = dataplaneapi.NewRuntime(ctx, l.hap.StatsSocket)
+	// As in the daemon, the HAProxy connection outlives the stop: a
+	// stopping pgsvc releases its holds.
+	rtCtx, closeRT := context.WithCancel(context.Background())
+	l.closeRT = closeRT
+	l.rt, err = dataplaneapi.NewRuntime(rtCtx, l.hap.StatsSocket)
 	require.NoError(l.t, err)
 	l.in = reconcile.NewInputs("", nil)
 	inv := &reconcile.InventorySource{Path: l.invPath, Interval: 50 * time.Millisecond, Log: log, Reload: l.hup}
@@ -173,13 +179,16 @@ func (l *lab) startWith(customize func(*reconcile.Reconciler, *reconcile.EtcdSou
 			l.t.Logf("pgsvc log:\n%s\nhaproxy log:\n%s", l.logs.String(), l.hap.Log())
 		}
 	})
-	l.waitRev(0)
+	if !l.noWait {
+		l.waitRev(0)
+	}
 }
 
 func (l *lab) stop() {
 	if l.cancel != nil {
 		l.cancel()
 		l.done.Wait()
+		l.closeRT()
 		l.cancel = nil
 	}
 }
@@ -277,6 +286,15 @@ func (o *observer) Pass(p reconcile.PassInfo) {
 }
 
 func (o *observer) Desired([]reconcile.Service) {}
+
+// HoldsReleased records holds released outside a pass (hold_max, shutdown)
+// in order with the passes, as a pass of that hold alone (revision -1:
+// never a pass waitRev waits for).
+func (o *observer) HoldsReleased(ended []reconcile.HoldEvent, rep reconcile.Report) {
+	if len(ended) > 0 {
+		o.Pass(reconcile.PassInfo{Revision: -1, Report: rep, Holds: ended})
+	}
+}
 
 func (o *observer) count() int {
 	o.mu.Lock()

@@ -175,6 +175,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		defer t.Stop()
 		tick = t.C
 	}
+	r.releaseLeftovers(ctx)
 	for {
 		var due <-chan time.Time
 		timer := r.retryTimer()
@@ -184,11 +185,13 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			stopTimer(timer)
+			r.releaseHolds(ctx, time.Now(), true)
 			return nil
 		case <-r.In.Wake():
 		case <-tick:
 			r.In.MarkAll(CauseResync)
 		case now := <-due:
+			r.releaseHolds(ctx, now, false)
 			r.markDue(now)
 		}
 		stopTimer(timer)
@@ -454,6 +457,9 @@ func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]fo
 		prev, seen := r.forced[c.Name]
 		a, n := decideAccel(c, dc, prev, seen)
 		h, on, due, ev := decideHold(c.Name, dc, r.holds[c.Name], seen, r.holdConfig(), now, "")
+		if on {
+			h.frontends = heldFrontends(d.Services, c.Name) // h is this pass's copy
+		}
 		a.Hold = on
 		holds.next[c.Name], holds.due[c.Name] = h, due
 		if ev != nil {

@@ -131,6 +131,32 @@ func (m *Metrics) sinceSync() float64 {
 	return time.Since(m.lastSync).Seconds()
 }
 
+// HoldsReleased implements reconcile.HoldObserver: holds released outside
+// a pass (hold_max, shutdown, an earlier pgsvc's left at start-up).
+func (m *Metrics) HoldsReleased(ended []reconcile.HoldEvent, rep reconcile.Report) {
+	m.countApplied(ended, rep)
+}
+
+// countApplied counts ended holds and applied commands; it returns the
+// servers the commands touched.
+func (m *Metrics) countApplied(holds []reconcile.HoldEvent, rep reconcile.Report) map[string]bool {
+	for _, h := range holds {
+		if !h.Started {
+			m.holds.WithLabelValues(h.Result).Inc()
+			m.held.Observe(h.Held.Seconds())
+		}
+	}
+	for _, n := range rep.Released {
+		m.heldConns.Add(float64(n))
+	}
+	servers := map[string]bool{}
+	for _, c := range rep.Commands {
+		m.commands.WithLabelValues(c.Kind).Inc()
+		servers[c.Service+"/"+c.Server] = true
+	}
+	return servers
+}
+
 // Pass records one reconcile pass (reconcile.Observer).
 func (m *Metrics) Pass(p reconcile.PassInfo) {
 	if p.DryRun {
@@ -144,20 +170,7 @@ func (m *Metrics) Pass(p reconcile.PassInfo) {
 		scope = "full"
 	}
 	m.duration.WithLabelValues(scope).Observe(p.Duration.Seconds())
-	for _, h := range p.Holds {
-		if !h.Started {
-			m.holds.WithLabelValues(h.Result).Inc()
-			m.held.Observe(h.Held.Seconds())
-		}
-	}
-	for _, n := range p.Report.Released {
-		m.heldConns.Add(float64(n))
-	}
-	servers := map[string]bool{}
-	for _, c := range p.Report.Commands {
-		m.commands.WithLabelValues(c.Kind).Inc()
-		servers[c.Service+"/"+c.Server] = true
-	}
+	servers := m.countApplied(p.Holds, p.Report)
 	if p.Report.Reloaded {
 		m.reloads.Inc()
 		seen := map[string]bool{}
