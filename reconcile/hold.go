@@ -77,19 +77,22 @@ func pendingSwitchover(dc *dcs.Cluster, now time.Time) (bool, time.Time) {
 // requested switchover (never on a crash failover: nothing announces
 // one), and ends when the new leader's own key says it is primary, when
 // the request is cleared with the leader unchanged (aborted), when the
-// leader key stays absent, at cfg.Max, or when the worker that held is
-// gone (lost). seen is false at pgsvc's first look at the cluster: a
-// switchover already under way is not held then. It returns the next
+// leader key stays absent, or at cfg.Max. answered says the leader key's
+// holder's REST API says role primary for this term (promotions). seen is false
+// at pgsvc's first look at the cluster: a switchover already under way is
+// not held then. It returns the next
 // record (nil: none), whether to hold, the next time a decision is due
 // (zero: none) and the event, if any.
-func decideHold(cluster string, dc *dcs.Cluster, prev *hold, seen bool, cfg HoldConfig, now time.Time, lost string) (*hold, bool, time.Time, *HoldEvent) {
+func decideHold(cluster string, dc *dcs.Cluster, prev *hold, seen bool, cfg HoldConfig, now time.Time, answered bool) (*hold, bool, time.Time, *HoldEvent) {
 	pending, at := pendingSwitchover(dc, now)
 	h := prev
 	if h != nil && h.ended != "" && (dc.Failover == nil || dc.Failover.Revision != h.request) {
 		h = nil // the request it ended for is gone
 	}
 	if h == nil {
-		if !pending || !cfg.Enabled {
+		if !pending || !cfg.Enabled || (dc.Config != nil && dc.Config.Standby) {
+			// A standby cluster's leader never answers /primary: its
+			// primary services have no server to wait for.
 			return nil, false, at, nil
 		}
 		h = &hold{request: dc.Failover.Revision, oldLeader: dc.Leader, started: now}
@@ -98,7 +101,7 @@ func decideHold(cluster string, dc *dcs.Cluster, prev *hold, seen bool, cfg Hold
 			return h, false, time.Time{}, nil
 		}
 		cause := fmt.Sprintf("switchover requested (failover key at revision %d: leader %q, candidate %q)", h.request, dc.Failover.Leader, dc.Failover.Member)
-		h = h.next(dc, now, cfg, lost)
+		h = h.next(dc, now, cfg, answered)
 		if h.ended != "" {
 			return h, false, time.Time{}, nil
 		}
@@ -107,7 +110,7 @@ func decideHold(cluster string, dc *dcs.Cluster, prev *hold, seen bool, cfg Hold
 	if h.ended != "" {
 		return h, false, time.Time{}, nil
 	}
-	h = h.next(dc, now, cfg, lost)
+	h = h.next(dc, now, cfg, answered)
 	if h.ended != "" {
 		return h, false, time.Time{}, &HoldEvent{Cluster: cluster, Cause: h.ended, Result: h.result, Held: now.Sub(h.started)}
 	}
@@ -154,14 +157,15 @@ func heldFrontends(services []Service, cluster string) []Service {
 
 // next is the hold after the facts of this pass (a copy: records are
 // never changed in place).
-func (h *hold) next(dc *dcs.Cluster, now time.Time, cfg HoldConfig, lost string) *hold {
+func (h *hold) next(dc *dcs.Cluster, now time.Time, cfg HoldConfig, answered bool) *hold {
 	n := *h
+	newLeader := dc.Leader != "" && dc.Leader != h.oldLeader
 	switch {
 	case !cfg.Enabled:
 		n.ended, n.result = "holding was turned off", holdOff
-	case lost != "":
-		n.ended, n.result = lost, holdLost
-	case dc.Leader != "" && dc.Leader != h.oldLeader && promotedPrimary(dc, dc.Leader):
+	case newLeader && answered:
+		n.ended, n.result = fmt.Sprintf("%s holds the leader key and its REST API says role primary: promotion ended", dc.Leader), holdReleased
+	case newLeader && promotedPrimary(dc, dc.Leader):
 		n.ended, n.result = fmt.Sprintf("%s holds the leader key and its own key says role %s", dc.Leader, dc.Members[dc.Leader].Role), holdReleased
 	case dc.Leader == h.oldLeader && (dc.Failover == nil || dc.Failover.Revision != h.request):
 		n.ended, n.result = fmt.Sprintf("the switchover request was cleared and %s still leads", h.oldLeader), holdAborted

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,9 @@ var heldServices = []string{"primary", "default"}
 // holdLab is a lab whose daemon holds connections through switchovers.
 func holdLab(t *testing.T, cfg reconcile.HoldConfig) *lab {
 	l := newLab(t, labOptions{noStart: true})
-	l.startWith(func(r *reconcile.Reconciler, _ *reconcile.EtcdSource) { r.Hold = cfg })
+	l.startWith(func(r *reconcile.Reconciler, _ *reconcile.EtcdSource) {
+		r.Hold, r.Promotion = cfg, reconcile.HTTPPromotionProbe(&http.Client{Timeout: time.Second})
+	})
 	return l
 }
 
@@ -91,67 +94,91 @@ func (l *lab) waitingClient(service string) <-chan error {
 // A planned switchover on HAProxy >= 3.0: the primary services stop
 // accepting when Patroni is asked (failover key), stay so while the leader
 // key moves and the new leader is still a replica, and accept again once
-// its own key says primary; a client that connected meanwhile waits and is
-// served. HAProxy 2.6 never holds (raising maxconn with clients waiting
+// promotion has ended, as its REST API answers /primary (or, failing that,
+// its own key says primary); a client that connected meanwhile waits and
+// is served. HAProxy 2.6 never holds (raising maxconn with clients waiting
 // aborts it), and says so once.
 func TestHoldThroughSwitchover(t *testing.T) {
-	l := holdLab(t, reconcile.HoldConfig{Enabled: true, Max: 10 * time.Second, Leaderless: 5 * time.Second})
-	for _, s := range heldServices {
-		require.Equal(t, configured, l.frontendMaxconn(s), "%s accepts before", s)
-	}
-	n := l.obs.count()
-	rev := l.patroni.RequestSwitchover("pg-test-1", "pg-test-2", "")
-	if !l.hap.Version.AtLeast(3, 0) {
-		l.waitRev(rev)
+	if v := local.HAProxyVersion(t); !v.AtLeast(3, 0) {
+		l := holdLab(t, reconcile.HoldConfig{Enabled: true, Max: 10 * time.Second, Leaderless: 5 * time.Second})
+		l.waitRev(l.patroni.RequestSwitchover("pg-test-1", "pg-test-2", ""))
 		require.Eventually(t, func() bool { return strings.Contains(l.logs.String(), "not holding connections through switchovers") }, 10*time.Second, 20*time.Millisecond)
 		assert.Contains(t, l.logs.String(), "older than 3.0")
 		l.patroni.Switchover("pg-test-1", "pg-test-2")
 		l.waitRev(l.patroni.Member("pg-test-2", l.patroni.Role, "running"))
 		for _, s := range heldServices {
-			assert.Equal(t, configured, l.frontendMaxconn(s), "%s: never held on %s", s, l.hap.Version.Line)
+			assert.Equal(t, configured, l.frontendMaxconn(s), "%s: never held on %s", s, v.Line)
 		}
 		assert.Equal(t, 1, strings.Count(l.logs.String(), "not holding connections through switchovers"), "logged once")
 		return
 	}
-	ev := l.waitHold(n, true, "the hold to start on the switchover request")
-	assert.Contains(t, ev.Cause, "switchover requested")
-	for _, s := range heldServices {
-		assert.Equal(t, 0, l.frontendMaxconn(s), "%s holds", s)
-	}
-	assert.Equal(t, configured, l.frontendMaxconn("replica"), "the replica service does not hold")
-	client := l.waitingClient("primary")
+	for _, tc := range []struct {
+		name    string
+		promote func(l *lab)
+		cause   string
+	}{
+		{"the new leader's REST API says role primary", func(l *lab) { l.members["pg-test-2"].SetPrimary(true) }, "REST API says role primary"},
+		{"the new leader's own key says primary", func(l *lab) { l.patroni.Member("pg-test-2", l.patroni.Role, "running") }, "own key says role"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := holdLab(t, reconcile.HoldConfig{Enabled: true, Max: 10 * time.Second, Leaderless: 5 * time.Second})
+			for _, s := range heldServices {
+				require.Equal(t, configured, l.frontendMaxconn(s), "%s accepts before", s)
+			}
+			n := l.obs.count()
+			l.patroni.RequestSwitchover("pg-test-1", "pg-test-2", "")
+			ev := l.waitHold(n, true, "the hold to start on the switchover request")
+			assert.Contains(t, ev.Cause, "switchover requested")
+			for _, s := range heldServices {
+				assert.Equal(t, 0, l.frontendMaxconn(s), "%s holds", s)
+			}
+			assert.Equal(t, configured, l.frontendMaxconn("replica"), "the replica service does not hold")
+			client := l.waitingClient("primary")
 
-	// The leader key moves before promotion ends: still held.
-	l.patroni.DeleteLeader()
-	l.patroni.Member("pg-test-1", "demoted", "stopping")
-	l.patroni.Leader("pg-test-2")
-	l.waitRev(l.patroni.ClearFailover())
-	l.waitRev(l.patroni.Member("pg-test-2", "replica", "running"))
-	for _, s := range heldServices {
-		assert.Equal(t, 0, l.frontendMaxconn(s), "%s still holds: the new leader is not promoted yet", s)
-	}
-	select {
-	case err := <-client:
-		t.Fatalf("the waiting client was answered during the hold: %v", err)
-	default:
-	}
+			// The leader key moves before promotion ends: still held.
+			l.members["pg-test-1"].SetPrimary(false)
+			l.patroni.DeleteLeader()
+			l.patroni.Member("pg-test-1", "demoted", "stopping")
+			l.patroni.Leader("pg-test-2")
+			l.waitRev(l.patroni.ClearFailover())
+			rev := l.patroni.Member("pg-test-2", "replica", "running")
+			l.waitRev(rev)
+			// The new leader holds the lock: Patroni answers /primary with
+			// 200 and role replica until promotion ends. The probe asks
+			// every 50 ms; a pass follows every event.
+			l.members["pg-test-2"].SetLeaderLock(true)
+			asked := l.members["pg-test-2"].Asked()
+			require.Eventually(t, func() bool { return l.members["pg-test-2"].Asked() >= asked+3 }, 10*time.Second, 10*time.Millisecond,
+				"pgsvc keeps asking the new leader's REST API: 200 with role replica is the leader lock, not the end of promotion")
+			l.waitRev(l.patroni.Member("pg-test-3", "replica", "running"))
+			for _, s := range heldServices {
+				assert.Equal(t, 0, l.frontendMaxconn(s), "%s still holds: the new leader is not promoted yet", s)
+			}
+			select {
+			case err := <-client:
+				t.Fatalf("the waiting client was answered during the hold: %v", err)
+			default:
+			}
 
-	n = l.obs.count()
-	l.patroni.Member("pg-test-2", l.patroni.Role, "running")
-	ev, pass := l.waitHoldPass(n, false, "the release once the new leader says primary")
-	assert.Equal(t, "released", ev.Result, ev.Cause)
-	assert.Equal(t, int64(1), pass.Report.Released["pg-test"], "the waiting client, seen in the kernel's accept queue at the release")
-	assert.Contains(t, ev.Cause, "pg-test-2 holds the leader key")
-	for _, s := range heldServices {
-		assert.Equal(t, configured, l.frontendMaxconn(s), "%s accepts again", s)
+			n = l.obs.count()
+			tc.promote(l)
+			ev, pass := l.waitHoldPass(n, false, "the release once promotion ended")
+			assert.Equal(t, "released", ev.Result, ev.Cause)
+			assert.Contains(t, ev.Cause, tc.cause)
+			assert.Equal(t, int64(1), pass.Report.Released["pg-test"], "the waiting client, seen in the kernel's accept queue at the release")
+			assert.Contains(t, ev.Cause, "pg-test-2 holds the leader key")
+			for _, s := range heldServices {
+				assert.Equal(t, configured, l.frontendMaxconn(s), "%s accepts again", s)
+			}
+			select {
+			case err := <-client:
+				require.NoError(t, err, "the client that waited is served")
+			case <-time.After(10 * time.Second):
+				t.Fatal("the waiting client was never served")
+			}
+			assert.Contains(t, l.logs.String(), "released held connections")
+		})
 	}
-	select {
-	case err := <-client:
-		require.NoError(t, err, "the client that waited is served")
-	case <-time.After(10 * time.Second):
-		t.Fatal("the waiting client was never served")
-	}
-	assert.Contains(t, l.logs.String(), "released held connections")
 }
 
 // Every other way a hold ends, on HAProxy >= 3.0: an aborted request, a
@@ -312,4 +339,21 @@ func TestHoldScheduledSwitchover(t *testing.T) {
 	l.waitHold(n, true, "the hold at scheduled_at")
 	assert.False(t, time.Now().Before(at), "held at scheduled_at, not before")
 	assert.Equal(t, 0, l.frontendMaxconn("primary"))
+}
+
+// A standby cluster's switchover is not held: its leader never answers
+// /primary, so its primary services have nothing to wait for (a hold
+// would last hold_max).
+func TestNoHoldInStandbyCluster(t *testing.T) {
+	l := holdLab(t, testHold())
+	l.waitRev(l.patroni.Config(true))
+	n := l.obs.count()
+	l.waitRev(l.patroni.RequestSwitchover("pg-test-1", "pg-test-2", ""))
+	l.waitRev(l.patroni.Member("pg-test-3", "replica", "running"))
+	for _, p := range l.obs.since(n) {
+		assert.Empty(t, p.Holds, "no hold in a standby cluster")
+	}
+	for _, s := range heldServices {
+		assert.Equal(t, configured, l.frontendMaxconn(s), "%s accepts", s)
+	}
 }

@@ -127,6 +127,14 @@ func (in *Inputs) markAll(c Cause) {
 	in.notify()
 }
 
+// Mark marks one cluster for a pass and wakes the loop.
+func (in *Inputs) Mark(cluster string, c Cause) {
+	in.mu.Lock()
+	in.mark(cluster, c)
+	in.notify()
+	in.mu.Unlock()
+}
+
 func (in *Inputs) mark(cluster string, c Cause) {
 	if old, ok := in.dirty[cluster]; !ok || c == CauseLeader && old != CauseLeader {
 		in.dirty[cluster] = c // a leader change is the cause worth reporting

@@ -69,6 +69,10 @@ func newLab(t testing.TB, opts labOptions) *lab {
 		addrs[name] = l.members[name].Addr
 	}
 	l.patroni = local.NewPatroni(t, l.cli, "/pg/", "pg-test", addrs)
+	l.patroni.APIPorts = map[string]int{}
+	for name, m := range l.members {
+		l.patroni.APIPorts[name] = m.CheckPort
+	}
 	l.patroni.Steady("pg-test-1", "pg-test-1", "pg-test-2", "pg-test-3")
 	for _, s := range []string{"primary", "replica", "default", "offline", "extra"} {
 		l.ports[s] = local.FreePort(t, "127.0.0.1")

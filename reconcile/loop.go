@@ -129,6 +129,10 @@ type Reconciler struct {
 	// zero value holds never); SetHold changes it while Run runs.
 	Hold    HoldConfig
 	holdSet atomic.Pointer[HoldConfig]
+	// Promotion asks a held cluster's new leader whether promotion ended
+	// (nil: the hold ends when the leader's own key says primary).
+	Promotion PromotionProbe
+	promos    *promotions // Promotion's probes while Run runs
 
 	leaders map[string]string  // last known leader (fail static on no leader key)
 	forced  map[string]forcing // facts forcing has acted on, per cluster
@@ -174,6 +178,10 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		t := time.NewTicker(r.Resync)
 		defer t.Stop()
 		tick = t.C
+	}
+	if r.Promotion != nil {
+		r.promos = newPromotions(ctx, r.Promotion, func(c string) { r.In.Mark(c, CauseHold) })
+		defer r.promos.stopAll()
 	}
 	r.releaseLeftovers(ctx)
 	for {
@@ -447,7 +455,7 @@ func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]fo
 		r.Observer.Desired(d.Services)
 	}
 	accel, next := map[string]Accel{}, map[string]forcing{}
-	holds := holdUpdate{next: map[string]*hold{}, due: map[string]time.Time{}}
+	holds := holdUpdate{next: map[string]*hold{}, due: map[string]time.Time{}, ask: map[string]promotionTarget{}}
 	now := time.Now()
 	for _, c := range w.clusters {
 		dc := raw[c.Name]
@@ -456,9 +464,13 @@ func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]fo
 		}
 		prev, seen := r.forced[c.Name]
 		a, n := decideAccel(c, dc, prev, seen)
-		h, on, due, ev := decideHold(c.Name, dc, r.holds[c.Name], seen, r.holdConfig(), now, "")
+		h, on, due, ev := decideHold(c.Name, dc, r.holds[c.Name], seen, r.holdConfig(), now, r.promos.answeredFor(c.Name, termOf(dc)))
+		holds.ask[c.Name] = promotionTarget{}
 		if on {
 			h.frontends = heldFrontends(d.Services, c.Name) // h is this pass's copy
+			if dc.Leader != "" && dc.Leader != h.oldLeader {
+				holds.ask[c.Name] = promotionTarget{term: termOf(dc), url: dc.Members[dc.Leader].APIURL}
+			}
 		}
 		a.Hold = on
 		holds.next[c.Name], holds.due[c.Name] = h, due
@@ -486,6 +498,9 @@ type holdUpdate struct {
 	next   map[string]*hold
 	due    map[string]time.Time // zero: nothing due
 	events []HoldEvent
+	// ask is, per cluster, the new leader whose REST API is asked whether
+	// promotion ended (zero: ask nothing).
+	ask map[string]promotionTarget
 }
 
 // recordHolds keeps the pass's holds; a hold HAProxy's worker lost (a
@@ -512,6 +527,12 @@ func (r *Reconciler) recordHolds(u holdUpdate, rep Report) []HoldEvent {
 			u.next[c], u.due[c] = &n, time.Time{}
 			u.events = append(u.events, HoldEvent{Cluster: c, Cause: why, Result: holdLost, Held: time.Since(h.started)})
 		}
+	}
+	for c, a := range u.ask {
+		if h := u.next[c]; h == nil || h.ended != "" {
+			a = promotionTarget{}
+		}
+		r.promos.want(c, a.term, a.url)
 	}
 	for c, h := range u.next {
 		if h == nil {

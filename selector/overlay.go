@@ -5,6 +5,9 @@ type Member struct {
 	Role  string // master, primary, replica, standby_leader, promoted, demoted, uninitialized
 	State string // running, stopped, starting, ...
 	Tags  map[string]any
+	// APIURL is the member's Patroni REST API (its key's api_url), asked
+	// whether a promotion has ended.
+	APIURL string
 }
 
 // ClusterLive is the live view of one cluster. Leader is the member that

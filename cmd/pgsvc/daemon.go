@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -124,7 +125,11 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 	}
 	src := &reconcile.EtcdSource{Client: cli, Layout: cfg.layout(), Log: log, Error: m.EtcdError, Ready: m.EtcdReady}
 	rec := &reconcile.Reconciler{In: in, Log: log, Resync: cfg.Resync, Observer: m,
-		HAProxy: syncer, Hold: cfg.hold()}
+		HAProxy: syncer, Hold: cfg.hold(),
+		// Patroni's REST API, as HAProxy's checks reach it; an https one
+		// with a private CA fails verification, and the hold then ends on
+		// the member key instead.
+		Promotion: reconcile.HTTPPromotionProbe(&http.Client{Timeout: time.Second})}
 	log.Info("pgsvc running", "inventory", cfg.Inventory, "etcd", cfg.Etcd, "namespace", cfg.Namespace,
 		"node", cfg.Node, "clusters", cfg.Clusters.String(), "socket", cfg.Socket, "conf_dir", cfg.ConfDir,
 		"main_config", syncer.Config.MainConfigFile(), "reload", reloaderName(syncer.Config.Reloader), "resync", cfg.Resync)

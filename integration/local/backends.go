@@ -22,6 +22,8 @@ type Member struct {
 
 	mu      sync.Mutex
 	primary bool
+	lock    bool // holds the leader lock (see SetLeaderLock)
+	asked   int  // GET requests for a status body (pgsvc's promotion probe)
 	conns   map[net.Conn]bool
 	ln      net.Listener
 	srv     *http.Server
@@ -55,24 +57,50 @@ func (m *Member) SetPrimary(p bool) {
 	m.mu.Unlock()
 }
 
+// SetLeaderLock makes the member hold the leader lock without being
+// promoted yet: Patroni then answers /primary with 200 while its status
+// body still says role replica (pg_is_in_recovery()), as Patroni 4.0.7
+// does between taking the leader key and the end of promotion.
+func (m *Member) SetLeaderLock(l bool) {
+	m.mu.Lock()
+	m.lock = l
+	m.mu.Unlock()
+}
+
+// Asked counts the GET requests for a status body (HAProxy's checks send
+// OPTIONS).
+func (m *Member) Asked() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.asked
+}
+
 func (m *Member) health(w http.ResponseWriter, r *http.Request) {
 	m.mu.Lock()
-	primary := m.primary
+	primary, lock := m.primary, m.lock
+	if r.Method == http.MethodGet {
+		m.asked++
+	}
 	m.mu.Unlock()
 	ok := false
 	switch r.URL.Path {
 	case "/", "/primary", "/master", "/read-write":
-		ok = primary
+		ok = primary || lock
 	case "/replica":
-		ok = !primary
+		ok = !primary && !lock
 	case "/read-only", "/health":
 		ok = true
 	}
+	code := http.StatusServiceUnavailable
 	if ok {
-		w.WriteHeader(http.StatusOK)
-		return
+		code = http.StatusOK
 	}
-	w.WriteHeader(http.StatusServiceUnavailable)
+	role := map[bool]string{true: "primary", false: "replica"}[primary]
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	if r.Method != http.MethodOptions {
+		_, _ = io.WriteString(w, `{"state": "running", "role": "`+role+`"}`)
+	}
 }
 
 func (m *Member) serveTCP() {

@@ -22,6 +22,9 @@ type Patroni struct {
 	addrs   map[string]string
 	leases  map[string]clientv3.LeaseID
 	history []any // entries of the history key, one per promotion
+	// APIPorts are the members' REST API ports in their api_url (8008
+	// when absent): a Member's CheckPort answers as Patroni's would.
+	APIPorts map[string]int
 }
 
 // NewPatroni writes for scope under namespace; addrs maps member name to its address.
@@ -56,7 +59,11 @@ func (p *Patroni) lease(name string) clientv3.LeaseID {
 // MemberValue is the JSON Patroni 3.0.2 writes for a member.
 func (p *Patroni) MemberValue(name, role, state string) string {
 	addr := p.addrs[name]
-	m := memberJSON{ConnURL: fmt.Sprintf("postgres://%s:5432/postgres", addr), APIURL: fmt.Sprintf("http://%s:8008/patroni", addr),
+	api := 8008
+	if port, ok := p.APIPorts[name]; ok {
+		api = port
+	}
+	m := memberJSON{ConnURL: fmt.Sprintf("postgres://%s:5432/postgres", addr), APIURL: fmt.Sprintf("http://%s:%d/patroni", addr, api),
 		State: state, Role: role, Version: "3.0.2"}
 	if state == "running" {
 		x, tl := int64(67108960), 1

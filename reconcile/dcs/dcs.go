@@ -288,9 +288,10 @@ func ParseMember(value []byte) (selector.Member, error) {
 		return selector.Member{}, nil
 	}
 	var raw struct {
-		Role  *string        `json:"role"`
-		State string         `json:"state"`
-		Tags  map[string]any `json:"tags"`
+		Role   *string        `json:"role"`
+		State  string         `json:"state"`
+		Tags   map[string]any `json:"tags"`
+		APIURL string         `json:"api_url"`
 	}
 	if err := json.Unmarshal(value, &raw); err != nil {
 		return selector.Member{}, fmt.Errorf("not Patroni member JSON: %s", jsonError(err))
@@ -298,7 +299,7 @@ func ParseMember(value []byte) (selector.Member, error) {
 	if raw.Role == nil {
 		return selector.Member{}, fmt.Errorf("member JSON has no role")
 	}
-	return selector.Member{Role: *raw.Role, State: raw.State, Tags: raw.Tags}, nil
+	return selector.Member{Role: *raw.Role, State: raw.State, Tags: raw.Tags, APIURL: raw.APIURL}, nil
 }
 
 // Live resolves the state into the selector's view, each cluster's leader
