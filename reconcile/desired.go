@@ -46,6 +46,10 @@ type Server struct {
 	Slot      Slot
 	Role      string // pg_role after the live overlay, for status and logs
 	Member    int    // position of the member in the inventory
+	// Drained: the instance's pgsvc_drain is true (pgsvc drain), so it is
+	// out of the service whatever the selectors pick (its slots drain:
+	// sessions stay, no new one lands).
+	Drained bool
 }
 
 // Service is the desired state of one listen section.
@@ -191,17 +195,28 @@ func buildService(c *selector.Cluster, def *selector.Service, records []selector
 		if p.Backup {
 			slot = Backup
 		}
+		if drained(p.Record) {
+			continue // out, below
+		}
 		host := p.Record["inventory_hostname"].(string)
 		svc.Servers = append(svc.Servers, server(c.Name, def, p.Record, slot, index[host]))
 		in[host] = true
 	}
 	for i, r := range records {
 		if !in[r["inventory_hostname"].(string)] {
-			svc.Servers = append(svc.Servers, server(c.Name, def, r, Out, i))
+			sv := server(c.Name, def, r, Out, i)
+			sv.Drained = drained(r)
+			svc.Servers = append(svc.Servers, sv)
 		}
 	}
 	return svc, nil
 }
+
+// DrainVar is the instance variable `pgsvc drain` sets (an override the
+// selectors see too): true takes the instance out of every service.
+const DrainVar = "pgsvc_drain"
+
+func drained(r selector.Record) bool { return ansibleBool(r[DrainVar]) }
 
 func server(cluster string, def *selector.Service, r selector.Record, slot Slot, member int) Server {
 	role, _ := r["pg_role"].(string)

@@ -212,7 +212,7 @@ func (l *lab) setOverride(inst string, set map[string]any, unset ...string) int6
 	l.t.Helper()
 	m, err := selector.Load(l.invPath)
 	require.NoError(l.t, err)
-	_, err = reconcile.UpdateOverride(context.Background(), l.cli, l.layout, m, inst, set, unset)
+	_, _, err = reconcile.UpdateOverride(context.Background(), l.cli, l.layout, m, inst, set, unset)
 	require.NoError(l.t, err)
 	r, err := l.cli.Get(context.Background(), "probe")
 	require.NoError(l.t, err)

@@ -78,6 +78,9 @@ type PassInfo struct {
 	ClusterErrors ClusterErrors
 	DryRun        bool
 	Holds         []HoldEvent // holds started or ended by this pass
+	// Applied is, per cluster, the etcd revision whose state HAProxy shows
+	// (see Reconciler.recordApplied); nil for dry runs.
+	Applied map[string]int64
 }
 
 // Observer receives what the loop does (metrics, tests). Methods must be cheap.
@@ -152,6 +155,11 @@ type Reconciler struct {
 	holds        map[string]*hold
 	holdDue      map[string]time.Time
 	holdRefusals string // the last reason HAProxy cannot hold, logged once
+	// applied is, per cluster, the etcd revision whose state HAProxy
+	// shows; current says the cluster has nothing pending (its last pass
+	// converged), so later passes move its revision on.
+	applied map[string]int64
+	current map[string]bool
 }
 
 // retry is a failed cluster waiting for its next attempt.
@@ -165,6 +173,7 @@ func (r *Reconciler) init() {
 	if r.leaders == nil {
 		r.leaders, r.forced, r.retries = map[string]string{}, map[string]forcing{}, map[string]*retry{}
 		r.holds, r.holdDue = map[string]*hold{}, map[string]time.Time{}
+		r.applied, r.current = map[string]int64{}, map[string]bool{}
 		r.unreach = newRetryBackoff()
 	}
 }
@@ -320,9 +329,13 @@ func (r *Reconciler) Pass(ctx context.Context, dryRun bool) (Report, error) {
 	clusterErrs := ClusterErrors{}
 	maps.Copy(clusterErrs, broken)
 	maps.Copy(clusterErrs, refused)
+	var applied map[string]int64
+	if !dryRun {
+		applied = r.recordApplied(w, err, clusterErrs)
+	}
 	if r.Observer != nil {
 		r.Observer.Pass(PassInfo{Duration: time.Since(start), Full: w.full, Revision: w.revision, Causes: w.causes, Report: rep,
-			Err: err, Source: source, ClusterErrors: clusterErrs, DryRun: dryRun, Holds: holdEvents})
+			Err: err, Source: source, ClusterErrors: clusterErrs, DryRun: dryRun, Holds: holdEvents, Applied: applied})
 	}
 	result := err
 	if result == nil && len(clusterErrs) > 0 {
@@ -349,6 +362,25 @@ func (r *Reconciler) Pass(ctx context.Context, dryRun bool) (Report, error) {
 		r.Log.Info("HAProxy in sync", "etcd_revision", w.revision, "services", len(desired))
 	}
 	return rep, result
+}
+
+// recordApplied moves each cluster's applied revision: a cluster this pass
+// converged shows the pass's inputs (revision w.revision); a cluster this
+// pass left out that has nothing pending (its last pass converged, so no
+// event since touched it) shows them too. A cluster that failed keeps the
+// revision it last showed. It returns a copy for the observer.
+func (r *Reconciler) recordApplied(w work, passErr error, errs ClusterErrors) map[string]int64 {
+	for _, c := range w.clusters {
+		r.current[c.Name] = passErr == nil && errs[c.Name] == nil
+	}
+	if passErr == nil {
+		for c, ok := range r.current {
+			if ok && w.revision > r.applied[c] {
+				r.applied[c] = w.revision
+			}
+		}
+	}
+	return maps.Clone(r.applied)
 }
 
 // schedule records each cluster's outcome: a cluster HAProxy refused is

@@ -52,17 +52,18 @@ func Instance(m *selector.Model, inst string) (*selector.Cluster, error) {
 // UpdateOverride merges set into (and removes unset from) an instance's
 // overrides in etcd, atomically against concurrent writers. The result is
 // checked against the model first: every service of the instance's cluster
-// must still evaluate. It returns the instance's overrides after the change.
-func UpdateOverride(ctx context.Context, cli *clientv3.Client, l dcs.Layout, m *selector.Model, inst string, set map[string]any, unset []string) (map[string]any, error) {
+// must still evaluate. It returns the instance's overrides after the change
+// and the etcd revision of the write (what `pgsvc set --wait` waits for).
+func UpdateOverride(ctx context.Context, cli *clientv3.Client, l dcs.Layout, m *selector.Model, inst string, set map[string]any, unset []string) (map[string]any, int64, error) {
 	c, err := Instance(m, inst)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	key := l.OverridePrefix + inst
 	for attempt := 0; attempt < 10; attempt++ {
 		resp, err := cli.Get(ctx, key)
 		if err != nil {
-			return nil, fmt.Errorf("etcd get %s: %w", key, err)
+			return nil, 0, fmt.Errorf("etcd get %s: %w", key, err)
 		}
 		vars := map[string]any{}
 		var modRev int64
@@ -79,7 +80,7 @@ func UpdateOverride(ctx context.Context, cli *clientv3.Client, l dcs.Layout, m *
 			delete(vars, k)
 		}
 		if _, err := Compute([]*selector.Cluster{c}, Live{Overrides: selector.Overrides{inst: vars}}, false); err != nil {
-			return nil, fmt.Errorf("override refused: %w", err)
+			return nil, 0, fmt.Errorf("override refused: %w", err)
 		}
 		var op clientv3.Op
 		if len(vars) == 0 {
@@ -87,19 +88,19 @@ func UpdateOverride(ctx context.Context, cli *clientv3.Client, l dcs.Layout, m *
 		} else {
 			data, err := dcs.EncodeOverride(vars)
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			op = clientv3.OpPut(key, string(data))
 		}
 		txn, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", modRev)).Then(op).Commit()
 		if err != nil {
-			return nil, fmt.Errorf("etcd write %s: %w", key, err)
+			return nil, 0, fmt.Errorf("etcd write %s: %w", key, err)
 		}
 		if txn.Succeeded {
-			return vars, nil
+			return vars, txn.Header.Revision, nil
 		}
 	}
-	return nil, fmt.Errorf("etcd write %s: too many concurrent updates", key)
+	return nil, 0, fmt.Errorf("etcd write %s: too many concurrent updates", key)
 }
 
 // ListOverrides returns every instance's overrides, sorted by instance.

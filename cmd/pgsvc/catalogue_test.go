@@ -91,8 +91,8 @@ const (
 	stateHeader = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n"
 	stateLine1  = "5 pg-test-replica 1 pg-test-1 127.0.0.11 0 5 100 100 0 1 0 0 14 0 0 0 - 6432 - 0 8008 - - 8008\n"
 	statHeader  = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck\n"
-	usageSet    = "usage: pgsvc set <instance> key=value... --inventory FILE [flags]"
-	usageUnset  = "usage: pgsvc unset <instance> key... --inventory FILE [flags]"
+	usageSet    = "usage: pgsvc set <instance> key=value... --inventory FILE [--wait] [flags]"
+	usageUnset  = "usage: pgsvc unset <instance> key... --inventory FILE [--wait] [flags]"
 	notARole    = "is not one of primary, replica, standby, offline, delayed"
 	notOverRole = "is not one of replica, standby, offline, delayed"
 )

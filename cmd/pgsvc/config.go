@@ -18,6 +18,7 @@ import (
 	"github.com/pgsvc/pgsvc/dataplaneapi"
 	"github.com/pgsvc/pgsvc/reconcile"
 	"github.com/pgsvc/pgsvc/reconcile/dcs"
+	"github.com/pgsvc/pgsvc/reconcile/fleet"
 )
 
 // daemonConfig is every setting of the live commands. Each key can be set in
@@ -48,6 +49,9 @@ type daemonConfig struct {
 	LogLevel       string        `yaml:"log_level"`
 	Timeout        time.Duration `yaml:"timeout"`
 	MetricsListen  string        `yaml:"metrics_listen"`
+	AgentName      string        `yaml:"agent_name"`
+	AgentsPrefix   string        `yaml:"agents_prefix"`
+	AgentTTL       time.Duration `yaml:"agent_ttl"`
 
 	// reloadFound says how the reload was chosen when none was set.
 	reloadFound string
@@ -68,6 +72,8 @@ func defaultConfig() daemonConfig {
 		LogLevel:       "info",
 		Timeout:        10 * time.Second,
 		MetricsListen:  "127.0.0.1:9180",
+		AgentsPrefix:   fleet.DefaultPrefix,
+		AgentTTL:       fleet.DefaultTTL,
 	}
 }
 
@@ -98,6 +104,9 @@ func (c *daemonConfig) register(fs *flag.FlagSet) *string {
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "`address` for /metrics, /healthz, /readyz (loopback unless told otherwise; empty: off)")
+	fs.StringVar(&c.AgentName, "agent-name", c.AgentName, "this pgsvc run's `name` in the fleet (default: --node, else the host name)")
+	fs.StringVar(&c.AgentsPrefix, "agents-prefix", c.AgentsPrefix, "etcd `prefix` under which each pgsvc run registers itself (set --wait, drain --wait, status --fleet)")
+	fs.DurationVar(&c.AgentTTL, "agent-ttl", c.AgentTTL, "lease `duration` of a pgsvc run's registration: a dead agent is reported gone after it")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "one-shot commands (reconcile, status, set, unset, overrides) give up after `duration`")
 	return path
 }
@@ -146,6 +155,15 @@ func (c *daemonConfig) finish() error {
 	}
 	if c.HoldMax <= 0 || c.HoldMax > time.Minute {
 		return fmt.Errorf("--hold-max %s: want more than 0 and at most 1m (clients wait that long for a connection)", c.HoldMax)
+	}
+	if c.AgentTTL < 2*time.Second || c.AgentTTL > 10*time.Minute {
+		return fmt.Errorf("--agent-ttl %s: want 2s to 10m (etcd leases are whole seconds; a dead agent is reported gone after it)", c.AgentTTL)
+	}
+	if strings.Contains(c.AgentName, "/") {
+		return fmt.Errorf("--agent-name %q: want a name without /", c.AgentName)
+	}
+	if !strings.HasPrefix(c.AgentsPrefix, "/") || !strings.HasSuffix(c.AgentsPrefix, "/") {
+		return fmt.Errorf("--agents-prefix %q: want an etcd prefix that starts and ends with /", c.AgentsPrefix)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
@@ -304,4 +322,19 @@ func (c *daemonConfig) hold() reconcile.HoldConfig {
 	h := reconcile.DefaultHoldConfig()
 	h.Enabled, h.Max = c.Hold, c.HoldMax
 	return h
+}
+
+// agentName is this daemon's name in the fleet: --agent-name, else its
+// --node, else the host's name.
+func (c *daemonConfig) agentName() string {
+	if c.AgentName != "" {
+		return c.AgentName
+	}
+	if c.Node != "" {
+		return c.Node
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "pgsvc"
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/pgsvc/pgsvc/dataplaneapi"
 	"github.com/pgsvc/pgsvc/reconcile"
+	"github.com/pgsvc/pgsvc/reconcile/fleet"
 	"github.com/pgsvc/pgsvc/reconcile/metrics"
 	"github.com/pgsvc/pgsvc/selector"
 )
@@ -124,7 +126,16 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 		return err // the first inventory must be valid: there is no last good one
 	}
 	src := &reconcile.EtcdSource{Client: cli, Layout: cfg.layout(), Log: log, Error: m.EtcdError, Ready: m.EtcdReady}
-	rec := &reconcile.Reconciler{In: in, Log: log, Resync: cfg.Resync, Observer: m,
+	agent := fleet.NewReporter(cfg.agentName(), versionString(), func() []string {
+		_, scope := in.Model()
+		names := make([]string, len(scope))
+		for i, c := range scope {
+			names[i] = c.Name
+		}
+		sort.Strings(names)
+		return names
+	})
+	rec := &reconcile.Reconciler{In: in, Log: log, Resync: cfg.Resync, Observer: observers{m, agent},
 		HAProxy: syncer, Hold: cfg.hold(),
 		// Patroni's REST API, as HAProxy's checks reach it; an https one
 		// with a private CA fails verification, and the hold then ends on
@@ -151,6 +162,12 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 			log.Info("haproxy worker changed, verifying every service")
 			in.MarkAll(reconcile.CauseHAProxy)
 		})
+		return nil
+	})
+	pub := &fleet.Publisher{Client: cli, Prefix: cfg.AgentsPrefix, TTL: cfg.AgentTTL, Log: log}
+	goRun(func(ctx context.Context, _ *reconcile.Inputs) error { return pub.Run(ctx, agent.Updates()) })
+	goRun(func(ctx context.Context, _ *reconcile.Inputs) error {
+		sampleFleet(ctx, syncer.Runtime, agent, time.Second)
 		return nil
 	})
 	wg.Add(1)
@@ -322,4 +339,88 @@ func reloaderName(r dataplaneapi.Reloader) string {
 		return "none"
 	}
 	return r.String()
+}
+
+// observers hands the loop's news to each of its observers.
+type observers []reconcile.Observer
+
+func (o observers) Pass(p reconcile.PassInfo) {
+	for _, x := range o {
+		x.Pass(p)
+	}
+}
+
+func (o observers) Desired(services []reconcile.Service) {
+	for _, x := range o {
+		x.Desired(services)
+	}
+}
+
+func (o observers) HoldsReleased(ended []reconcile.HoldEvent, rep reconcile.Report) {
+	for _, x := range o {
+		if h, ok := x.(reconcile.HoldObserver); ok {
+			h.HoldsReleased(ended, rep)
+		}
+	}
+}
+
+// sampleFleet reads, every interval, HAProxy's version and the sessions
+// still open on each drained instance's servers, for this agent's record
+// (drain --wait). A read that fails is skipped: the record keeps the
+// last one.
+func sampleFleet(ctx context.Context, rt *dataplaneapi.Runtime, agent *fleet.Reporter, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, every)
+		version, draining, err := readFleetSample(rctx, rt, agent.DrainedSlots())
+		cancel()
+		if err == nil {
+			agent.Sample(version, draining)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func readFleetSample(ctx context.Context, rt *dataplaneapi.Runtime, drained map[string][]fleet.DrainedSlot) (string, map[string]int, error) {
+	info, err := rt.Execute(ctx, "show info")
+	if err != nil {
+		return "", nil, err
+	}
+	var version string
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(line, "Version: "); ok {
+			version = strings.TrimSpace(v)
+		}
+	}
+	if len(drained) == 0 {
+		return version, nil, nil
+	}
+	var backends []string
+	for _, slots := range drained {
+		for _, s := range slots {
+			if !slices.Contains(backends, s.Backend) {
+				backends = append(backends, s.Backend)
+			}
+		}
+	}
+	states, err := rt.Backends(ctx, backends)
+	if err != nil {
+		return "", nil, err
+	}
+	out := map[string]int{}
+	for inst, slots := range drained {
+		n := 0
+		for _, s := range slots {
+			if st, ok := states[s.Backend].Slots[s.Server]; ok && st.Sessions > 0 {
+				n += st.Sessions
+			}
+		}
+		out[inst] = n
+	}
+	return version, out, nil
 }

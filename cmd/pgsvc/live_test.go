@@ -132,6 +132,7 @@ func TestLiveCommands(t *testing.T) {
 		`pgsvc_service_members{service="pg-test-replica",slot="active"} 2`,
 		`pgsvc_etcd_connected 1`,
 		`pgsvc_inventory_valid 1`,
+		`pgsvc_applied_revision{cluster="pg-test"}`,
 	} {
 		assert.Contains(t, scrape, want)
 	}

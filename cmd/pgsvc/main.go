@@ -35,6 +35,8 @@ func commands() map[string]command {
 		"set":       {"set per-instance variables (overrides in etcd), e.g. pgsvc set pg-test-3 pg_offline_query=true", runSet},
 		"unset":     {"remove per-instance overrides, e.g. pgsvc unset pg-test-3 pg_offline_query", runUnset},
 		"overrides": {"list every instance's overrides", runOverrides},
+		"drain":     {"take an instance out of every service on every HAProxy (sessions stay), e.g. pgsvc drain pg-test-3 --wait", runDrain},
+		"undrain":   {"put a drained instance back, e.g. pgsvc undrain pg-test-3", runUndrain},
 		"version":   {"print version and build information", runVersion},
 	}
 }

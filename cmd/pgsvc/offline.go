@@ -379,16 +379,24 @@ func schemaOf(c *selector.Cluster) int {
 // version is set at link time by `make static` (-X main.version=...).
 var version = ""
 
+// versionString is the link-time version, else the module's.
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		return info.Main.Version
+	}
+	return "(unknown)"
+}
+
 func runVersion(_ context.Context, args []string, out, errOut io.Writer) error {
 	fs := newFlags("version", "version", errOut)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	v := version
+	v := versionString()
 	info, ok := debug.ReadBuildInfo()
-	if v == "" && ok {
-		v = info.Main.Version
-	}
 	fmt.Fprintf(out, "pgsvc %s", v)
 	if ok {
 		fmt.Fprintf(out, " %s", info.GoVersion)

@@ -23,11 +23,13 @@ func runUnset(ctx context.Context, args []string, out, errOut io.Writer) error {
 // against the inventory before anything is written.
 func changeOverride(ctx context.Context, verb string, args []string, out, errOut io.Writer) error {
 	cfg := defaultConfig()
-	synopsis := "set <instance> key=value... --inventory FILE [flags]"
+	synopsis := "set <instance> key=value... --inventory FILE [--wait] [flags]"
 	if verb == "unset" {
-		synopsis = "unset <instance> key... --inventory FILE [flags]"
+		synopsis = "unset <instance> key... --inventory FILE [--wait] [flags]"
 	}
 	fs := newFlags(verb, synopsis, errOut)
+	var wait bool
+	fs.BoolVar(&wait, "wait", false, "wait until every HAProxy serving the instance's cluster applied it (each agent is printed as it confirms; --timeout bounds the wait)")
 	flags, positional := splitPositional(args)
 	if err := parseDaemonFlags(fs, flags, &cfg); err != nil {
 		return err
@@ -47,12 +49,19 @@ func changeOverride(ctx context.Context, verb string, args []string, out, errOut
 		unset = rest
 	}
 	return withLive(ctx, cfg, func(ctx context.Context, l *live) error {
-		vars, err := reconcile.UpdateOverride(ctx, l.cli, cfg.layout(), l.model, inst, set, unset)
+		vars, rev, err := reconcile.UpdateOverride(ctx, l.cli, cfg.layout(), l.model, inst, set, unset)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "%s: %s\n", inst, formatVars(vars))
-		return nil
+		if !wait {
+			return nil
+		}
+		c, err := reconcile.Instance(l.model, inst)
+		if err != nil {
+			return err
+		}
+		return waitApplied(ctx, l.cli, cfg, c.Name, rev, out)
 	})
 }
 
@@ -120,7 +129,7 @@ func splitPositional(args []string) (flags, positional []string) {
 
 func takesValue(flag string) bool {
 	switch strings.TrimLeft(flag, "-") {
-	case "help", "h":
+	case "help", "h", "wait", "force": // booleans
 		return false
 	}
 	return true

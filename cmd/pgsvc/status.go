@@ -15,9 +15,22 @@ import (
 
 func runStatus(ctx context.Context, args []string, out, errOut io.Writer) error {
 	cfg := defaultConfig()
-	fs := newFlags("status", "status --inventory FILE [flags]", errOut)
+	var fleetView bool
+	var format string
+	fs := newFlags("status", "status --inventory FILE [flags] | status --fleet [-o text|json] [flags]", errOut)
+	fs.BoolVar(&fleetView, "fleet", false, "every pgsvc agent registered in etcd: what it serves and applied, its readiness (no --inventory needed)")
+	fs.StringVar(&format, "o", "text", "output `format` of --fleet: text or json")
+	if hasFlag(args, "fleet") && !hasFlag(args, "inventory") {
+		cfg.Inventory = "-" // not needed for the fleet view
+	}
 	if err := parseDaemonFlags(fs, args, &cfg); err != nil {
 		return err
+	}
+	if format != "text" && format != "json" {
+		return fmt.Errorf("-o %q: want text or json", format)
+	}
+	if fleetView {
+		return runFleetStatus(ctx, cfg, format, out)
 	}
 	return withLive(ctx, cfg, func(ctx context.Context, l *live) error {
 		in, err := l.inputs(ctx)

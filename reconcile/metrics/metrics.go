@@ -47,6 +47,7 @@ type Metrics struct {
 	holds       *prometheus.CounterVec
 	held        prometheus.Histogram
 	heldConns   prometheus.Counter
+	applied     *prometheus.GaugeVec
 
 	mu         sync.Mutex
 	lastSync   time.Time
@@ -94,10 +95,12 @@ func New() *Metrics {
 		Help: "How long new connections were held through a switchover.", Buckets: []float64{0.25, 0.5, 1, 1.5, 2, 3, 5, 10}})
 	m.heldConns = prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsvc_held_connections_released_total",
 		Help: "Connections waiting in the primary services' accept queues when a hold released them (the clients that waited, from the kernel's socket table: HAProxy has not accepted them yet)."})
+	m.applied = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsvc_applied_revision",
+		Help: "Per cluster, the etcd revision whose state this HAProxy shows (read back); a cluster whose value stops following pgsvc_etcd_revision is stuck (see pgsvc status --fleet)."}, []string{"cluster"})
 	since := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pgsvc_seconds_since_last_sync",
 		Help: "Seconds since the last successful pass (-1 before the first)."}, m.sinceSync)
 	for _, c := range []prometheus.Collector{m.passes, m.duration, m.commands, m.reloads, m.reasons, m.errors, m.revision,
-		m.drift, m.repairs, m.members, m.etcdUp, m.inventoryOK, m.clusterErrs, m.failing, m.holds, m.held, m.heldConns, since} {
+		m.drift, m.repairs, m.members, m.etcdUp, m.inventoryOK, m.clusterErrs, m.failing, m.holds, m.held, m.heldConns, m.applied, since} {
 		f(c)
 	}
 	// Every series exists from the start, at 0, so a scrape shows them all.
@@ -171,6 +174,9 @@ func (m *Metrics) Pass(p reconcile.PassInfo) {
 	}
 	m.duration.WithLabelValues(scope).Observe(p.Duration.Seconds())
 	servers := m.countApplied(p.Holds, p.Report)
+	for c, rev := range p.Applied {
+		m.applied.WithLabelValues(c).Set(float64(rev))
+	}
 	if p.Report.Reloaded {
 		m.reloads.Inc()
 		seen := map[string]bool{}

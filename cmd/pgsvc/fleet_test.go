@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgsvc/pgsvc/integration/local"
+)
+
+// fleetLab is one cluster served by several pgsvc daemons (processes),
+// each with its own real HAProxy, all on one real etcd, as Pigsty runs
+// HAProxy on every node.
+type fleetLab struct {
+	etcd    *local.Etcd
+	members map[string]*local.Member
+	agents  map[string]*fleetAgent
+	bin     string
+	invs    []string
+}
+
+type fleetAgent struct {
+	name    string
+	hap     *local.HAProxy
+	inv     string
+	replica int // the replica service's port on this HAProxy
+	d       *daemon
+}
+
+func newFleetLab(t *testing.T, agents ...string) *fleetLab {
+	t.Helper()
+	l := &fleetLab{etcd: local.StartEtcd(t), members: map[string]*local.Member{}, agents: map[string]*fleetAgent{}}
+	addrs := map[string]string{}
+	for i := 1; i <= 3; i++ {
+		name := fmt.Sprintf("pg-test-%d", i)
+		l.members[name] = local.StartMember(t, fmt.Sprintf("127.0.0.1%d", i), i == 1)
+		addrs[name] = l.members[name].Addr
+	}
+	cli := l.etcd.Client()
+	t.Cleanup(func() { cli.Close() })
+	local.NewPatroni(t, cli, "/pg/", "pg-test", addrs).Steady("pg-test-1", "pg-test-1", "pg-test-2", "pg-test-3")
+	l.bin = filepath.Join(t.TempDir(), "pgsvc")
+	out, err := exec.Command("go", "build", "-o", l.bin, ".").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	for _, name := range agents {
+		a := &fleetAgent{name: name, hap: local.NewHAProxy(t), replica: local.FreePort(t, "127.0.0.1")}
+		a.inv = writeFile(t, t.TempDir(), "inventory.yml", l.inventory(local.FreePort(t, "127.0.0.1"), a.replica))
+		code, _, stderr := runCLI(t, "render", "--inventory", a.inv, "--out", a.hap.ConfDir)
+		require.Equal(t, 0, code, stderr)
+		a.hap.Start()
+		l.agents[name] = a
+		l.start(t, a)
+	}
+	return l
+}
+
+// inventory is the cluster with its services on this HAProxy's ports.
+func (l *fleetLab) inventory(primary, replica int) string {
+	var b strings.Builder
+	b.WriteString("all:\n  children:\n    pg-test:\n      hosts:\n")
+	for i := 1; i <= 3; i++ {
+		m := l.members[fmt.Sprintf("pg-test-%d", i)]
+		fmt.Fprintf(&b, "        %s: { pg_seq: %d, pg_role: %s, pg_port: %d, pgbouncer_port: %d, patroni_port: %d }\n",
+			m.Addr, i, map[bool]string{true: "primary", false: "replica"}[i == 1], m.Port, m.Port, m.CheckPort)
+	}
+	fmt.Fprintf(&b, `      vars:
+        pg_cluster: pg-test
+        pg_default_services:
+          - { name: primary, ip: 127.0.0.1, port: %d, dest: default, check: /primary, selector: "[]" }
+          - { name: replica, ip: 127.0.0.1, port: %d, dest: default, check: /read-only, selector: "[]", backup: "[? pg_role == `+"`primary`"+`]" }
+`, primary, replica)
+	return b.String()
+}
+
+func (l *fleetLab) start(t *testing.T, a *fleetAgent) {
+	t.Helper()
+	d := &daemon{cmd: exec.Command(l.bin, append([]string{"run", "--agent-name", a.name, "--agent-ttl", "2s", "--metrics-listen", ""}, a.flags(l)...)...),
+		logs: &local.LogBuffer{}}
+	d.cmd.Stderr = d.logs
+	require.NoError(t, d.cmd.Start())
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			_ = d.cmd.Process.Signal(syscall.SIGCONT)
+			_ = d.cmd.Process.Kill()
+			_ = d.cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("pgsvc %s log:\n%s", a.name, d.logs.String())
+		}
+	})
+	a.d = d
+}
+
+// weight is a server's weight as this agent's HAProxy shows it (show
+// servers state: srv_uweight is the eighth field).
+func (a *fleetAgent) weight(t *testing.T, backend, server string) string {
+	t.Helper()
+	for _, line := range strings.Split(a.hap.Exec("show servers state "+backend), "\n") {
+		if f := strings.Fields(line); len(f) > 7 && f[3] == server {
+			return f[7]
+		}
+	}
+	t.Fatalf("%s: no server %s/%s", a.name, backend, server)
+	return ""
+}
+
+func (a *fleetAgent) flags(l *fleetLab) []string {
+	return []string{"--inventory", a.inv, "--etcd", l.etcd.Endpoint, "--haproxy-socket", a.hap.StatsSocket,
+		"--haproxy-conf-dir", a.hap.ConfDir, "--haproxy-config", a.hap.GlobalConfig, "--haproxy-reload", "master:" + a.hap.MasterSocket}
+}
+
+// cli runs a one-shot command as an operator on a1's node would.
+func (l *fleetLab) cli(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	return runCLI(t, append(args, "--inventory", l.agents["a1"].inv, "--etcd", l.etcd.Endpoint)...)
+}
+
+// fleetStatus is `status --fleet -o json`.
+func (l *fleetLab) fleetStatus(t *testing.T) map[string]fleetRow {
+	t.Helper()
+	code, out, stderr := l.cli(t, "status", "--fleet", "-o", "json")
+	require.Equal(t, 0, code, stderr)
+	var st struct {
+		Agents []fleetRow `json:"agents"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &st), out)
+	rows := map[string]fleetRow{}
+	for _, r := range st.Agents {
+		rows[r.Node] = r
+	}
+	return rows
+}
+
+// Four agents serve one cluster: the fleet view lists them; set --wait
+// returns once every HAProxy shows the change; an agent that dies is
+// reported gone, one that is stuck is named on timeout; drain --wait
+// waits for the last session through a drained instance; the primary is
+// not drained without --force.
+func TestFleet(t *testing.T) {
+	l := newFleetLab(t, "a1", "a2", "a3", "a4")
+	require.Eventually(t, func() bool {
+		rows := l.fleetStatus(t)
+		if len(rows) != 4 {
+			return false
+		}
+		for _, r := range rows {
+			if !r.Ready || len(r.Behind) > 0 || r.HAProxy == "" {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 100*time.Millisecond, "four agents registered, ready and current")
+	// An idle agent writes nothing: its record changes only with news.
+	cli := l.etcd.Client()
+	defer cli.Close()
+	version := func() int64 {
+		resp, err := cli.Get(context.Background(), "/pgsvc/agents/a1")
+		require.NoError(t, err)
+		require.Len(t, resp.Kvs, 1)
+		return resp.Kvs[0].Version
+	}
+	before := version()
+	time.Sleep(2500 * time.Millisecond) // two samples and a keepalive
+	assert.Equal(t, before, version(), "an idle agent's record is not rewritten")
+	code, out, stderr := l.cli(t, "status", "--fleet")
+	require.Equal(t, 0, code, stderr)
+	t.Logf("status --fleet:\n%s", out)
+	assert.Regexp(t, `(?m)^a2\s+\S+\s+\S+.*\s+pg-test\s+current\s+yes\s+-\s+-`, out)
+	assert.Contains(t, out, "4 agents, etcd revision ")
+
+	t.Run("set --wait: every agent confirms", func(t *testing.T) {
+		began := time.Now()
+		code, out, stderr := l.cli(t, "set", "pg-test-2", "pg_weight=50", "--wait", "--timeout", "20s")
+		took := time.Since(began)
+		require.Equal(t, 0, code, "%s%s", out, stderr)
+		t.Logf("set --wait with 4 agents on loopback: %s from the command's start to the last confirmation\n%s", took.Round(time.Millisecond), out)
+		assert.Contains(t, out, "all 4 live agents serving pg-test applied revision ")
+		for _, a := range []string{"a1", "a2", "a3", "a4"} {
+			assert.Regexp(t, `  `+a+`: applied \(revision \d+\)`, out)
+			assert.Equal(t, "50", l.agents[a].weight(t, "pg-test-replica", "pg-test-2"), "%s: the weight is in HAProxy when set returns", a)
+		}
+	})
+
+	t.Run("a stuck agent is named on timeout", func(t *testing.T) {
+		d := l.agents["a2"].d
+		require.NoError(t, d.cmd.Process.Signal(syscall.SIGSTOP)) // frozen: registered (TTL 2s) but applying nothing
+		defer func() { require.NoError(t, d.cmd.Process.Signal(syscall.SIGCONT)) }()
+		code, out, stderr := l.cli(t, "set", "pg-test-2", "pg_weight=60", "--wait", "--timeout", "1s")
+		assert.Equal(t, 1, code, out)
+		assert.Contains(t, out, "  a1: applied")
+		assert.Contains(t, stderr, "not every HAProxy applied it: 1 agent(s) serving pg-test did not confirm (context deadline exceeded): a2 (applied revision ")
+	})
+
+	t.Run("a dead agent is reported gone, not waited for", func(t *testing.T) {
+		require.Eventually(t, func() bool { return len(l.fleetStatus(t)) == 4 && len(l.fleetStatus(t)["a2"].Behind) == 0 }, 20*time.Second, 100*time.Millisecond, "a2 caught up")
+		d := l.agents["a3"].d
+		require.NoError(t, d.cmd.Process.Kill())
+		_ = d.cmd.Wait()
+		code, out, stderr := l.cli(t, "set", "pg-test-2", "pg_weight=70", "--wait", "--timeout", "20s")
+		require.Equal(t, 0, code, "%s%s", out, stderr)
+		assert.Contains(t, out, "  a3: gone (its registration expired or it stopped): not waited for")
+		assert.Contains(t, out, "all 3 live agents serving pg-test applied revision ")
+		_, inFleet := l.fleetStatus(t)["a3"]
+		assert.False(t, inFleet, "gone from the fleet view")
+	})
+
+	t.Run("the primary is not drained without --force", func(t *testing.T) {
+		code, _, stderr := l.cli(t, "drain", "pg-test-1")
+		assert.Equal(t, 1, code)
+		assert.Contains(t, stderr, "pg-test-1 is the primary of pg-test (it holds Patroni's leader key)")
+		code, out, _ := l.cli(t, "overrides")
+		require.Equal(t, 0, code)
+		assert.NotContains(t, out, "pg-test-1:", "nothing written")
+	})
+
+	t.Run("drain --wait waits for the last session", func(t *testing.T) {
+		// A long session through a1's replica service to pg-test-3 (the
+		// replica service balances; dial until one lands there).
+		var long net.Conn
+		require.Eventually(t, func() bool {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", l.agents["a1"].replica), time.Second)
+			if err != nil {
+				return false
+			}
+			if l.members["pg-test-3"].Sessions() > 0 {
+				long = c
+				return true
+			}
+			c.Close()
+			return false
+		}, 10*time.Second, 10*time.Millisecond, "a session on pg-test-3")
+		defer long.Close()
+		out := &local.LogBuffer{}
+		done := make(chan int, 1)
+		go func() {
+			var errOut local.LogBuffer
+			done <- run(context.Background(), []string{"drain", "pg-test-3", "--wait", "--timeout", "30s",
+				"--inventory", l.agents["a1"].inv, "--etcd", l.etcd.Endpoint}, out, &errOut)
+		}()
+		require.Eventually(t, func() bool { return strings.Contains(out.String(), "a1: 1 session(s) left on pg-test-3") }, 20*time.Second, 20*time.Millisecond,
+			"drain reports the session:\n%s", out)
+		select {
+		case <-done:
+			t.Fatalf("drain returned with a session left:\n%s", out)
+		default:
+		}
+		assert.Contains(t, l.agents["a2"].hap.Exec("show servers state pg-test-replica"), "pg-test-3 ", "drained on a2 too")
+		long.Close()
+		select {
+		case code := <-done:
+			assert.Equal(t, 0, code, out.String())
+		case <-time.After(20 * time.Second):
+			t.Fatalf("drain did not return after the session ended:\n%s", out)
+		}
+		assert.Contains(t, out.String(), "pg-test-3 is drained on all 3 live agents: safe to restart")
+		assert.Equal(t, 0, l.members["pg-test-3"].Sessions())
+
+		code, out2, stderr := l.cli(t, "undrain", "pg-test-3", "--wait", "--timeout", "20s")
+		require.Equal(t, 0, code, "%s%s", out2, stderr)
+		assert.Contains(t, out2, "pg-test-3: (no overrides)")
+	})
+}

@@ -1,0 +1,152 @@
+package fleet
+
+import (
+	"maps"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/pgsvc/pgsvc/reconcile"
+)
+
+// Reporter builds this daemon's Agent from what the loop does (it is a
+// reconcile.Observer) and hands the latest one to a Publisher.
+type Reporter struct {
+	Node, Version string
+	// Scope names the clusters this daemon serves (the inventory's
+	// current scope).
+	Scope func() []string
+
+	mu      sync.Mutex
+	agent   Agent
+	drained map[string][]DrainedSlot // instance → its slots in HAProxy
+	out     chan Agent
+}
+
+// DrainedSlot is one HAProxy server of a drained instance.
+type DrainedSlot struct{ Backend, Server string }
+
+// NewReporter starts the record; Updates is what a Publisher reads.
+func NewReporter(node, version string, scope func() []string) *Reporter {
+	return &Reporter{Node: node, Version: version, Scope: scope, out: make(chan Agent, 1),
+		agent: Agent{Node: node, Version: version, Applied: map[string]int64{}, Started: time.Now().UTC().Truncate(time.Second)}}
+}
+
+// Updates delivers the latest record (older ones are dropped).
+func (r *Reporter) Updates() <-chan Agent { return r.out }
+
+// Pass implements reconcile.Observer.
+func (r *Reporter) Pass(p reconcile.PassInfo) {
+	if p.DryRun {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p.Applied != nil {
+		r.agent.Applied = p.Applied
+	}
+	r.agent.Ready, r.agent.Reason = true, ""
+	switch {
+	case p.Err != nil:
+		r.agent.Ready, r.agent.Reason = false, shorten(p.Err.Error())
+	case len(p.ClusterErrors) > 0:
+		r.agent.Ready, r.agent.Reason = false, shorten(p.ClusterErrors.Error())
+	}
+	r.holdEvents(p.Holds)
+	r.publish()
+}
+
+// Desired implements reconcile.Observer: it learns the drained instances'
+// slots.
+func (r *Reporter) Desired(services []reconcile.Service) {
+	d := map[string][]DrainedSlot{}
+	for _, svc := range services {
+		for _, sv := range svc.Servers {
+			if sv.Drained {
+				for _, backup := range []bool{false, true} {
+					d[sv.Name] = append(d[sv.Name], DrainedSlot{Backend: svc.Name, Server: slotName(sv.Name, backup)})
+				}
+			}
+		}
+	}
+	r.mu.Lock()
+	r.drained = d
+	r.mu.Unlock()
+}
+
+// slotName is dataplaneapi.SlotName (fleet does not depend on it).
+func slotName(server string, backup bool) string {
+	if backup {
+		return server + ".b"
+	}
+	return server
+}
+
+// HoldsReleased implements reconcile.HoldObserver.
+func (r *Reporter) HoldsReleased(ended []reconcile.HoldEvent, _ reconcile.Report) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.holdEvents(ended)
+	r.publish()
+}
+
+func (r *Reporter) holdEvents(evs []reconcile.HoldEvent) {
+	for _, ev := range evs {
+		i := slices.Index(r.agent.Holds, ev.Cluster)
+		switch {
+		case ev.Started && i < 0:
+			r.agent.Holds = append(slices.Clone(r.agent.Holds), ev.Cluster)
+			sort.Strings(r.agent.Holds)
+		case !ev.Started && i >= 0:
+			r.agent.Holds = slices.Delete(slices.Clone(r.agent.Holds), i, i+1)
+		}
+	}
+}
+
+// DrainedSlots is what the sampler reads sessions of.
+func (r *Reporter) DrainedSlots() map[string][]DrainedSlot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.drained)
+}
+
+// Sample records what the sampler read from HAProxy: its version and the
+// sessions on each drained instance's slots.
+func (r *Reporter) Sample(haproxyVersion string, draining map[string]int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.agent.HAProxy = haproxyVersion
+	if len(draining) == 0 {
+		draining = nil
+	}
+	r.agent.Draining = draining
+	r.publish()
+}
+
+// publish hands on a copy; the caller holds r.mu.
+func (r *Reporter) publish() {
+	a := r.agent
+	a.Clusters = r.Scope()
+	applied := make(map[string]int64, len(a.Clusters))
+	for _, c := range a.Clusters {
+		if rev, ok := a.Applied[c]; ok {
+			applied[c] = rev
+		}
+	}
+	a.Applied = applied
+	a.Holds = slices.Clone(a.Holds)
+	a.Draining = maps.Clone(a.Draining)
+	select {
+	case <-r.out: // drop the older one
+	default:
+	}
+	r.out <- a
+}
+
+func shorten(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "…"
+	}
+	return s
+}
