@@ -279,3 +279,32 @@ func TestDeclarationOrder(t *testing.T) {
 		})
 	}
 }
+
+// pgsvc_drain (`pgsvc drain`) takes an instance out of every service
+// whatever its selectors pick, as Ansible reads the value.
+func TestDrainedInstanceIsOutEverywhere(t *testing.T) {
+	m := loadFixture(t, "sandbox.yml")
+	for _, tc := range []struct {
+		value   any
+		out     bool
+		offline string
+	}{
+		{true, true, "pg-test-2:5432(b)"},
+		{"yes", true, "pg-test-2:5432(b)"},
+		{false, false, "pg-test-3:5432 pg-test-2:5432(b)"},
+		{"no", false, "pg-test-3:5432 pg-test-2:5432(b)"},
+	} {
+		t.Run(fmt.Sprint(tc.value), func(t *testing.T) {
+			d := compute(t, m, Live{Overrides: selector.Overrides{"pg-test-3": {DrainVar: tc.value}}}, "pg-test")
+			assert.Equal(t, tc.offline, members(t, d, "pg-test-offline"))
+			for _, svc := range d.Services {
+				sv, ok := svc.Server("pg-test-3")
+				require.True(t, ok, svc.Name)
+				assert.Equal(t, tc.out, sv.Drained, svc.Name)
+				if tc.out {
+					assert.Equal(t, Out, sv.Slot, "%s: out of the service", svc.Name)
+				}
+			}
+		})
+	}
+}

@@ -6,7 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -216,7 +217,7 @@ func runFleetStatus(ctx context.Context, cfg daemonConfig, format string, out io
 		applied := "current"
 		if len(r.Behind) > 0 {
 			var parts []string
-			for _, c := range sortedNames(r.Behind) {
+			for _, c := range slices.Sorted(maps.Keys(r.Behind)) {
 				parts = append(parts, fmt.Sprintf("%s %d < %d", c, r.Applied[c], r.Behind[c]))
 			}
 			applied = "behind: " + strings.Join(parts, ", ")
@@ -226,7 +227,7 @@ func runFleetStatus(ctx context.Context, cfg daemonConfig, format string, out io
 			ready = "no: " + r.Reason
 		}
 		var draining []string
-		for _, inst := range sortedNames(r.Draining) {
+		for _, inst := range slices.Sorted(maps.Keys(r.Draining)) {
 			draining = append(draining, fmt.Sprintf("%s=%d", inst, r.Draining[inst]))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Node, r.Version, orDash(r.HAProxy), strings.Join(r.Clusters, ","),
@@ -264,15 +265,6 @@ func latestChanges(ctx context.Context, cli *clientv3.Client, cfg daemonConfig) 
 		}
 	}
 	return out, nil
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func orDash(s string) string {

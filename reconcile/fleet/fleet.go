@@ -11,8 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -185,11 +186,4 @@ func Parse(value []byte) (Agent, error) {
 }
 
 // Nodes returns the map's nodes, sorted.
-func Nodes(agents map[string]Agent) []string {
-	out := make([]string, 0, len(agents))
-	for n := range agents {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
+func Nodes(agents map[string]Agent) []string { return slices.Sorted(maps.Keys(agents)) }

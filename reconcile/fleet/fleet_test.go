@@ -1,0 +1,111 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgsvc/pgsvc/integration/local"
+	"github.com/pgsvc/pgsvc/reconcile"
+)
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		name, value, err string
+	}{
+		{"record", `{"node":"n1","clusters":["pg-test"],"applied":{"pg-test":7},"ready":true}`, ""},
+		{"not JSON", `node n1`, "not a pgsvc agent record"},
+		{"no node", `{"clusters":["pg-test"]}`, "agent record has no node"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := Parse([]byte(tc.value))
+			if tc.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.True(t, a.Serves("pg-test"))
+			assert.False(t, a.Serves("pg-other"))
+			assert.Equal(t, int64(7), a.Applied["pg-test"])
+		})
+	}
+}
+
+// The reporter publishes what the loop did: applied revisions of the
+// clusters it serves only, readiness with the reason, holds as they start
+// and end; a dry run changes nothing.
+func TestReporter(t *testing.T) {
+	r := NewReporter("n1", "v1", func() []string { return []string{"pg-a"} })
+	r.Pass(reconcile.PassInfo{Applied: map[string]int64{"pg-a": 5, "pg-gone": 9},
+		Holds: []reconcile.HoldEvent{{Cluster: "pg-a", Started: true}}})
+	a := <-r.Updates()
+	assert.Equal(t, map[string]int64{"pg-a": 5}, a.Applied, "only the clusters it serves")
+	assert.True(t, a.Ready)
+	assert.Equal(t, []string{"pg-a"}, a.Holds)
+
+	r.Pass(reconcile.PassInfo{DryRun: true, Err: errors.New("ignored")})
+	select {
+	case a := <-r.Updates():
+		t.Fatalf("a dry run published %+v", a)
+	default:
+	}
+	r.Pass(reconcile.PassInfo{Applied: map[string]int64{"pg-a": 6}, ClusterErrors: reconcile.ClusterErrors{"pg-a": errors.New("haproxy refused")}})
+	r.HoldsReleased([]reconcile.HoldEvent{{Cluster: "pg-a", Result: "hold_max"}}, reconcile.Report{})
+	a = <-r.Updates() // the latest only
+	assert.False(t, a.Ready)
+	assert.Equal(t, "cluster pg-a: haproxy refused", a.Reason)
+	assert.Empty(t, a.Holds, "the hold ended")
+	assert.Equal(t, int64(6), a.Applied["pg-a"])
+}
+
+// The publisher keeps the record under the prefix on its own lease,
+// rewrites it only when it changed, and revokes it on a clean stop.
+func TestPublisher(t *testing.T) {
+	etcd := local.StartEtcd(t)
+	cli := etcd.Client()
+	defer cli.Close()
+	p := &Publisher{Client: cli, Prefix: DefaultPrefix, TTL: 5 * time.Second, MinInterval: time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	updates := make(chan Agent)
+	stopped := make(chan struct{})
+	go func() { _ = p.Run(ctx, updates); close(stopped) }()
+
+	rec := Agent{Node: "n1", Clusters: []string{"pg-a"}, Applied: map[string]int64{"pg-a": 3}, Ready: true}
+	updates <- rec
+	var version int64
+	require.Eventually(t, func() bool {
+		agents, _, err := List(context.Background(), cli, DefaultPrefix)
+		require.NoError(t, err)
+		resp, err := cli.Get(context.Background(), Key(DefaultPrefix, "n1"))
+		require.NoError(t, err)
+		if len(resp.Kvs) == 1 {
+			version = resp.Kvs[0].Version
+			assert.NotZero(t, resp.Kvs[0].Lease, "on a lease")
+		}
+		return agents["n1"].Applied["pg-a"] == 3
+	}, 10*time.Second, 20*time.Millisecond)
+	updates <- rec // the same record: no write
+	rec.Applied = map[string]int64{"pg-a": 4}
+	updates <- rec
+	require.Eventually(t, func() bool {
+		agents, _, _ := List(context.Background(), cli, DefaultPrefix)
+		return agents["n1"].Applied["pg-a"] == 4
+	}, 10*time.Second, 20*time.Millisecond)
+	resp, err := cli.Get(context.Background(), Key(DefaultPrefix, "n1"))
+	require.NoError(t, err)
+	assert.Equal(t, version+1, resp.Kvs[0].Version, "one write per change, none for the repeat")
+
+	cancel()
+	<-stopped
+	agents, _, err := List(context.Background(), cli, DefaultPrefix)
+	require.NoError(t, err)
+	assert.Empty(t, agents, "revoked at once on a clean stop, not left for the TTL")
+}
