@@ -199,6 +199,7 @@ func TestFleet(t *testing.T) {
 		assert.Equal(t, 1, code, out)
 		assert.Contains(t, out, "  a1: applied")
 		assert.Contains(t, stderr, "not every HAProxy applied it: 1 agent(s) serving pg-test did not confirm (context deadline exceeded): a2 (applied revision ")
+		t.Logf("set --wait with a2 frozen:\n%s%s", out, stderr)
 	})
 
 	t.Run("a dead agent is reported gone, not waited for", func(t *testing.T) {
@@ -263,6 +264,7 @@ func TestFleet(t *testing.T) {
 			t.Fatalf("drain did not return after the session ended:\n%s", out)
 		}
 		assert.Contains(t, out.String(), "pg-test-3 is drained on all 3 live agents: safe to restart")
+		t.Logf("drain --wait:\n%s", out)
 		assert.Equal(t, 0, l.members["pg-test-3"].Sessions())
 
 		code, out2, stderr := l.cli(t, "undrain", "pg-test-3", "--wait", "--timeout", "20s")

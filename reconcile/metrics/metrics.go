@@ -107,7 +107,7 @@ func New() *Metrics {
 	for _, s := range []string{SourceEtcd, SourceInventory, SourceHAProxy} {
 		m.errors.WithLabelValues(s)
 	}
-	for _, r := range []string{"released", "aborted", "leaderless", "hold_max", "reload", "off"} {
+	for _, r := range []string{"released", "aborted", "leaderless", "hold_max", "reload", "off", "shutdown"} {
 		m.holds.WithLabelValues(r)
 	}
 	for _, k := range []string{"state", "weight", "addr", "check-port", "health", "shutdown", "hold", "release"} {
