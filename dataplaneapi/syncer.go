@@ -441,6 +441,7 @@ func (s *Syncer) runtimePass(ctx context.Context, services []reconcile.Service, 
 		return structural, nil
 	}
 	if len(planned) == 0 {
+		recordFenced(rep, services, accel, states, nil)
 		return structural, nil
 	}
 	// One connection for the whole pass, in plan order, then the read-back
@@ -474,7 +475,49 @@ func (s *Syncer) runtimePass(ctx context.Context, services []reconcile.Service, 
 	for c, ferr := range failed {
 		addRefusal(refused, c, ferr)
 	}
+	recordFenced(rep, services, accel, states, after)
 	return structural, nil
+}
+
+// recordFenced reports, per cluster with a leader, whether HAProxy shows
+// no server but the leader's up in any of its primary services (the slots
+// read before the pass, as read back after it where the pass touched
+// them): the old primary is out, a fact `pgsvc fence` waits for.
+func recordFenced(rep *reconcile.Report, services []reconcile.Service, accel map[string]reconcile.Accel, before, after map[string]BackendState) {
+	fenced := map[string]bool{}
+	for i := range services {
+		svc := &services[i]
+		a := accel[svc.Cluster]
+		if a.Leader == "" || !svc.ChecksPrimary() {
+			continue
+		}
+		st, ok := before[svc.Name]
+		if !ok {
+			fenced[svc.Cluster] = false // not running yet: nothing is shown
+			continue
+		}
+		if _, seen := fenced[svc.Cluster]; !seen {
+			fenced[svc.Cluster] = true
+		}
+		for name, slot := range st.Slots {
+			if b, ok := after[svc.Name].Slots[name]; ok {
+				slot = b
+			}
+			if strings.TrimSuffix(name, BackupSuffix) != a.Leader && slot.Up() {
+				fenced[svc.Cluster] = false
+			}
+		}
+	}
+	for c, ok := range fenced {
+		if !ok {
+			delete(rep.Fenced, c) // a second reading (after a reload) decides
+			continue
+		}
+		if rep.Fenced == nil {
+			rep.Fenced = map[string]reconcile.Fence{}
+		}
+		rep.Fenced[c] = reconcile.Fence{Leader: accel[c].Leader, Term: accel[c].LeaderTerm}
+	}
 }
 
 // readServices reads the services' backends over one connection: only

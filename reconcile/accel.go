@@ -21,6 +21,8 @@ type Accel struct {
 	// other members' slots are then forced down in the services that check
 	// /primary, once per worker (see dataplaneapi.Syncer).
 	Leader string
+	// LeaderTerm is the leader key's create revision (with Leader).
+	LeaderTerm int64
 	// Hold: the cluster's primary services hold new connections (a
 	// planned switchover is under way, see HoldConfig).
 	Hold bool
@@ -132,7 +134,7 @@ func decideAccel(c *selector.Cluster, dc *dcs.Cluster, prev forcing, seen bool) 
 		a.Up, next.term = dc.Leader, term
 	}
 	if term != "" && dc.Config != nil && !dc.Config.Standby {
-		a.Leader = dc.Leader
+		a.Leader, a.LeaderTerm = dc.Leader, dc.LeaderTerm
 	}
 	if !seen {
 		// First sight (pgsvc started): the facts are recorded and nothing
@@ -141,7 +143,7 @@ func decideAccel(c *selector.Cluster, dc *dcs.Cluster, prev forcing, seen bool) 
 		// gets its non-leaders forced down, see dataplaneapi.Syncer: the
 		// Leader fact is passed on for that.)
 		next.term = term
-		return Accel{Leader: a.Leader}, next
+		return Accel{Leader: a.Leader, LeaderTerm: a.LeaderTerm}, next
 	}
 	return a, next
 }

@@ -36,6 +36,16 @@ type Report struct {
 	// accept queues of the frontends a pass released: the clients a hold
 	// kept waiting (absent when pgsvc cannot see HAProxy's sockets).
 	Released map[string]int64 `json:"released,omitempty"`
+	// Fenced names, per cluster whose primary services this pass read,
+	// the leader term in which HAProxy shows no server up in them but the
+	// leader's (the old primary forced out): what `pgsvc fence` waits for.
+	Fenced map[string]Fence `json:"-"`
+}
+
+// Fence is a leader term: the leader key's holder and create revision.
+type Fence struct {
+	Leader string `json:"leader"`
+	Term   int64  `json:"term"`
 }
 
 // AppliedCommand is one runtime command, with its subjects for logs and metrics.
@@ -81,6 +91,10 @@ type PassInfo struct {
 	// Applied is, per cluster, the etcd revision whose state HAProxy shows
 	// (see Reconciler.recordApplied); nil for dry runs.
 	Applied map[string]int64
+	// Fenced is, per cluster, the leader term whose old primaries HAProxy
+	// shows out of the primary services (see Report.Fenced), as of the
+	// cluster's last converged pass; nil for dry runs.
+	Fenced map[string]Fence
 }
 
 // Observer receives what the loop does (metrics, tests). Methods must be cheap.
@@ -160,6 +174,7 @@ type Reconciler struct {
 	// converged), so later passes move its revision on.
 	applied map[string]int64
 	current map[string]bool
+	fenced  map[string]Fence
 }
 
 // retry is a failed cluster waiting for its next attempt.
@@ -173,7 +188,7 @@ func (r *Reconciler) init() {
 	if r.leaders == nil {
 		r.leaders, r.forced, r.retries = map[string]string{}, map[string]forcing{}, map[string]*retry{}
 		r.holds, r.holdDue = map[string]*hold{}, map[string]time.Time{}
-		r.applied, r.current = map[string]int64{}, map[string]bool{}
+		r.applied, r.current, r.fenced = map[string]int64{}, map[string]bool{}, map[string]Fence{}
 		r.unreach = newRetryBackoff()
 	}
 }
@@ -330,12 +345,14 @@ func (r *Reconciler) Pass(ctx context.Context, dryRun bool) (Report, error) {
 	maps.Copy(clusterErrs, broken)
 	maps.Copy(clusterErrs, refused)
 	var applied map[string]int64
+	var fenced map[string]Fence
 	if !dryRun {
 		applied = r.recordApplied(w, err, clusterErrs)
+		fenced = r.recordFenced(w, rep)
 	}
 	if r.Observer != nil {
 		r.Observer.Pass(PassInfo{Duration: time.Since(start), Full: w.full, Revision: w.revision, Causes: w.causes, Report: rep,
-			Err: err, Source: source, ClusterErrors: clusterErrs, DryRun: dryRun, Holds: holdEvents, Applied: applied})
+			Err: err, Source: source, ClusterErrors: clusterErrs, DryRun: dryRun, Holds: holdEvents, Applied: applied, Fenced: fenced})
 	}
 	result := err
 	if result == nil && len(clusterErrs) > 0 {
@@ -381,6 +398,20 @@ func (r *Reconciler) recordApplied(w work, passErr error, errs ClusterErrors) ma
 		}
 	}
 	return maps.Clone(r.applied)
+}
+
+// recordFenced keeps, per cluster of the pass that converged, the leader
+// term its HAProxy shows fenced; a cluster that failed, or whose old
+// primary still shows up, has none.
+func (r *Reconciler) recordFenced(w work, rep Report) map[string]Fence {
+	for _, c := range w.clusters {
+		if f, ok := rep.Fenced[c.Name]; ok && r.current[c.Name] {
+			r.fenced[c.Name] = f
+		} else {
+			delete(r.fenced, c.Name)
+		}
+	}
+	return maps.Clone(r.fenced)
 }
 
 // schedule records each cluster's outcome: a cluster HAProxy refused is

@@ -59,6 +59,19 @@ func withLive(ctx context.Context, cfg daemonConfig, f func(context.Context, *li
 	return f(ctx, l)
 }
 
+// withEtcd runs f with an etcd client, bounded by the one-shot timeout
+// (commands that need no inventory).
+func withEtcd(ctx context.Context, cfg daemonConfig, f func(context.Context, *clientv3.Client) error) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	cli, err := reconcile.NewEtcdClient(cfg.etcd())
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	return f(ctx, cli)
+}
+
 // inputs builds one-shot inputs from a fresh etcd list.
 func (l *live) inputs(ctx context.Context) (*reconcile.Inputs, error) {
 	in := reconcile.NewInputs(l.cfg.Node, l.cfg.Clusters)

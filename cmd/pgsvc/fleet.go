@@ -170,13 +170,10 @@ type fleetRow struct {
 // runFleetStatus prints every live agent: what it serves, what it applied
 // against each cluster's latest change, its readiness.
 func runFleetStatus(ctx context.Context, cfg daemonConfig, format string, out io.Writer) error {
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	cli, err := reconcile.NewEtcdClient(cfg.etcd())
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
+	return withEtcd(ctx, cfg, func(ctx context.Context, cli *clientv3.Client) error { return fleetStatus(ctx, cli, cfg, format, out) })
+}
+
+func fleetStatus(ctx context.Context, cli *clientv3.Client, cfg daemonConfig, format string, out io.Writer) error {
 	agents, rev, err := fleet.List(ctx, cli, cfg.AgentsPrefix)
 	if err != nil {
 		return err
@@ -272,4 +269,65 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// runFence implements `pgsvc fence --cluster C`, for Patroni's
+// pre_promote hook: it returns once every live agent serving C shows the
+// leader key's holder alone up in C's primary services (the old primary
+// forced out on every HAProxy), acknowledged through etcd. Availability
+// first by default: on timeout it logs the agents that did not confirm
+// and exits 0 (Patroni promotes); --strict exits 1 (Patroni does not).
+func runFence(ctx context.Context, args []string, out, errOut io.Writer) error {
+	cfg := defaultConfig()
+	cfg.Inventory = "-" // etcd alone
+	var strict bool
+	fs := newFlags("fence", "fence --cluster C [--timeout D] [--strict] [flags]", errOut)
+	fs.BoolVar(&strict, "strict", false, "exit 1 when an agent does not confirm in time (as pre_promote: Patroni then does not promote)")
+	if err := parseDaemonFlags(fs, args, &cfg); err != nil {
+		return err
+	}
+	if len(cfg.Clusters) != 1 {
+		return fmt.Errorf("fence: --cluster: want exactly one cluster, got %d", len(cfg.Clusters))
+	}
+	return withEtcd(ctx, cfg, func(ctx context.Context, cli *clientv3.Client) error {
+		return fence(ctx, cli, cfg, cfg.Clusters[0], strict, out, errOut)
+	})
+}
+
+func fence(ctx context.Context, cli *clientv3.Client, cfg daemonConfig, cluster string, strict bool, out, errOut io.Writer) error {
+	key := cfg.layout().Namespace + cluster + "/leader"
+	resp, err := cli.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("fence: read %s: %w", key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return fenceUnconfirmed(strict, errOut, fmt.Errorf("no leader key %s: no leader term to fence for", key))
+	}
+	want := reconcile.Fence{Leader: string(resp.Kvs[0].Value), Term: resp.Kvs[0].CreateRevision}
+	fmt.Fprintf(out, "fencing %s for %s (leader key created at revision %d): waiting for every HAProxy to show it alone in the primary services (timeout %s)\n",
+		cluster, want.Leader, want.Term, cfg.Timeout)
+	cond := fleet.Condition{Cluster: cluster, Done: func(a fleet.Agent) bool { return a.Fenced[cluster] == want }}
+	done, err := fleet.Wait(ctx, cli, cfg.AgentsPrefix, cond, func(ev fleet.Event) {
+		switch ev.Kind {
+		case fleet.EventDone:
+			fmt.Fprintf(out, "  %s: fenced\n", ev.Node)
+		case fleet.EventGone:
+			fmt.Fprintf(out, "  %s: gone: not waited for\n", ev.Node)
+		}
+	})
+	if err != nil {
+		return fenceUnconfirmed(strict, errOut, err)
+	}
+	fmt.Fprintf(out, "%s fenced on all %d live agents\n", cluster, len(done))
+	return nil
+}
+
+// fenceUnconfirmed is the timeout's outcome: an error with --strict, else
+// a warning and success (availability first).
+func fenceUnconfirmed(strict bool, errOut io.Writer, err error) error {
+	if strict {
+		return fmt.Errorf("fence not confirmed (--strict: do not promote): %w", err)
+	}
+	fmt.Fprintf(errOut, "pgsvc fence: not confirmed, promoting anyway (availability first; --strict refuses): %v\n", err)
+	return nil
 }

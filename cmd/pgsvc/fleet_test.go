@@ -26,7 +26,8 @@ type fleetLab struct {
 	members map[string]*local.Member
 	agents  map[string]*fleetAgent
 	bin     string
-	invs    []string
+	patroni *local.Patroni
+	ttl     time.Duration // the agents' agent_ttl
 }
 
 type fleetAgent struct {
@@ -37,9 +38,9 @@ type fleetAgent struct {
 	d       *daemon
 }
 
-func newFleetLab(t *testing.T, agents ...string) *fleetLab {
+func newFleetLab(t *testing.T, ttl time.Duration, agents ...string) *fleetLab {
 	t.Helper()
-	l := &fleetLab{etcd: local.StartEtcd(t), members: map[string]*local.Member{}, agents: map[string]*fleetAgent{}}
+	l := &fleetLab{etcd: local.StartEtcd(t), members: map[string]*local.Member{}, agents: map[string]*fleetAgent{}, ttl: ttl}
 	addrs := map[string]string{}
 	for i := 1; i <= 3; i++ {
 		name := fmt.Sprintf("pg-test-%d", i)
@@ -48,7 +49,8 @@ func newFleetLab(t *testing.T, agents ...string) *fleetLab {
 	}
 	cli := l.etcd.Client()
 	t.Cleanup(func() { cli.Close() })
-	local.NewPatroni(t, cli, "/pg/", "pg-test", addrs).Steady("pg-test-1", "pg-test-1", "pg-test-2", "pg-test-3")
+	l.patroni = local.NewPatroni(t, cli, "/pg/", "pg-test", addrs)
+	l.patroni.Steady("pg-test-1", "pg-test-1", "pg-test-2", "pg-test-3")
 	l.bin = filepath.Join(t.TempDir(), "pgsvc")
 	out, err := exec.Command("go", "build", "-o", l.bin, ".").CombinedOutput()
 	require.NoError(t, err, "%s", out)
@@ -84,7 +86,7 @@ func (l *fleetLab) inventory(primary, replica int) string {
 
 func (l *fleetLab) start(t *testing.T, a *fleetAgent) {
 	t.Helper()
-	d := &daemon{cmd: exec.Command(l.bin, append([]string{"run", "--agent-name", a.name, "--agent-ttl", "2s", "--metrics-listen", ""}, a.flags(l)...)...),
+	d := &daemon{cmd: exec.Command(l.bin, append([]string{"run", "--agent-name", a.name, "--agent-ttl", l.ttl.String(), "--metrics-listen", ""}, a.flags(l)...)...),
 		logs: &local.LogBuffer{}}
 	d.cmd.Stderr = d.logs
 	require.NoError(t, d.cmd.Start())
@@ -147,7 +149,7 @@ func (l *fleetLab) fleetStatus(t *testing.T) map[string]fleetRow {
 // waits for the last session through a drained instance; the primary is
 // not drained without --force.
 func TestFleet(t *testing.T) {
-	l := newFleetLab(t, "a1", "a2", "a3", "a4")
+	l := newFleetLab(t, 2*time.Second, "a1", "a2", "a3", "a4")
 	require.Eventually(t, func() bool {
 		rows := l.fleetStatus(t)
 		if len(rows) != 4 {
@@ -271,4 +273,80 @@ func TestFleet(t *testing.T) {
 		require.Equal(t, 0, code, "%s%s", out2, stderr)
 		assert.Contains(t, out2, "pg-test-3: (no overrides)")
 	})
+}
+
+// A crash failover with the old primary isolated, not dead: it still
+// answers /primary, so HAProxy's checks keep it up. fence (Patroni's
+// pre_promote) returns once every HAProxy shows the new leader alone in
+// the primary services; an agent that cannot confirm makes it exit 0 by
+// default (availability first) and 1 with --strict.
+func TestFence(t *testing.T) {
+	l := newFleetLab(t, 10*time.Second, "a1", "a2", "a3") // a frozen agent stays registered
+	require.Eventually(t, func() bool {
+		rows := l.fleetStatus(t)
+		return len(rows) == 3 && rows["a1"].Ready && rows["a2"].Ready && rows["a3"].Ready
+	}, 30*time.Second, 100*time.Millisecond, "three agents")
+	fence := func(args ...string) (int, string, string) {
+		return runCLI(t, append([]string{"fence", "--cluster", "pg-test", "--etcd", l.etcd.Endpoint}, args...)...)
+	}
+	d := l.agents["a2"].d
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGSTOP)) // registered, applying nothing
+	resumed := false
+	defer func() {
+		if !resumed {
+			_ = d.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+
+	// pg-test-1 loses etcd: its keys expire; pg-test-2 takes the leader
+	// key and calls pre_promote. pg-test-1 still says primary.
+	l.members["pg-test-2"].SetPrimary(true)
+	l.patroni.ExpireLease("pg-test-1")
+	began := time.Now()
+	l.patroni.Leader("pg-test-2")
+
+	code, out, stderr := fence("--timeout", "2s")
+	assert.Equal(t, 0, code, "availability first: %s%s", out, stderr)
+	assert.Contains(t, out, "fencing pg-test for pg-test-2 (leader key created at revision ")
+	assert.Contains(t, out, "  a1: fenced")
+	assert.Contains(t, out, "  a3: fenced")
+	assert.Contains(t, stderr, "pgsvc fence: not confirmed, promoting anyway (availability first; --strict refuses): 1 agent(s) serving pg-test did not confirm (context deadline exceeded): a2 ")
+	for _, a := range []string{"a1", "a3"} {
+		assert.NotContains(t, l.agents[a].upServers(t, "pg-test-primary"), "pg-test-1", "%s: the old primary is out", a)
+	}
+
+	code, _, stderr = fence("--timeout", "1s", "--strict")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "fence not confirmed (--strict: do not promote): 1 agent(s) serving pg-test did not confirm (context deadline exceeded): a2 ")
+
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGCONT))
+	resumed = true
+	code, out, stderr = fence("--timeout", "20s", "--strict")
+	took := time.Since(began)
+	require.Equal(t, 0, code, "%s%s", out, stderr)
+	assert.Contains(t, out, "pg-test fenced on all 3 live agents")
+	assert.NotContains(t, l.agents["a2"].upServers(t, "pg-test-primary"), "pg-test-1")
+	t.Logf("fence, loopback, 3 agents (one frozen for 3 s of it): %s from the leader key to the last confirmation\n%s", took.Round(time.Millisecond), out)
+
+	// A new term is a new fence: the agents' old confirmation does not count.
+	l.patroni.DeleteLeader()
+	l.patroni.Leader("pg-test-3")
+	began = time.Now()
+	code, out, stderr = fence("--timeout", "20s", "--strict")
+	require.Equal(t, 0, code, "%s%s", out, stderr)
+	assert.Contains(t, out, "fencing pg-test for pg-test-3")
+	t.Logf("fence, loopback, 3 agents: %s from the leader key to the last confirmation", time.Since(began).Round(time.Millisecond))
+}
+
+// upServers lists the servers HAProxy shows up in a backend (show stat).
+func (a *fleetAgent) upServers(t *testing.T, backend string) string {
+	t.Helper()
+	var up []string
+	for _, line := range strings.Split(a.hap.Exec("show stat "+backend+" 4 -1"), "\n") {
+		f := strings.Split(line, ",")
+		if len(f) > 17 && strings.HasPrefix(f[17], "UP") {
+			up = append(up, f[1])
+		}
+	}
+	return strings.Join(up, " ")
 }

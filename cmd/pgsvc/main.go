@@ -37,6 +37,7 @@ func commands() map[string]command {
 		"overrides": {"list every instance's overrides", runOverrides},
 		"drain":     {"take an instance out of every service on every HAProxy (sessions stay), e.g. pgsvc drain pg-test-3 --wait", runDrain},
 		"undrain":   {"put a drained instance back, e.g. pgsvc undrain pg-test-3", runUndrain},
+		"fence":     {"Patroni pre_promote: wait until every HAProxy shows the old primary out, e.g. pgsvc fence --cluster pg-test --timeout 5s", runFence},
 		"version":   {"print version and build information", runVersion},
 	}
 }

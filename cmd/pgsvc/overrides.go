@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/pgsvc/pgsvc/reconcile"
 )
 
@@ -72,25 +74,20 @@ func runOverrides(ctx context.Context, args []string, out, errOut io.Writer) err
 	if err := parseDaemonFlags(fs, args, &cfg); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	cli, err := reconcile.NewEtcdClient(cfg.etcd())
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	names, all, err := reconcile.ListOverrides(ctx, cli, cfg.layout())
-	if err != nil {
-		return err
-	}
-	if len(names) == 0 {
-		fmt.Fprintln(out, "no overrides")
+	return withEtcd(ctx, cfg, func(ctx context.Context, cli *clientv3.Client) error {
+		names, all, err := reconcile.ListOverrides(ctx, cli, cfg.layout())
+		if err != nil {
+			return err
+		}
+		if len(names) == 0 {
+			fmt.Fprintln(out, "no overrides")
+			return nil
+		}
+		for _, n := range names {
+			fmt.Fprintf(out, "%s: %s\n", n, formatVars(all[n]))
+		}
 		return nil
-	}
-	for _, n := range names {
-		fmt.Fprintf(out, "%s: %s\n", n, formatVars(all[n]))
-	}
-	return nil
+	})
 }
 
 func formatVars(vars map[string]any) string {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/pgsvc/pgsvc/reconcile"
 )
 
 // DefaultPrefix and DefaultTTL are the config's defaults (agents_prefix,
@@ -42,7 +44,10 @@ type Agent struct {
 	// Draining is, per drained instance this agent serves, the sessions
 	// still open on its servers in HAProxy (scur of its slots).
 	Draining map[string]int `json:"draining,omitempty"`
-	Started  time.Time      `json:"started"`
+	// Fenced is, per cluster, the leader term in which this HAProxy shows
+	// no server but the leader's up in the primary services (pgsvc fence).
+	Fenced  map[string]reconcile.Fence `json:"fenced,omitempty"`
+	Started time.Time                  `json:"started"`
 }
 
 // Serves reports whether the agent carries cluster.
@@ -60,13 +65,14 @@ func Key(prefix, node string) string { return prefix + node }
 
 // Publisher keeps the latest Agent under Key(Prefix, node) on a lease of
 // TTL: the key is gone within TTL of the agent's death, and revoked at
-// once on a clean stop. Updates are coalesced: at most one write per
-// MinInterval, and none when nothing changed.
+// once on a clean stop. Writes are rate-limited (a bucket of 3 writes
+// refilled at one per MinInterval: news is written at once, a storm at
+// most four times a second) and skipped when nothing changed.
 type Publisher struct {
 	Client      *clientv3.Client
 	Prefix      string
 	TTL         time.Duration
-	MinInterval time.Duration // 0: 250 ms
+	MinInterval time.Duration // 0: 250 ms (four writes a second sustained)
 	Log         *slog.Logger
 }
 
@@ -78,11 +84,13 @@ func (p *Publisher) Run(ctx context.Context, updates <-chan Agent) error {
 	if every <= 0 {
 		every = 250 * time.Millisecond
 	}
+	const burst = 3
 	var (
 		latest, written *Agent
 		lease           clientv3.LeaseID
 		alive           <-chan *clientv3.LeaseKeepAliveResponse
-		lastWrite       time.Time
+		tokens          = float64(burst)
+		refilled        = time.Now()
 		retry           <-chan time.Time
 	)
 	defer func() {
@@ -98,8 +106,11 @@ func (p *Publisher) Run(ctx context.Context, updates <-chan Agent) error {
 		if latest == nil || (written != nil && reflect.DeepEqual(*latest, *written)) {
 			return
 		}
-		if wait := every - time.Since(lastWrite); wait > 0 {
-			retry = time.After(wait)
+		now := time.Now()
+		tokens = min(burst, tokens+float64(now.Sub(refilled))/float64(every))
+		refilled = now
+		if tokens < 1 {
+			retry = time.After(time.Duration((1 - tokens) * float64(every)))
 			return
 		}
 		if lease == 0 {
@@ -124,7 +135,7 @@ func (p *Publisher) Run(ctx context.Context, updates <-chan Agent) error {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err = p.Client.Put(wctx, Key(p.Prefix, latest.Node), string(val), clientv3.WithLease(lease))
 		cancel()
-		lastWrite = time.Now()
+		tokens--
 		if err != nil {
 			p.Log.Warn("fleet: cannot update this agent in etcd; retrying", "err", err)
 			retry = time.After(time.Second)

@@ -109,3 +109,34 @@ func TestPublisher(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, agents, "revoked at once on a clean stop, not left for the TTL")
 }
+
+// A storm of changes is written at most burst + rate × time, and the last
+// record always lands.
+func TestPublisherRateLimit(t *testing.T) {
+	etcd := local.StartEtcd(t)
+	cli := etcd.Client()
+	defer cli.Close()
+	every := 100 * time.Millisecond
+	p := &Publisher{Client: cli, Prefix: DefaultPrefix, TTL: 5 * time.Second, MinInterval: every,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	updates := make(chan Agent)
+	go func() { _ = p.Run(ctx, updates) }()
+	began := time.Now()
+	const n = 200
+	for i := 1; i <= n; i++ {
+		updates <- Agent{Node: "n1", Applied: map[string]int64{"pg-a": int64(i)}}
+		time.Sleep(time.Millisecond)
+	}
+	require.Eventually(t, func() bool {
+		agents, _, _ := List(context.Background(), cli, DefaultPrefix)
+		return agents["n1"].Applied["pg-a"] == n
+	}, 10*time.Second, 20*time.Millisecond, "the last record lands")
+	elapsed := time.Since(began)
+	resp, err := cli.Get(context.Background(), Key(DefaultPrefix, "n1"))
+	require.NoError(t, err)
+	limit := 3 + int64(elapsed/every) + 1
+	assert.LessOrEqual(t, resp.Kvs[0].Version, limit, "%d writes for %d changes in %s", resp.Kvs[0].Version, n, elapsed)
+	t.Logf("%d changes in %s: %d writes (limit %d)", n, elapsed.Round(time.Millisecond), resp.Kvs[0].Version, limit)
+}

@@ -46,6 +46,9 @@ func (r *Reporter) Pass(p reconcile.PassInfo) {
 	if p.Applied != nil {
 		r.agent.Applied = p.Applied
 	}
+	if p.Fenced != nil {
+		r.agent.Fenced = p.Fenced
+	}
 	r.agent.Ready, r.agent.Reason = true, ""
 	switch {
 	case p.Err != nil:
@@ -135,6 +138,13 @@ func (r *Reporter) publish() {
 		}
 	}
 	a.Applied = applied
+	fenced := map[string]reconcile.Fence{}
+	for _, c := range a.Clusters {
+		if f, ok := a.Fenced[c]; ok {
+			fenced[c] = f
+		}
+	}
+	a.Fenced = fenced
 	a.Holds = slices.Clone(a.Holds)
 	a.Draining = maps.Clone(a.Draining)
 	select {
