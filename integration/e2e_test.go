@@ -66,7 +66,9 @@ func TestLab(t *testing.T) {
 	step("dry-run-maintenance", testDryRun)
 	step("primary-cut-off-from-etcd", testPrimaryCutOff)
 	step("etcd-down", testEtcdDown)
-	step("crash-failover", testCrash)
+	step("fleet", testFleet)
+	step("crash-failover", func(t *testing.T) { testCrash(t, true) })
+	step("crash-failover-no-fence", func(t *testing.T) { testCrash(t, false) })
 	step("reload-routing", func(t *testing.T) { testReloadRouting(t, &proc) })
 	step("haproxy-restart", func(t *testing.T) { testHAProxyRestart(t, &proc) })
 	t.Logf("HAProxy at the end: %s", proc)
@@ -74,6 +76,10 @@ func TestLab(t *testing.T) {
 	fmt.Println("\nwrite-unavailable windows (same run, same cluster):")
 	for _, w := range windows {
 		fmt.Println("  " + w)
+	}
+	fmt.Println("\nthe fleet (four agents: the proxy's and one on each node):")
+	for _, f := range fleetTimes {
+		fmt.Println("  " + f)
 	}
 	fmt.Println("\nnew sessions through :5433 (one every 20 ms, 1 s before the reload to 3 s after its new worker):")
 	for _, r := range routing {
@@ -142,14 +148,14 @@ func expectLive(t *testing.T, primary, dead string) {
 		{"replica", strings.Join(replica, " ")},
 		{"offline", offlineSlots(primary, inventoryOffline)},
 	} {
-		waitEqual(t, 30*time.Second, fmt.Sprintf("enabled slots of %s with %s leading", svc.name, primary), svc.want,
-			func() string { return enabled(t, svc.name) })
+		everyHAProxy(t, 30*time.Second, fmt.Sprintf("enabled slots of %s with %s leading", svc.name, primary), svc.want,
+			func(c string) string { return enabledOn(t, c, svc.name) })
 	}
 	for _, svc := range []struct{ name, want string }{
 		{"primary", primary}, {"default", primary}, {"replica", strings.Join(up, " ")},
 	} {
-		waitEqual(t, 60*time.Second, fmt.Sprintf("slots of %s taking traffic (enabled, UP)", svc.name), svc.want,
-			func() string { return serving(t, svc.name) })
+		everyHAProxy(t, 60*time.Second, fmt.Sprintf("slots of %s taking traffic (enabled, UP)", svc.name), svc.want,
+			func(c string) string { return servingOn(t, c, svc.name) })
 	}
 	for _, port := range []int{5433, 5436} {
 		waitEqual(t, 30*time.Second, fmt.Sprintf("port %d to reach the primary", port), primary+" primary",
@@ -342,13 +348,13 @@ func testOfflineToggle(t *testing.T) {
 	})
 	q := startLongQuery(t)
 	mustPgsvc(t, "set", "pg-test-3", "pg_offline_query=false")
-	waitEqual(t, 20*time.Second, "pg-test-3 to become an offline backup", offlineSlots(inventoryPrimary, nil),
-		func() string { return enabled(t, "offline") })
+	everyHAProxy(t, 20*time.Second, "pg-test-3 to become an offline backup", offlineSlots(inventoryPrimary, nil),
+		func(c string) string { return enabledOn(t, c, "offline") })
 	q.stillRunning(t, "pg-test-3 moved to the offline service's backups")
 
 	mustPgsvc(t, "set", "pg-test-2", "pg_offline_query=true")
-	waitEqual(t, 20*time.Second, "pg-test-2 to serve offline queries", offlineSlots(inventoryPrimary, map[string]bool{"pg-test-2": true}),
-		func() string { return enabled(t, "offline") })
+	everyHAProxy(t, 20*time.Second, "pg-test-2 to serve offline queries", offlineSlots(inventoryPrimary, map[string]bool{"pg-test-2": true}),
+		func(c string) string { return enabledOn(t, c, "offline") })
 	q.stillRunning(t, "pg-test-2 took over the offline service")
 	waitEqual(t, 20*time.Second, "new offline sessions to reach pg-test-2", "pg-test-2 replica",
 		func() string { return route(t, 5438) })
@@ -356,8 +362,8 @@ func testOfflineToggle(t *testing.T) {
 
 	mustPgsvc(t, "unset", "pg-test-2", "pg_offline_query")
 	mustPgsvc(t, "unset", "pg-test-3", "pg_offline_query")
-	waitEqual(t, 20*time.Second, "offline back to the inventory's static view", static,
-		func() string { return enabled(t, "offline") })
+	everyHAProxy(t, 20*time.Second, "offline back to the inventory's static view", static,
+		func(c string) string { return enabledOn(t, c, "offline") })
 	waitEqual(t, 20*time.Second, "new offline sessions to reach pg-test-3 again", "pg-test-3 replica",
 		func() string { return route(t, 5438) })
 	converged(t)
@@ -476,20 +482,20 @@ func mustPgsvc(t testing.TB, args ...string) string {
 
 func testWeight(t *testing.T) {
 	mustPgsvc(t, "set", "pg-test-2", "pg_weight=30")
-	eventually(t, 20*time.Second, "weight 30 on every pg-test-2 slot", func() bool {
+	weights := func(c string) string {
+		var w []string
 		for _, svc := range []string{"primary", "replica", "default", "offline"} {
-			b := backend(t, svc)
-			if b.Slots["pg-test-2"].UWeight != 30 || b.Slots["pg-test-2.b"].UWeight != 30 {
-				return false
-			}
+			b := backendOn(t, c, svc)
+			w = append(w, fmt.Sprintf("%s:%d/%d", svc, b.Slots["pg-test-2"].UWeight, b.Slots["pg-test-2.b"].UWeight))
 		}
-		return true
-	})
+		return strings.Join(w, " ")
+	}
+	everyHAProxy(t, 20*time.Second, "weight 30 on every pg-test-2 slot", "primary:30/30 replica:30/30 default:30/30 offline:30/30", weights)
 	out := mustRun(t, "docker", "exec", haproxyContainer, "cat", "/etc/haproxy/conf.d/pg-test-replica.cfg")
 	assert.Contains(t, out, "server pg-test-2 10.10.10.12:6432 check port 8008 weight 30", "the file on disk follows")
 	mustPgsvc(t, "unset", "pg-test-2", "pg_weight")
 	converged(t)
-	assert.Equal(t, 100, backend(t, "replica").Slots["pg-test-2"].UWeight)
+	everyHAProxy(t, 20*time.Second, "weight 100 again", "primary:100/100 replica:100/100 default:100/100 offline:100/100", weights)
 }
 
 // An operator previews an inventory edit with --dry-run before installing it.
@@ -562,9 +568,23 @@ func testHAProxyRestart(t *testing.T, proc *haproxyProc) {
 // Kill the primary's container: once Patroni elects, the services follow
 // as after a planned switchover, and nothing routes to the dead member.
 // Started again, it rejoins as a replica and takes replica traffic.
-func testCrash(t *testing.T) {
+// testCrash kills the primary's node. With fence, the new leader's
+// pre_promote (lab-fence: pgsvc fence) waits until every HAProxy shows it
+// alone in the primary services; without, /pg/fence-off skips it. The
+// windows of both are in the summary, with how long fencing took.
+func testCrash(t *testing.T, fence bool) {
 	primary := healthy(t)
 	converged(t)
+	if !fence {
+		for _, n := range members {
+			mustRun(t, "docker", "exec", n, "touch", "/pg/fence-off")
+		}
+		defer func() {
+			for _, n := range members {
+				run(t, "docker", "exec", n, "rm", "-f", "/pg/fence-off")
+			}
+		}()
+	}
 	// The direct client tries the survivors first, so the dead host costs it
 	// nothing once one of them is promoted.
 	var order []string
@@ -588,10 +608,16 @@ func testCrash(t *testing.T) {
 	cancel()
 	hw, hf := viaHAP.window(begin)
 	dw, df := viaNodes.window(begin)
+	fenced := fenceTime(t, next)
 	windows = append(windows,
-		fmt.Sprintf("%-52s %6d ms  (%d failed attempts)", "crash (docker kill), HAProxy + pgsvc", hw.Milliseconds(), hf),
+		fmt.Sprintf("%-52s %6d ms  (%d failed attempts; fence in pre_promote: %s)", "crash (docker kill), HAProxy + pgsvc", hw.Milliseconds(), hf, fenced),
 		fmt.Sprintf("%-52s %6d ms  (%d failed attempts)", "direct to the nodes, same crash", dw.Milliseconds(), df))
-	t.Logf("crash failover %s -> %s: through HAProxy %s, direct %s", primary, next, hw, dw)
+	t.Logf("crash failover %s -> %s: through HAProxy %s, direct %s; fence in pre_promote: %s", primary, next, hw, dw, fenced)
+	if fence {
+		assert.Regexp(t, `^\d+ ms, exit 0$`, fenced, "pre_promote ran pgsvc fence, which confirmed or gave up (availability first)")
+		out, _ := run(t, "docker", "exec", next, "tail", "-5", "/pg/fence.out")
+		assert.Contains(t, out, "pg-test fenced on all ", "every live agent confirmed:\n%s", out)
+	}
 	converged(t)
 	expectLive(t, next, primary)
 

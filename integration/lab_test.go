@@ -143,10 +143,38 @@ func pgsvc(t testing.TB, args ...string) (string, int) {
 	return run(t, "docker", append([]string{"exec", haproxyContainer, "lab-pgsvc"}, args...)...)
 }
 
-// socket sends one command to HAProxy's stats socket in the container.
+// socket sends one command to HAProxy's stats socket in the proxy container.
 func socket(t testing.TB, command string) string {
 	t.Helper()
-	return mustRun(t, "docker", "exec", haproxyContainer, "lab-haproxy-cli", "admin", command)
+	return socketOn(t, haproxyContainer, command)
+}
+
+// socketOn sends one command to the stats socket of a container's HAProxy
+// (the proxy's, or a DB node's own).
+func socketOn(t testing.TB, container, command string) string {
+	t.Helper()
+	return mustRun(t, "docker", "exec", container, "lab-haproxy-cli", "admin", command)
+}
+
+// haproxies are the lab's HAProxy containers that run now: the proxy node
+// and each running DB node (each with its own HAProxy and pgsvc --node).
+func haproxies(t testing.TB) []string {
+	t.Helper()
+	out := []string{haproxyContainer}
+	for _, n := range members {
+		if o, _ := run(t, "docker", "inspect", "-f", "{{.State.Running}}", n); strings.TrimSpace(o) == "true" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// everyHAProxy waits until got(container) is want on every running HAProxy.
+func everyHAProxy(t testing.TB, timeout time.Duration, what, want string, got func(container string) string) {
+	t.Helper()
+	for _, c := range haproxies(t) {
+		waitEqual(t, timeout, what+" on "+c+"'s HAProxy", want, func() string { return got(c) })
+	}
 }
 
 // haproxyProc is the HAProxy master as its master CLI's `show proc` reports
@@ -186,7 +214,13 @@ func masterProc(t testing.TB) haproxyProc {
 // enabled lists a service's slots that take traffic (admin ready), sorted.
 func enabled(t testing.TB, service string) string {
 	t.Helper()
-	slots, err := dataplaneapi.ParseServersState(socket(t, "show servers state pg-test-"+service))
+	return enabledOn(t, haproxyContainer, service)
+}
+
+// enabledOn is enabled on a container's HAProxy.
+func enabledOn(t testing.TB, container, service string) string {
+	t.Helper()
+	slots, err := dataplaneapi.ParseServersState(socketOn(t, container, "show servers state pg-test-"+service))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,8 +238,14 @@ func enabled(t testing.TB, service string) string {
 // UP by HAProxy's health checks, sorted.
 func serving(t testing.TB, service string) string {
 	t.Helper()
+	return servingOn(t, haproxyContainer, service)
+}
+
+// servingOn is serving on a container's HAProxy.
+func servingOn(t testing.TB, container, service string) string {
+	t.Helper()
 	var on []string
-	for name, s := range backend(t, service).Slots {
+	for name, s := range backendOn(t, container, service).Slots {
 		if s.Admin == dataplaneapi.AdminReady && s.Status == "UP" {
 			on = append(on, name)
 		}
@@ -275,11 +315,17 @@ func staticEnabled(t testing.TB, service string) string {
 
 func backend(t testing.TB, service string) dataplaneapi.BackendState {
 	t.Helper()
-	slots, err := dataplaneapi.ParseServersState(socket(t, "show servers state pg-test-"+service))
+	return backendOn(t, haproxyContainer, service)
+}
+
+// backendOn is a service's backend on a container's HAProxy.
+func backendOn(t testing.TB, container, service string) dataplaneapi.BackendState {
+	t.Helper()
+	slots, err := dataplaneapi.ParseServersState(socketOn(t, container, "show servers state pg-test-"+service))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := dataplaneapi.ParseStat(socket(t, "show stat pg-test-"+service+" 4 -1"), slots); err != nil {
+	if err := dataplaneapi.ParseStat(socketOn(t, container, "show stat pg-test-"+service+" 4 -1"), slots); err != nil {
 		t.Fatal(err)
 	}
 	return dataplaneapi.BackendState{Name: service, Slots: slots}
@@ -329,13 +375,16 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// converged waits until pgsvc has nothing left to do (reconcile --dry-run exit 0).
+// converged waits until pgsvc has nothing left to do (reconcile --dry-run
+// exit 0) on every running HAProxy: the proxy's and each node's own.
 func converged(t testing.TB) {
 	t.Helper()
-	eventually(t, 60*time.Second, "pgsvc reconcile --dry-run to report nothing pending", func() bool {
-		_, code := pgsvc(t, "reconcile", "--dry-run")
-		return code == 0
-	})
+	for _, c := range haproxies(t) {
+		eventually(t, 60*time.Second, "pgsvc reconcile --dry-run to report nothing pending on "+c, func() bool {
+			_, code := run(t, "docker", "exec", c, "lab-pgsvc", "reconcile", "--dry-run")
+			return code == 0
+		})
+	}
 }
 
 // healthy waits until Patroni has a running leader with role primary and

@@ -73,6 +73,7 @@ func Wait(ctx context.Context, cli *clientv3.Client, prefix string, cond Conditi
 			continue
 		}
 		waiting[n] = a
+		report(Event{Node: n, Kind: EventProgress, Agent: a})
 	}
 	if len(waiting) == 0 {
 		if len(done) == 0 {

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# lab-node-entrypoint: start pgbouncer, then Patroni (which runs PostgreSQL),
-# both as user postgres. Patroni is exec'd, so the container lives exactly as
-# long as Patroni: `docker stop` is a graceful Patroni shutdown (leader key
-# released), `docker kill` a whole-node crash (keys expire after ttl).
+# lab-node-entrypoint: start pgbouncer, HAProxy and `pgsvc run --node` (this
+# node's own services, as Pigsty deploys HAProxy on every node), then Patroni
+# (which runs PostgreSQL), pgbouncer and Patroni as user postgres. Patroni is
+# exec'd, so the container lives exactly as long as Patroni: `docker stop` is
+# a graceful Patroni shutdown (leader key released; HAProxy and pgsvc are
+# killed with the container, so the node's pgsvc agent is gone after its
+# agent_ttl), `docker kill` a whole-node crash (keys expire after ttl).
 #
 # Environment:
 #   PATRONI_NAME   member name, required (pg-test-1 ...)
@@ -38,6 +41,20 @@ as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups env HOME
 # pgbouncer in the background (logs to the container's stderr); it connects to
 # PostgreSQL lazily, so it may start first.
 as_postgres pgbouncer /etc/pgbouncer/pgbouncer.ini &
+
+# HAProxy and pgsvc, as in the proxy container (lab.env: socket paths), but
+# serving this node's own cluster (--node) under the member's name.
+# shellcheck source=../haproxy/trixie/lab.env
+. /etc/pgsvc/lab.env
+[ -f /etc/pgsvc/inventory.yml ] || cp /etc/pgsvc/seed/inventory.yml /etc/pgsvc/inventory.yml
+mkdir -p "$(dirname "$ADMIN_SOCK")" "$(dirname "$MASTER_SOCK")"
+rm -f "$ADMIN_SOCK" "$MASTER_SOCK"
+if ! compgen -G "/etc/haproxy/conf.d/*.cfg" >/dev/null; then
+  pgsvc render --inventory /etc/pgsvc/inventory.yml --node "$NODE_IP" --out /etc/haproxy/conf.d
+fi
+haproxy -W -S "$MASTER_SOCK" -f /etc/haproxy/haproxy.cfg -f /etc/haproxy/conf.d &
+for _ in $(seq 100); do [ -S "$ADMIN_SOCK" ] && break; sleep 0.1; done
+pgsvc run --config /etc/pgsvc/pgsvc.yml --node "$NODE_IP" --agent-name "$PATRONI_NAME" &
 
 exec setpriv --reuid=postgres --regid=postgres --init-groups \
   env HOME=/var/lib/postgresql patroni /etc/patroni/patroni.yml
