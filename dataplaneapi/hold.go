@@ -314,7 +314,7 @@ func listenBacklog(procNet string, port int) (int, bool) {
 
 // Release implements reconcile.Releaser: the services' frontends accept
 // again (their configured maxconn), read back, outside a pass. A frontend
-// HAProxy does not run is skipped; one that is not held is left as it is.
+// HAProxy does not run is skipped; one already at its maxconn is not touched.
 func (s *Syncer) Release(ctx context.Context, services []reconcile.Service) (reconcile.Report, error) {
 	var rep reconcile.Report
 	w, err := s.worker(ctx)

@@ -195,7 +195,7 @@ func buildService(c *selector.Cluster, def *selector.Service, records []selector
 		if p.Backup {
 			slot = Backup
 		}
-		if drained(p.Record) {
+		if drainedIn(&svc, p.Record) {
 			continue // out, below
 		}
 		host := p.Record["inventory_hostname"].(string)
@@ -205,7 +205,7 @@ func buildService(c *selector.Cluster, def *selector.Service, records []selector
 	for i, r := range records {
 		if !in[r["inventory_hostname"].(string)] {
 			sv := server(c.Name, def, r, Out, i)
-			sv.Drained = drained(r)
+			sv.Drained = drainedIn(&svc, r)
 			svc.Servers = append(svc.Servers, sv)
 		}
 	}
@@ -216,7 +216,13 @@ func buildService(c *selector.Cluster, def *selector.Service, records []selector
 // selectors see too): true takes the instance out of every service.
 const DrainVar = "pgsvc_drain"
 
-func drained(r selector.Record) bool { return ansibleBool(r[DrainVar]) }
+// drainedIn reports whether a drained instance leaves svc: everywhere but
+// the services that admit only the primary while it is the primary (a
+// drained replica that Patroni promotes is never drained out of them: the
+// primary services would have no server).
+func drainedIn(svc *Service, r selector.Record) bool {
+	return ansibleBool(r[DrainVar]) && !(svc.ChecksPrimary() && r["pg_role"] == "primary")
+}
 
 func server(cluster string, def *selector.Service, r selector.Record, slot Slot, member int) Server {
 	role, _ := r["pg_role"].(string)

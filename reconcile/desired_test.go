@@ -308,3 +308,18 @@ func TestDrainedInstanceIsOutEverywhere(t *testing.T) {
 		})
 	}
 }
+
+// A drained instance that becomes the primary stays in the services that
+// admit only the primary (they would have no server), and leaves the rest.
+func TestDrainedPrimaryStaysInPrimaryServices(t *testing.T) {
+	m := loadFixture(t, "sandbox.yml")
+	live := Live{Overrides: selector.Overrides{"pg-test-2": {DrainVar: true}},
+		Clusters: map[string]selector.ClusterLive{"pg-test": {Leader: "pg-test-2"}}}
+	d := compute(t, m, live, "pg-test")
+	for _, svc := range d.Services {
+		sv, ok := svc.Server("pg-test-2")
+		require.True(t, ok, svc.Name)
+		assert.Equal(t, !svc.ChecksPrimary(), sv.Drained, "%s: drained unless it admits only the primary", svc.Name)
+	}
+	assert.Contains(t, members(t, d, "pg-test-primary"), "pg-test-2:6432")
+}

@@ -26,10 +26,8 @@ type HoldConfig struct {
 
 // DefaultHoldConfig holds at most 5 s, well inside libpq's usual
 // connect_timeout; Patroni's own promotion took 1.3–1.6 s in the lab.
-// Holding is opt-in (hold_connections: true): a hold outlives hold_max
-// when no pass can run (etcd lost mid-hold, pgsvc stopped mid-hold, the
-// cluster's desired state broken), and until a release that needs no pass
-// exists, the default must never be worse than not holding.
+// Holding is opt-in (hold_connections: true): clients whose connect
+// timeout is shorter than a hold see a timeout instead of a refusal.
 func DefaultHoldConfig() HoldConfig {
 	return HoldConfig{Enabled: false, Max: 5 * time.Second, Leaderless: 2 * time.Second}
 }
@@ -78,12 +76,13 @@ func pendingSwitchover(dc *dcs.Cluster, now time.Time) (bool, time.Time) {
 // one), and ends when the new leader's own key says it is primary, when
 // the request is cleared with the leader unchanged (aborted), when the
 // leader key stays absent, or at cfg.Max. answered says the leader key's
-// holder's REST API says role primary for this term (promotions). seen is false
+// holder's REST API says role primary for this term (promotions); fenced,
+// that HAProxy showed it alone up in the primary services. seen is false
 // at pgsvc's first look at the cluster: a switchover already under way is
 // not held then. It returns the next
 // record (nil: none), whether to hold, the next time a decision is due
 // (zero: none) and the event, if any.
-func decideHold(cluster string, dc *dcs.Cluster, prev *hold, seen bool, cfg HoldConfig, now time.Time, answered bool) (*hold, bool, time.Time, *HoldEvent) {
+func decideHold(cluster string, dc *dcs.Cluster, prev *hold, seen bool, cfg HoldConfig, now time.Time, answered, fenced bool) (*hold, bool, time.Time, *HoldEvent) {
 	pending, at := pendingSwitchover(dc, now)
 	h := prev
 	if h != nil && h.ended != "" && (dc.Failover == nil || dc.Failover.Revision != h.request) {
@@ -101,7 +100,7 @@ func decideHold(cluster string, dc *dcs.Cluster, prev *hold, seen bool, cfg Hold
 			return h, false, time.Time{}, nil
 		}
 		cause := fmt.Sprintf("switchover requested (failover key at revision %d: leader %q, candidate %q)", h.request, dc.Failover.Leader, dc.Failover.Member)
-		h = h.next(dc, now, cfg, answered)
+		h = h.next(dc, now, cfg, answered, fenced)
 		if h.ended != "" {
 			return h, false, time.Time{}, nil
 		}
@@ -110,7 +109,7 @@ func decideHold(cluster string, dc *dcs.Cluster, prev *hold, seen bool, cfg Hold
 	if h.ended != "" {
 		return h, false, time.Time{}, nil
 	}
-	h = h.next(dc, now, cfg, answered)
+	h = h.next(dc, now, cfg, answered, fenced)
 	if h.ended != "" {
 		return h, false, time.Time{}, &HoldEvent{Cluster: cluster, Cause: h.ended, Result: h.result, Held: now.Sub(h.started)}
 	}
@@ -132,7 +131,8 @@ const (
 // Releaser is an HAProxy whose held frontends can be released outside a
 // pass, with its runtime API alone: a release needs neither etcd nor the
 // inventory, so a hold ends at hold_max and at shutdown whatever the
-// sources do. Releasing a frontend that is not held changes nothing.
+// sources do. It sets each frontend to its configured maxconn (one that has it
+// is not touched; an operator's runtime maxconn is reset, as by a pass).
 type Releaser interface {
 	Release(ctx context.Context, services []Service) (Report, error)
 }
@@ -157,9 +157,12 @@ func heldFrontends(services []Service, cluster string) []Service {
 
 // next is the hold after the facts of this pass (a copy: records are
 // never changed in place).
-func (h *hold) next(dc *dcs.Cluster, now time.Time, cfg HoldConfig, answered bool) *hold {
+func (h *hold) next(dc *dcs.Cluster, now time.Time, cfg HoldConfig, answered, fenced bool) *hold {
 	n := *h
-	newLeader := dc.Leader != "" && dc.Leader != h.oldLeader
+	// A promotion releases only once HAProxy showed the new leader alone up
+	// in the primary services (the old primary forced out): released
+	// clients must reach it.
+	newLeader := dc.Leader != "" && dc.Leader != h.oldLeader && fenced
 	switch {
 	case !cfg.Enabled:
 		n.ended, n.result = "holding was turned off", holdOff
@@ -267,18 +270,28 @@ func (r *Reconciler) releaseHolds(ctx context.Context, now time.Time, stopping b
 		case now.Sub(h.started) >= cfg.Max:
 			n.ended, n.result = fmt.Sprintf("held for %s without a new primary (hold_max)", cfg.Max), holdMax
 		default:
+			// An earlier decision (leaderless) fired and was taken by
+			// markDue: hold_max stays armed whether or not a pass runs.
+			if _, armed := r.holdDue[c]; !armed {
+				r.holdDue[c] = h.started.Add(cfg.Max)
+			}
 			continue
 		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		rep, err := rel.Release(rctx, h.frontends)
 		cancel()
+		if err != nil && stopping {
+			r.Log.Error("could not release held connections before stopping; the next pgsvc to start releases them", "cluster", c, "err", err)
+			continue
+		}
 		if err != nil {
-			r.Log.Error("could not release held connections; trying again", "cluster", c, "cause", n.ended, "err", err)
+			r.Log.Error("could not release held connections; trying again in 1s", "cluster", c, "cause", n.ended, "err", err)
 			r.holdDue[c] = now.Add(time.Second)
 			continue
 		}
 		r.holds[c] = &n
 		delete(r.holdDue, c)
+		r.promos.want(c, "", "") // nothing to ask any more
 		ev := HoldEvent{Cluster: c, Cause: n.ended, Result: n.result, Held: now.Sub(h.started)}
 		r.Log.Info("released held connections", "cluster", c, "result", ev.Result, "cause", ev.Cause,
 			"held", ev.Held.Round(time.Millisecond), "waiting", rep.Released[c])

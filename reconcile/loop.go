@@ -204,7 +204,10 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		tick = t.C
 	}
 	if r.Promotion != nil {
-		r.promos = newPromotions(ctx, r.Promotion, func(c string) { r.In.Mark(c, CauseHold) })
+		r.promos = newPromotions(ctx, r.Promotion, func(c string) { r.In.Mark(c, CauseHold) }, func(c, url string, err error) {
+			r.Log.Warn("cannot ask the new leader's REST API whether promotion ended; the hold ends when its member key says primary",
+				"cluster", c, "url", url, "err", err)
+		})
 		defer r.promos.stopAll()
 	}
 	r.releaseLeftovers(ctx)
@@ -223,8 +226,8 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		case <-tick:
 			r.In.MarkAll(CauseResync)
 		case now := <-due:
-			r.releaseHolds(ctx, now, false)
 			r.markDue(now)
+			r.releaseHolds(ctx, now, false)
 		}
 		stopTimer(timer)
 		if time.Now().Before(r.gate) && r.In.pendingAll() != CauseHAProxy {
@@ -405,11 +408,19 @@ func (r *Reconciler) recordApplied(w work, passErr error, errs ClusterErrors) ma
 // primary still shows up, has none.
 func (r *Reconciler) recordFenced(w work, rep Report) map[string]Fence {
 	for _, c := range w.clusters {
-		if f, ok := rep.Fenced[c.Name]; ok && r.current[c.Name] {
-			r.fenced[c.Name] = f
-		} else {
+		f, ok := rep.Fenced[c.Name]
+		if !ok || !r.current[c.Name] {
 			delete(r.fenced, c.Name)
+			continue
 		}
+		if r.fenced[c.Name] != f {
+			if h := r.holds[c.Name]; h != nil && h.ended == "" {
+				// A hold whose promotion this pass may already have seen
+				// releases once fenced: decide again now.
+				r.In.Mark(c.Name, CauseHold)
+			}
+		}
+		r.fenced[c.Name] = f
 	}
 	return maps.Clone(r.fenced)
 }
@@ -527,7 +538,8 @@ func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]fo
 		}
 		prev, seen := r.forced[c.Name]
 		a, n := decideAccel(c, dc, prev, seen)
-		h, on, due, ev := decideHold(c.Name, dc, r.holds[c.Name], seen, r.holdConfig(), now, r.promos.answeredFor(c.Name, termOf(dc)))
+		fenced := r.fenced[c.Name] == Fence{Leader: dc.Leader, Term: dc.LeaderTerm}
+		h, on, due, ev := decideHold(c.Name, dc, r.holds[c.Name], seen, r.holdConfig(), now, r.promos.answeredFor(c.Name, termOf(dc)), fenced)
 		holds.ask[c.Name] = promotionTarget{}
 		if on {
 			h.frontends = heldFrontends(d.Services, c.Name) // h is this pass's copy

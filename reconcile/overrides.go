@@ -53,7 +53,8 @@ func Instance(m *selector.Model, inst string) (*selector.Cluster, error) {
 // overrides in etcd, atomically against concurrent writers. The result is
 // checked against the model first: every service of the instance's cluster
 // must still evaluate. It returns the instance's overrides after the change
-// and the etcd revision of the write (what `pgsvc set --wait` waits for).
+// and the etcd revision of the write (what `pgsvc set --wait` waits for;
+// 0 when nothing was written: an unset of what no override holds).
 func UpdateOverride(ctx context.Context, cli *clientv3.Client, l dcs.Layout, m *selector.Model, inst string, set map[string]any, unset []string) (map[string]any, int64, error) {
 	c, err := Instance(m, inst)
 	if err != nil {
@@ -81,6 +82,9 @@ func UpdateOverride(ctx context.Context, cli *clientv3.Client, l dcs.Layout, m *
 		}
 		if _, err := Compute([]*selector.Cluster{c}, Live{Overrides: selector.Overrides{inst: vars}}, false); err != nil {
 			return nil, 0, fmt.Errorf("override refused: %w", err)
+		}
+		if len(vars) == 0 && len(resp.Kvs) == 0 {
+			return vars, 0, nil // nothing stored, nothing to store: no write
 		}
 		var op clientv3.Op
 		if len(vars) == 0 {

@@ -70,6 +70,8 @@ type promotions struct {
 	ctx    context.Context // the probes' lifetime: Run's
 	probe  PromotionProbe
 	notify func(cluster string)
+	log    func(cluster, url string, err error) // the first failure of each term's probe
+	wg     sync.WaitGroup
 
 	mu       sync.Mutex
 	running  map[string]*promotionTarget // cluster → the probe running
@@ -82,8 +84,8 @@ type promotionTarget struct {
 	stop      context.CancelFunc
 }
 
-func newPromotions(ctx context.Context, probe PromotionProbe, notify func(string)) *promotions {
-	return &promotions{ctx: ctx, probe: probe, notify: notify, running: map[string]*promotionTarget{}, answered: map[string]string{}}
+func newPromotions(ctx context.Context, probe PromotionProbe, notify func(string), log func(cluster, url string, err error)) *promotions {
+	return &promotions{ctx: ctx, probe: probe, notify: notify, log: log, running: map[string]*promotionTarget{}, answered: map[string]string{}}
 }
 
 // want makes the cluster's probe ask term's leader at url ("" term: ask
@@ -109,25 +111,36 @@ func (p *promotions) want(cluster, term, url string) {
 		return
 	}
 	pctx, stop := context.WithCancel(p.ctx)
-	p.running[cluster] = &promotionTarget{term: term, url: url, stop: stop}
-	go p.ask(pctx, cluster, term, url)
+	target := &promotionTarget{term: term, url: url, stop: stop}
+	p.running[cluster] = target
+	p.wg.Add(1)
+	go p.ask(pctx, cluster, target)
 }
 
-func (p *promotions) ask(ctx context.Context, cluster, term, url string) {
+func (p *promotions) ask(ctx context.Context, cluster string, target *promotionTarget) {
+	defer p.wg.Done()
 	t := time.NewTicker(promotionEvery)
 	defer t.Stop()
+	logged := false
 	for {
 		actx, cancel := context.WithTimeout(ctx, time.Second)
-		ok, _ := p.probe(actx, url) // an error says nothing: ask again
+		ok, err := p.probe(actx, target.url) // an error says nothing: ask again
 		cancel()
+		if err != nil && !logged && ctx.Err() == nil && p.log != nil {
+			p.log(cluster, target.url, err)
+			logged = true
+		}
 		if ok {
 			p.mu.Lock()
-			if cur := p.running[cluster]; cur != nil && cur.term == term {
-				p.answered[cluster] = term
+			mine := p.running[cluster] == target
+			if mine {
+				p.answered[cluster] = target.term
 				delete(p.running, cluster)
 			}
 			p.mu.Unlock()
-			p.notify(cluster)
+			if mine {
+				p.notify(cluster)
+			}
 			return
 		}
 		select {
@@ -148,15 +161,16 @@ func (p *promotions) answeredFor(cluster, term string) bool {
 	return p.answered[cluster] == term
 }
 
-// stopAll ends every probe.
+// stopAll ends every probe and waits for them.
 func (p *promotions) stopAll() {
 	if p == nil {
 		return
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	for c, cur := range p.running {
 		cur.stop()
 		delete(p.running, c)
 	}
+	p.mu.Unlock()
+	p.wg.Wait()
 }

@@ -20,6 +20,10 @@ import (
 // waitApplied waits, after an override write at rev, until every live
 // agent serving cluster shows that revision applied, printing each one.
 func waitApplied(ctx context.Context, cli *clientv3.Client, cfg daemonConfig, cluster string, rev int64, out io.Writer) error {
+	if rev == 0 {
+		fmt.Fprintln(out, "nothing was written (no such override): nothing to wait for")
+		return nil
+	}
 	fmt.Fprintf(out, "waiting for the agents serving %s to apply etcd revision %d (timeout %s)\n", cluster, rev, cfg.Timeout)
 	cond := fleet.Condition{Cluster: cluster, Done: func(a fleet.Agent) bool { return a.Applied[cluster] >= rev }}
 	done, err := fleet.Wait(ctx, cli, cfg.AgentsPrefix, cond, func(ev fleet.Event) {

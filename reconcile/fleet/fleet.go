@@ -167,7 +167,8 @@ func (p *Publisher) Run(ctx context.Context, updates <-chan Agent) error {
 }
 
 // List reads every live agent (their keys exist while their leases do),
-// by node, and the etcd revision of the read.
+// by node, and the etcd revision of the read. A key under prefix that is
+// not an agent's record is left out.
 func List(ctx context.Context, cli *clientv3.Client, prefix string) (map[string]Agent, int64, error) {
 	resp, err := cli.Get(ctx, prefix, clientv3.WithPrefix())
 	if err != nil {
@@ -177,7 +178,7 @@ func List(ctx context.Context, cli *clientv3.Client, prefix string) (map[string]
 	for _, kv := range resp.Kvs {
 		a, err := Parse(kv.Value)
 		if err != nil {
-			return nil, 0, fmt.Errorf("agent key %s: %w", kv.Key, err)
+			continue // not an agent's record (a hand-written key): no agent to account for
 		}
 		out[strings.TrimPrefix(string(kv.Key), prefix)] = a
 	}

@@ -140,3 +140,17 @@ func TestPublisherRateLimit(t *testing.T) {
 	assert.LessOrEqual(t, resp.Kvs[0].Version, limit, "%d writes for %d changes in %s", resp.Kvs[0].Version, n, elapsed)
 	t.Logf("%d changes in %s: %d writes (limit %d)", n, elapsed.Round(time.Millisecond), resp.Kvs[0].Version, limit)
 }
+
+// A keyed pass of one cluster leaves the drained instances of the others
+// (an agent serving several clusters keeps counting their sessions).
+func TestReporterDrainedAcrossKeyedPasses(t *testing.T) {
+	r := NewReporter("n1", "v1", func() []string { return []string{"pg-a", "pg-b"} })
+	svc := func(cluster, server string, drained bool) reconcile.Service {
+		return reconcile.Service{Name: cluster + "-replica", Cluster: cluster, Servers: []reconcile.Server{{Name: server, Drained: drained}}}
+	}
+	r.Desired([]reconcile.Service{svc("pg-a", "pg-a-2", true), svc("pg-b", "pg-b-1", false)})
+	r.Desired([]reconcile.Service{svc("pg-b", "pg-b-1", false)}) // a keyed pass of pg-b
+	assert.Equal(t, map[string][]DrainedSlot{"pg-a-2": {{"pg-a-replica", "pg-a-2"}, {"pg-a-replica", "pg-a-2.b"}}}, r.DrainedSlots())
+	r.Desired([]reconcile.Service{svc("pg-a", "pg-a-2", false)}) // undrained
+	assert.Empty(t, r.DrainedSlots())
+}

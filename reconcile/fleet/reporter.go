@@ -20,7 +20,7 @@ type Reporter struct {
 
 	mu      sync.Mutex
 	agent   Agent
-	drained map[string][]DrainedSlot // instance → its slots in HAProxy
+	drained map[string]map[string][]DrainedSlot // cluster → instance → its slots in HAProxy
 	out     chan Agent
 }
 
@@ -61,21 +61,28 @@ func (r *Reporter) Pass(p reconcile.PassInfo) {
 }
 
 // Desired implements reconcile.Observer: it learns the drained instances'
-// slots.
+// slots of the pass's clusters (a keyed pass computes only its own; the
+// others keep theirs).
 func (r *Reporter) Desired(services []reconcile.Service) {
-	d := map[string][]DrainedSlot{}
+	d := map[string]map[string][]DrainedSlot{}
 	for _, svc := range services {
+		if d[svc.Cluster] == nil {
+			d[svc.Cluster] = map[string][]DrainedSlot{}
+		}
 		for _, sv := range svc.Servers {
 			if sv.Drained {
 				for _, backup := range []bool{false, true} {
-					d[sv.Name] = append(d[sv.Name], DrainedSlot{Backend: svc.Name, Server: slotName(sv.Name, backup)})
+					d[svc.Cluster][sv.Name] = append(d[svc.Cluster][sv.Name], DrainedSlot{Backend: svc.Name, Server: slotName(sv.Name, backup)})
 				}
 			}
 		}
 	}
 	r.mu.Lock()
-	r.drained = d
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	if r.drained == nil {
+		r.drained = map[string]map[string][]DrainedSlot{}
+	}
+	maps.Copy(r.drained, d)
 }
 
 // slotName is dataplaneapi.SlotName (fleet does not depend on it).
@@ -107,11 +114,17 @@ func (r *Reporter) holdEvents(evs []reconcile.HoldEvent) {
 	}
 }
 
-// DrainedSlots is what the sampler reads sessions of.
+// DrainedSlots is what the sampler reads sessions of: every drained
+// instance of the clusters this agent serves.
 func (r *Reporter) DrainedSlots() map[string][]DrainedSlot {
+	scope := r.Scope()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return maps.Clone(r.drained)
+	out := map[string][]DrainedSlot{}
+	for _, c := range scope {
+		maps.Copy(out, r.drained[c])
+	}
+	return out
 }
 
 // Sample records what the sampler read from HAProxy: its version and the

@@ -38,9 +38,9 @@ type LaggardsError struct {
 func (e *LaggardsError) Error() string {
 	parts := make([]string, len(e.Laggards))
 	for i, a := range e.Laggards {
-		why := "ready"
+		why := "its last record says ready"
 		if !a.Ready {
-			why = "not ready: " + a.Reason
+			why = "its last record says not ready: " + a.Reason
 		}
 		parts[i] = fmt.Sprintf("%s (applied revision %d; %s)", a.Node, a.Applied[e.Cluster], why)
 	}
@@ -52,70 +52,77 @@ var ErrNoAgents = errors.New("no live pgsvc agent serves the cluster")
 
 // Wait watches the agents under prefix until every live agent serving
 // cond.Cluster is done, calling report for each one's news (done once,
-// gone once, progress on each new record). An agent that goes is not
-// waited for. It returns the agents that confirmed, or, when ctx ends
-// first, a *LaggardsError.
+// gone once, progress on each new record). An agent that goes, or stops
+// serving the cluster, is not waited for. A watch that breaks (an etcd
+// leader election, a compaction) is listed and watched again. It returns
+// the agents that confirmed, or, when ctx ends first, a *LaggardsError.
 func Wait(ctx context.Context, cli *clientv3.Client, prefix string, cond Condition, report func(Event)) ([]string, error) {
-	agents, rev, err := List(ctx, cli, prefix)
-	if err != nil {
-		return nil, err
-	}
 	waiting := map[string]Agent{}
+	confirmed := map[string]bool{}
 	var done []string
-	for _, n := range Nodes(agents) {
-		a := agents[n]
-		if !a.Serves(cond.Cluster) {
-			continue
-		}
-		if cond.Done(a) {
+	gone := 0
+	finish := func(n string, a Agent) {
+		delete(waiting, n)
+		if !confirmed[n] {
+			confirmed[n] = true
 			done = append(done, n)
 			report(Event{Node: n, Kind: EventDone, Agent: a})
-			continue
 		}
-		waiting[n] = a
-		report(Event{Node: n, Kind: EventProgress, Agent: a})
+	}
+	leave := func(n string) {
+		if last, ok := waiting[n]; ok {
+			delete(waiting, n)
+			gone++
+			report(Event{Node: n, Kind: EventGone, Agent: last})
+		}
+	}
+	first := true
+	for {
+		agents, rev, err := List(ctx, cli, prefix)
+		if err != nil {
+			if ctx.Err() != nil && !first {
+				break
+			}
+			return done, err
+		}
+		if first {
+			for _, n := range Nodes(agents) {
+				if a := agents[n]; a.Serves(cond.Cluster) {
+					waiting[n] = a
+				}
+			}
+		}
+		for _, n := range Nodes(waiting) {
+			a, ok := agents[n]
+			switch {
+			case !ok || !a.Serves(cond.Cluster):
+				if !first {
+					leave(n)
+				}
+			case cond.Done(a):
+				finish(n, a)
+			default:
+				waiting[n] = a
+				report(Event{Node: n, Kind: EventProgress, Agent: a})
+			}
+		}
+		if first && len(waiting) == 0 && len(done) == 0 {
+			return nil, fmt.Errorf("%w %s (none registered under %s)", ErrNoAgents, cond.Cluster, prefix)
+		}
+		first = false
+		if len(waiting) == 0 {
+			break
+		}
+		if err := watch(ctx, cli, prefix, rev, cond, waiting, finish, leave, report); err == nil || ctx.Err() != nil {
+			break
+		}
+		// The watch broke: list again and go on from there.
 	}
 	if len(waiting) == 0 {
 		if len(done) == 0 {
-			return nil, fmt.Errorf("%w %s (none registered under %s)", ErrNoAgents, cond.Cluster, prefix)
+			return nil, fmt.Errorf("%w %s: all %d that did went away while waited for", ErrNoAgents, cond.Cluster, gone)
 		}
 		return done, nil
-	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for resp := range cli.Watch(clientv3.WithRequireLeader(wctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
-		if err := resp.Err(); err != nil {
-			return done, fmt.Errorf("watch pgsvc agents under %s: %w", prefix, err)
-		}
-		for _, ev := range resp.Events {
-			n := strings.TrimPrefix(string(ev.Kv.Key), prefix)
-			last, watched := waiting[n]
-			if ev.Type == clientv3.EventTypeDelete {
-				if watched {
-					delete(waiting, n)
-					report(Event{Node: n, Kind: EventGone, Agent: last})
-				}
-				continue
-			}
-			a, err := Parse(ev.Kv.Value)
-			if err != nil || !a.Serves(cond.Cluster) {
-				continue
-			}
-			if !watched {
-				continue // registered after the write: it starts from etcd, the change included
-			}
-			if cond.Done(a) {
-				delete(waiting, n)
-				done = append(done, n)
-				report(Event{Node: n, Kind: EventDone, Agent: a})
-				continue
-			}
-			waiting[n] = a
-			report(Event{Node: n, Kind: EventProgress, Agent: a})
-		}
-		if len(waiting) == 0 {
-			return done, nil
-		}
 	}
 	lag := make([]Agent, 0, len(waiting))
 	for _, n := range Nodes(waiting) {
@@ -126,4 +133,46 @@ func Wait(ctx context.Context, cli *clientv3.Client, prefix string, cond Conditi
 		cause = errors.New("watch ended")
 	}
 	return done, &LaggardsError{Cluster: cond.Cluster, Laggards: lag, Cause: cause}
+}
+
+// watch follows the agents from revision rev+1 until none is waited for
+// (nil), ctx ends, or the watch breaks (its error).
+func watch(ctx context.Context, cli *clientv3.Client, prefix string, rev int64, cond Condition, waiting map[string]Agent,
+	finish func(string, Agent), leave func(string), report func(Event)) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for resp := range cli.Watch(clientv3.WithRequireLeader(wctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
+		if err := resp.Err(); err != nil {
+			return fmt.Errorf("watch pgsvc agents under %s: %w", prefix, err)
+		}
+		for _, ev := range resp.Events {
+			n := strings.TrimPrefix(string(ev.Kv.Key), prefix)
+			if _, watched := waiting[n]; !watched {
+				continue // done, or registered after the change: it starts from etcd, the change included
+			}
+			if ev.Type == clientv3.EventTypeDelete {
+				leave(n)
+				continue
+			}
+			a, err := Parse(ev.Kv.Value)
+			switch {
+			case err != nil:
+				continue // not a record: its next one tells
+			case !a.Serves(cond.Cluster):
+				leave(n)
+			case cond.Done(a):
+				finish(n, a)
+			default:
+				waiting[n] = a
+				report(Event{Node: n, Kind: EventProgress, Agent: a})
+			}
+		}
+		if len(waiting) == 0 {
+			return nil
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return errors.New("watch closed")
 }
