@@ -76,6 +76,18 @@ func Wait(ctx context.Context, cli *clientv3.Client, prefix string, cond Conditi
 			report(Event{Node: n, Kind: EventGone, Agent: last})
 		}
 	}
+	// observe takes a waited-for agent's latest record.
+	observe := func(n string, a Agent) {
+		switch {
+		case !a.Serves(cond.Cluster):
+			leave(n)
+		case cond.Done(a):
+			finish(n, a)
+		default:
+			waiting[n] = a
+			report(Event{Node: n, Kind: EventProgress, Agent: a})
+		}
+	}
 	first := true
 	for {
 		agents, rev, err := List(ctx, cli, prefix)
@@ -93,17 +105,10 @@ func Wait(ctx context.Context, cli *clientv3.Client, prefix string, cond Conditi
 			}
 		}
 		for _, n := range Nodes(waiting) {
-			a, ok := agents[n]
-			switch {
-			case !ok || !a.Serves(cond.Cluster):
-				if !first {
-					leave(n)
-				}
-			case cond.Done(a):
-				finish(n, a)
-			default:
-				waiting[n] = a
-				report(Event{Node: n, Kind: EventProgress, Agent: a})
+			if a, ok := agents[n]; ok {
+				observe(n, a)
+			} else {
+				leave(n)
 			}
 		}
 		if first && len(waiting) == 0 && len(done) == 0 {
@@ -113,7 +118,7 @@ func Wait(ctx context.Context, cli *clientv3.Client, prefix string, cond Conditi
 		if len(waiting) == 0 {
 			break
 		}
-		if err := watch(ctx, cli, prefix, rev, cond, waiting, finish, leave, report); err == nil || ctx.Err() != nil {
+		if err := watch(ctx, cli, prefix, rev, waiting, observe, leave); err == nil || ctx.Err() != nil {
 			break
 		}
 		// The watch broke: list again and go on from there.
@@ -137,8 +142,8 @@ func Wait(ctx context.Context, cli *clientv3.Client, prefix string, cond Conditi
 
 // watch follows the agents from revision rev+1 until none is waited for
 // (nil), ctx ends, or the watch breaks (its error).
-func watch(ctx context.Context, cli *clientv3.Client, prefix string, rev int64, cond Condition, waiting map[string]Agent,
-	finish func(string, Agent), leave func(string), report func(Event)) error {
+func watch(ctx context.Context, cli *clientv3.Client, prefix string, rev int64, waiting map[string]Agent,
+	observe func(string, Agent), leave func(string)) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for resp := range cli.Watch(clientv3.WithRequireLeader(wctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
@@ -154,17 +159,8 @@ func watch(ctx context.Context, cli *clientv3.Client, prefix string, rev int64, 
 				leave(n)
 				continue
 			}
-			a, err := Parse(ev.Kv.Value)
-			switch {
-			case err != nil:
-				continue // not a record: its next one tells
-			case !a.Serves(cond.Cluster):
-				leave(n)
-			case cond.Done(a):
-				finish(n, a)
-			default:
-				waiting[n] = a
-				report(Event{Node: n, Kind: EventProgress, Agent: a})
+			if a, err := Parse(ev.Kv.Value); err == nil { // not a record: its next one tells
+				observe(n, a)
 			}
 		}
 		if len(waiting) == 0 {
