@@ -575,6 +575,9 @@ func testHAProxyRestart(t *testing.T, proc *haproxyProc) {
 func testCrash(t *testing.T, fence bool) {
 	primary := healthy(t)
 	converged(t)
+	for _, n := range members { // this crash's pre_promote only
+		mustRun(t, "docker", "exec", n, "sh", "-c", ": >/pg/fence.log; : >/pg/fence.out")
+	}
 	if !fence {
 		for _, n := range members {
 			mustRun(t, "docker", "exec", n, "touch", "/pg/fence-off")

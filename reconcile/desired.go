@@ -50,6 +50,9 @@ type Server struct {
 	// out of the service whatever the selectors pick (its slots drain:
 	// sessions stay, no new one lands).
 	Drained bool
+	// DrainKept: drained, but kept in this service because it is the
+	// primary and the service admits only the primary (see drainedIn).
+	DrainKept bool
 }
 
 // Service is the desired state of one listen section.
@@ -195,17 +198,20 @@ func buildService(c *selector.Cluster, def *selector.Service, records []selector
 		if p.Backup {
 			slot = Backup
 		}
-		if drainedIn(&svc, p.Record) {
+		out, kept := drainedIn(&svc, p.Record)
+		if out {
 			continue // out, below
 		}
 		host := p.Record["inventory_hostname"].(string)
-		svc.Servers = append(svc.Servers, server(c.Name, def, p.Record, slot, index[host]))
+		sv := server(c.Name, def, p.Record, slot, index[host])
+		sv.DrainKept = kept
+		svc.Servers = append(svc.Servers, sv)
 		in[host] = true
 	}
 	for i, r := range records {
 		if !in[r["inventory_hostname"].(string)] {
 			sv := server(c.Name, def, r, Out, i)
-			sv.Drained = drainedIn(&svc, r)
+			sv.Drained, sv.DrainKept = drainedIn(&svc, r)
 			svc.Servers = append(svc.Servers, sv)
 		}
 	}
@@ -216,12 +222,24 @@ func buildService(c *selector.Cluster, def *selector.Service, records []selector
 // selectors see too): true takes the instance out of every service.
 const DrainVar = "pgsvc_drain"
 
-// drainedIn reports whether a drained instance leaves svc: everywhere but
-// the services that admit only the primary while it is the primary (a
-// drained replica that Patroni promotes is never drained out of them: the
-// primary services would have no server).
-func drainedIn(svc *Service, r selector.Record) bool {
-	return ansibleBool(r[DrainVar]) && !(svc.ChecksPrimary() && r["pg_role"] == "primary")
+// DrainAlways is the DrainVar value `pgsvc drain --force` writes: out of
+// every service even while the instance is the primary.
+const DrainAlways = "always"
+
+// drainedIn reports whether a drained instance leaves svc (out), and
+// whether it was asked to but stays (kept): a drained instance that is
+// the primary stays in the services that admit only the primary (they
+// would have no server; a drained replica that Patroni promotes), unless
+// drained with --force.
+func drainedIn(svc *Service, r selector.Record) (out, kept bool) {
+	always := r[DrainVar] == DrainAlways
+	if !always && !ansibleBool(r[DrainVar]) {
+		return false, false
+	}
+	if !always && svc.ChecksPrimary() && r["pg_role"] == "primary" {
+		return false, true
+	}
+	return true, false
 }
 
 func server(cluster string, def *selector.Service, r selector.Record, slot Slot, member int) Server {

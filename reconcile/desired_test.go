@@ -310,16 +310,23 @@ func TestDrainedInstanceIsOutEverywhere(t *testing.T) {
 }
 
 // A drained instance that becomes the primary stays in the services that
-// admit only the primary (they would have no server), and leaves the rest.
+// admit only the primary (they would have no server), marked kept, and
+// leaves the rest; drained with --force ("always") it leaves them too.
 func TestDrainedPrimaryStaysInPrimaryServices(t *testing.T) {
 	m := loadFixture(t, "sandbox.yml")
-	live := Live{Overrides: selector.Overrides{"pg-test-2": {DrainVar: true}},
-		Clusters: map[string]selector.ClusterLive{"pg-test": {Leader: "pg-test-2"}}}
-	d := compute(t, m, live, "pg-test")
-	for _, svc := range d.Services {
-		sv, ok := svc.Server("pg-test-2")
-		require.True(t, ok, svc.Name)
-		assert.Equal(t, !svc.ChecksPrimary(), sv.Drained, "%s: drained unless it admits only the primary", svc.Name)
+	for _, value := range []any{true, DrainAlways} {
+		t.Run(fmt.Sprint(value), func(t *testing.T) {
+			live := Live{Overrides: selector.Overrides{"pg-test-2": {DrainVar: value}},
+				Clusters: map[string]selector.ClusterLive{"pg-test": {Leader: "pg-test-2"}}}
+			d := compute(t, m, live, "pg-test")
+			force := value == DrainAlways
+			for _, svc := range d.Services {
+				sv, ok := svc.Server("pg-test-2")
+				require.True(t, ok, svc.Name)
+				assert.Equal(t, force || !svc.ChecksPrimary(), sv.Drained, "%s: out", svc.Name)
+				assert.Equal(t, !force && svc.ChecksPrimary(), sv.DrainKept, "%s: kept", svc.Name)
+			}
+			assert.Equal(t, !force, strings.Contains(members(t, d, "pg-test-primary"), "pg-test-2:6432"))
+		})
 	}
-	assert.Contains(t, members(t, d, "pg-test-primary"), "pg-test-2:6432")
 }

@@ -75,23 +75,30 @@ func pendingSwitchover(dc *dcs.Cluster, now time.Time) (bool, time.Time) {
 // requested switchover (never on a crash failover: nothing announces
 // one), and ends when the new leader's own key says it is primary, when
 // the request is cleared with the leader unchanged (aborted), when the
-// leader key stays absent, or at cfg.Max. answered says the leader key's
-// holder's REST API says role primary for this term (promotions); fenced,
-// that HAProxy showed it alone up in the primary services. seen is false
+// leader key stays absent, or at cfg.Max (facts: what is known beyond
+// etcd's keys). seen is false
 // at pgsvc's first look at the cluster: a switchover already under way is
 // not held then. It returns the next
 // record (nil: none), whether to hold, the next time a decision is due
 // (zero: none) and the event, if any.
-func decideHold(cluster string, dc *dcs.Cluster, prev *hold, seen bool, cfg HoldConfig, now time.Time, answered, fenced bool) (*hold, bool, time.Time, *HoldEvent) {
+// holdFacts are what a hold decision knows beyond etcd's keys.
+type holdFacts struct {
+	holdable bool // the cluster has primary services with a maxconn to hold
+	answered bool // the leader key's holder's REST API says role primary, this term
+	fenced   bool // HAProxy showed the leader key's holder alone up in the primary services
+}
+
+func decideHold(cluster string, dc *dcs.Cluster, prev *hold, seen bool, cfg HoldConfig, now time.Time, facts holdFacts) (*hold, bool, time.Time, *HoldEvent) {
 	pending, at := pendingSwitchover(dc, now)
 	h := prev
 	if h != nil && h.ended != "" && (dc.Failover == nil || dc.Failover.Revision != h.request) {
 		h = nil // the request it ended for is gone
 	}
 	if h == nil {
-		if !pending || !cfg.Enabled || (dc.Config != nil && dc.Config.Standby) {
-			// A standby cluster's leader never answers /primary: its
-			// primary services have no server to wait for.
+		if !pending || !cfg.Enabled || !facts.holdable || dc.Config == nil || dc.Config.Standby {
+			// Only a cluster known to be a primary one (its config key says
+			// so: a standby's leader never answers /primary) with services
+			// to hold.
 			return nil, false, at, nil
 		}
 		h = &hold{request: dc.Failover.Revision, oldLeader: dc.Leader, started: now}
@@ -100,7 +107,7 @@ func decideHold(cluster string, dc *dcs.Cluster, prev *hold, seen bool, cfg Hold
 			return h, false, time.Time{}, nil
 		}
 		cause := fmt.Sprintf("switchover requested (failover key at revision %d: leader %q, candidate %q)", h.request, dc.Failover.Leader, dc.Failover.Member)
-		h = h.next(dc, now, cfg, answered, fenced)
+		h = h.next(dc, now, cfg, facts)
 		if h.ended != "" {
 			return h, false, time.Time{}, nil
 		}
@@ -109,7 +116,7 @@ func decideHold(cluster string, dc *dcs.Cluster, prev *hold, seen bool, cfg Hold
 	if h.ended != "" {
 		return h, false, time.Time{}, nil
 	}
-	h = h.next(dc, now, cfg, answered, fenced)
+	h = h.next(dc, now, cfg, facts)
 	if h.ended != "" {
 		return h, false, time.Time{}, &HoldEvent{Cluster: cluster, Cause: h.ended, Result: h.result, Held: now.Sub(h.started)}
 	}
@@ -157,16 +164,16 @@ func heldFrontends(services []Service, cluster string) []Service {
 
 // next is the hold after the facts of this pass (a copy: records are
 // never changed in place).
-func (h *hold) next(dc *dcs.Cluster, now time.Time, cfg HoldConfig, answered, fenced bool) *hold {
+func (h *hold) next(dc *dcs.Cluster, now time.Time, cfg HoldConfig, facts holdFacts) *hold {
 	n := *h
 	// A promotion releases only once HAProxy showed the new leader alone up
 	// in the primary services (the old primary forced out): released
 	// clients must reach it.
-	newLeader := dc.Leader != "" && dc.Leader != h.oldLeader && fenced
+	newLeader := dc.Leader != "" && dc.Leader != h.oldLeader && facts.fenced
 	switch {
 	case !cfg.Enabled:
 		n.ended, n.result = "holding was turned off", holdOff
-	case newLeader && answered:
+	case newLeader && facts.answered:
 		n.ended, n.result = fmt.Sprintf("%s holds the leader key and its REST API says role primary: promotion ended", dc.Leader), holdReleased
 	case newLeader && promotedPrimary(dc, dc.Leader):
 		n.ended, n.result = fmt.Sprintf("%s holds the leader key and its own key says role %s", dc.Leader, dc.Members[dc.Leader].Role), holdReleased

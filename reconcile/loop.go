@@ -403,13 +403,15 @@ func (r *Reconciler) recordApplied(w work, passErr error, errs ClusterErrors) ma
 	return maps.Clone(r.applied)
 }
 
-// recordFenced keeps, per cluster of the pass that converged, the leader
-// term its HAProxy shows fenced; a cluster that failed, or whose old
-// primary still shows up, has none.
+// recordFenced keeps, per cluster of the pass, the leader term its HAProxy
+// shows fenced; a cluster whose old primary still shows up, or whose
+// primary services were not read, has none.
 func (r *Reconciler) recordFenced(w work, rep Report) map[string]Fence {
 	for _, c := range w.clusters {
+		// A read-back fact of the primary services: it holds whatever
+		// else of the cluster failed.
 		f, ok := rep.Fenced[c.Name]
-		if !ok || !r.current[c.Name] {
+		if !ok {
 			delete(r.fenced, c.Name)
 			continue
 		}
@@ -538,11 +540,16 @@ func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]fo
 		}
 		prev, seen := r.forced[c.Name]
 		a, n := decideAccel(c, dc, prev, seen)
-		fenced := r.fenced[c.Name] == Fence{Leader: dc.Leader, Term: dc.LeaderTerm}
-		h, on, due, ev := decideHold(c.Name, dc, r.holds[c.Name], seen, r.holdConfig(), now, r.promos.answeredFor(c.Name, termOf(dc)), fenced)
+		frontends := heldFrontends(d.Services, c.Name)
+		facts := holdFacts{
+			holdable: len(frontends) > 0,
+			answered: r.promos.answeredFor(c.Name, termOf(dc)),
+			fenced:   r.fenced[c.Name] == Fence{Leader: dc.Leader, Term: dc.LeaderTerm},
+		}
+		h, on, due, ev := decideHold(c.Name, dc, r.holds[c.Name], seen, r.holdConfig(), now, facts)
 		holds.ask[c.Name] = promotionTarget{}
 		if on {
-			h.frontends = heldFrontends(d.Services, c.Name) // h is this pass's copy
+			h.frontends = frontends // h is this pass's copy
 			if dc.Leader != "" && dc.Leader != h.oldLeader {
 				holds.ask[c.Name] = promotionTarget{term: termOf(dc), url: dc.Members[dc.Leader].APIURL}
 			}

@@ -119,6 +119,7 @@ func (p *promotions) want(cluster, term, url string) {
 
 func (p *promotions) ask(ctx context.Context, cluster string, target *promotionTarget) {
 	defer p.wg.Done()
+	defer target.stop()
 	t := time.NewTicker(promotionEvery)
 	defer t.Stop()
 	logged := false

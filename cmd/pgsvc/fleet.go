@@ -69,7 +69,7 @@ func drainCommand(ctx context.Context, verb string, args []string, out, errOut i
 	fs := newFlags(verb, verb+" <instance> --inventory FILE [--wait] [--timeout D] [flags]", errOut)
 	fs.BoolVar(&wait, "wait", false, "wait until every HAProxy serving the instance's cluster applied it (drain: and until its sessions there are gone)")
 	if verb == "drain" {
-		fs.BoolVar(&force, "force", false, "drain the current primary too (new writes then find no server)")
+		fs.BoolVar(&force, "force", false, "drain the current primary too, out of the primary services as well (new writes then find no server); without it a drained instance that becomes primary stays in them")
 	}
 	flags, positional := splitPositional(args)
 	if err := parseDaemonFlags(fs, flags, &cfg); err != nil {
@@ -93,6 +93,9 @@ func drainCommand(ctx context.Context, verb string, args []string, out, errOut i
 				}
 			}
 			set = map[string]any{reconcile.DrainVar: true}
+			if force {
+				set[reconcile.DrainVar] = reconcile.DrainAlways
+			}
 		} else {
 			unset = []string{reconcile.DrainVar}
 		}
@@ -293,19 +296,25 @@ func runFence(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if len(cfg.Clusters) != 1 {
 		return fmt.Errorf("fence: --cluster: want exactly one cluster, got %d", len(cfg.Clusters))
 	}
-	return withEtcd(ctx, cfg, func(ctx context.Context, cli *clientv3.Client) error {
-		return fence(ctx, cli, cfg, cfg.Clusters[0], strict, out, errOut)
+	err := withEtcd(ctx, cfg, func(ctx context.Context, cli *clientv3.Client) error {
+		return fence(ctx, cli, cfg, cfg.Clusters[0], out)
 	})
+	if err != nil {
+		// Whatever went wrong (etcd unreachable included), availability
+		// first unless --strict.
+		return fenceUnconfirmed(strict, errOut, err)
+	}
+	return nil
 }
 
-func fence(ctx context.Context, cli *clientv3.Client, cfg daemonConfig, cluster string, strict bool, out, errOut io.Writer) error {
+func fence(ctx context.Context, cli *clientv3.Client, cfg daemonConfig, cluster string, out io.Writer) error {
 	key := cfg.layout().Namespace + cluster + "/leader"
 	resp, err := cli.Get(ctx, key)
 	if err != nil {
 		return fmt.Errorf("fence: read %s: %w", key, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return fenceUnconfirmed(strict, errOut, fmt.Errorf("no leader key %s: no leader term to fence for", key))
+		return fmt.Errorf("no leader key %s: no leader term to fence for", key)
 	}
 	want := reconcile.Fence{Leader: string(resp.Kvs[0].Value), Term: resp.Kvs[0].CreateRevision}
 	fmt.Fprintf(out, "fencing %s for %s (leader key created at revision %d): waiting for every HAProxy to show it alone in the primary services (timeout %s)\n",
@@ -320,7 +329,7 @@ func fence(ctx context.Context, cli *clientv3.Client, cfg daemonConfig, cluster 
 		}
 	})
 	if err != nil {
-		return fenceUnconfirmed(strict, errOut, err)
+		return err
 	}
 	fmt.Fprintf(out, "%s fenced on all %d live agents\n", cluster, len(done))
 	return nil

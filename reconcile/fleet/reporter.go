@@ -61,7 +61,8 @@ func (r *Reporter) Pass(p reconcile.PassInfo) {
 }
 
 // Desired implements reconcile.Observer: it learns the drained instances'
-// slots of the pass's clusters (a keyed pass computes only its own; the
+// slots (a primary kept in the primary services included: its sessions
+// there are not gone) of the pass's clusters (a keyed pass computes only its own; the
 // others keep theirs).
 func (r *Reporter) Desired(services []reconcile.Service) {
 	d := map[string]map[string][]DrainedSlot{}
@@ -70,7 +71,7 @@ func (r *Reporter) Desired(services []reconcile.Service) {
 			d[svc.Cluster] = map[string][]DrainedSlot{}
 		}
 		for _, sv := range svc.Servers {
-			if sv.Drained {
+			if sv.Drained || sv.DrainKept {
 				for _, backup := range []bool{false, true} {
 					d[svc.Cluster][sv.Name] = append(d[svc.Cluster][sv.Name], DrainedSlot{Backend: svc.Name, Server: slotName(sv.Name, backup)})
 				}

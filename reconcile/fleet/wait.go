@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -89,13 +90,19 @@ func Wait(ctx context.Context, cli *clientv3.Client, prefix string, cond Conditi
 		}
 	}
 	first := true
+	pause := 100 * time.Millisecond // between re-lists after a broken watch, doubling to 2 s
 	for {
 		agents, rev, err := List(ctx, cli, prefix)
+		if err != nil && first {
+			return nil, err
+		}
 		if err != nil {
-			if ctx.Err() != nil && !first {
+			// An election or a lost connection: try again until ctx ends,
+			// then name the laggards.
+			if !sleep(ctx, &pause) {
 				break
 			}
-			return done, err
+			continue
 		}
 		if first {
 			for _, n := range Nodes(agents) {
@@ -122,6 +129,9 @@ func Wait(ctx context.Context, cli *clientv3.Client, prefix string, cond Conditi
 			break
 		}
 		// The watch broke: list again and go on from there.
+		if !sleep(ctx, &pause) {
+			break
+		}
 	}
 	if len(waiting) == 0 {
 		if len(done) == 0 {
@@ -171,4 +181,18 @@ func watch(ctx context.Context, cli *clientv3.Client, prefix string, rev int64, 
 		return ctx.Err()
 	}
 	return errors.New("watch closed")
+}
+
+// sleep waits *pause (doubled for the next time, at most 2 s) unless ctx
+// ends first (false).
+func sleep(ctx context.Context, pause *time.Duration) bool {
+	t := time.NewTimer(*pause)
+	defer t.Stop()
+	*pause = min(2*time.Second, 2**pause)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }

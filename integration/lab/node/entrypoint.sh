@@ -52,8 +52,10 @@ rm -f "$ADMIN_SOCK" "$MASTER_SOCK"
 if ! compgen -G "/etc/haproxy/conf.d/*.cfg" >/dev/null; then
   pgsvc render --inventory /etc/pgsvc/inventory.yml --node "$NODE_IP" --out /etc/haproxy/conf.d
 fi
+haproxy -c -q -f /etc/haproxy/haproxy.cfg -f /etc/haproxy/conf.d
 haproxy -W -S "$MASTER_SOCK" -f /etc/haproxy/haproxy.cfg -f /etc/haproxy/conf.d &
 for _ in $(seq 100); do [ -S "$ADMIN_SOCK" ] && break; sleep 0.1; done
+[ -S "$ADMIN_SOCK" ] || { echo "lab-node: no HAProxy admin socket $ADMIN_SOCK after 10s" >&2; exit 1; }
 pgsvc run --config /etc/pgsvc/pgsvc.yml --node "$NODE_IP" --agent-name "$PATRONI_NAME" &
 
 exec setpriv --reuid=postgres --regid=postgres --init-groups \
