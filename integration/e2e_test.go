@@ -576,7 +576,7 @@ func testCrash(t *testing.T, fence bool) {
 	primary := healthy(t)
 	converged(t)
 	for _, n := range members { // this crash's pre_promote only
-		mustRun(t, "docker", "exec", n, "sh", "-c", ": >/pg/fence.log; : >/pg/fence.out")
+		mustRun(t, "docker", "exec", "-u", "postgres", n, "sh", "-c", ": >/pg/fence.log; : >/pg/fence.out") // Patroni's user writes them
 	}
 	if !fence {
 		for _, n := range members {
