@@ -92,8 +92,8 @@ type PassInfo struct {
 	// (see Reconciler.recordApplied); nil for dry runs.
 	Applied map[string]int64
 	// Fenced is, per cluster, the leader term whose old primaries HAProxy
-	// shows out of the primary services (see Report.Fenced), as of the
-	// cluster's last converged pass; nil for dry runs.
+	// showed out of the primary services in the cluster's last pass (see
+	// Report.Fenced); nil for dry runs.
 	Fenced map[string]Fence
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pgsvc/pgsvc/dataplaneapi"
 	"github.com/pgsvc/pgsvc/reconcile"
 )
 
@@ -73,7 +74,7 @@ func (r *Reporter) Desired(services []reconcile.Service) {
 		for _, sv := range svc.Servers {
 			if sv.Drained || sv.DrainKept {
 				for _, backup := range []bool{false, true} {
-					d[svc.Cluster][sv.Name] = append(d[svc.Cluster][sv.Name], DrainedSlot{Backend: svc.Name, Server: slotName(sv.Name, backup)})
+					d[svc.Cluster][sv.Name] = append(d[svc.Cluster][sv.Name], DrainedSlot{Backend: svc.Name, Server: dataplaneapi.SlotName(sv.Name, backup)})
 				}
 			}
 		}
@@ -84,14 +85,6 @@ func (r *Reporter) Desired(services []reconcile.Service) {
 		r.drained = map[string]map[string][]DrainedSlot{}
 	}
 	maps.Copy(r.drained, d)
-}
-
-// slotName is dataplaneapi.SlotName (fleet does not depend on it).
-func slotName(server string, backup bool) string {
-	if backup {
-		return server + ".b"
-	}
-	return server
 }
 
 // HoldsReleased implements reconcile.HoldObserver.
