@@ -104,7 +104,7 @@ func (s *Syncer) holdPass(ctx context.Context, services []reconcile.Service, acc
 	for i := range services {
 		if svc := &services[i]; svc.ChecksPrimary() && svc.Maxconn > 0 {
 			svcs = append(svcs, svc)
-			wantHold = wantHold || accel[svc.Cluster].Hold
+			wantHold = wantHold || accel[svc.Cluster].Hold || accel[svc.Cluster].Armed
 		}
 	}
 	if len(svcs) == 0 {

@@ -58,6 +58,7 @@ func TestLab(t *testing.T) {
 
 	step("convergence", testConvergence)
 	step("switchover", func(t *testing.T) { testSwitchover(t, withPgsvc) })
+	step("switchover-hold-from-request", func(t *testing.T) { testSwitchover(t, holdFromRequest) })
 	step("switchover-hold-off", func(t *testing.T) { testSwitchover(t, holdOff) })
 	step("switchover-checks-only", func(t *testing.T) { testSwitchover(t, checksOnly) })
 	step("switchover-aborted", testAbortedSwitchover)
@@ -193,13 +194,14 @@ func testConvergence(t *testing.T) {
 type switchoverMode int
 
 const (
-	withPgsvc  switchoverMode = iota // pgsvc as configured: holds on HAProxy >= 3.0
-	holdOff                          // pgsvc with hold_connections: false (SIGHUP)
-	checksOnly                       // pgsvc frozen: HAProxy's health checks alone, as with Pigsty
+	withPgsvc       switchoverMode = iota // pgsvc as configured: holds on HAProxy >= 3.0, from Patroni's before_stop
+	holdFromRequest                       // pgsvc holding from the request (hold_from: request, SIGHUP)
+	holdOff                               // pgsvc with hold_connections: false (SIGHUP)
+	checksOnly                            // pgsvc frozen: HAProxy's health checks alone, as with Pigsty
 )
 
 func (m switchoverMode) String() string {
-	return [...]string{"HAProxy + pgsvc", "HAProxy + pgsvc, holding off", "HAProxy checks only (pgsvc stopped)"}[m]
+	return [...]string{"HAProxy + pgsvc", "HAProxy + pgsvc, holding from the request", "HAProxy + pgsvc, holding off", "HAProxy checks only (pgsvc stopped)"}[m]
 }
 
 // testSwitchover runs a planned switchover while two probes write: one
@@ -213,8 +215,8 @@ func (m switchoverMode) String() string {
 // Pigsty's settings, the baseline.
 func testSwitchover(t *testing.T, mode switchoverMode) {
 	holds := labHolds(t)
-	if mode == holdOff && !holds {
-		t.Logf("%s: pgsvc never holds here, so holding off is the switchover step itself", stack)
+	if (mode == holdOff || mode == holdFromRequest) && !holds {
+		t.Logf("%s: pgsvc never holds here, so %s is the switchover step itself", stack, mode)
 		return
 	}
 	from := healthy(t)
@@ -231,6 +233,9 @@ func testSwitchover(t *testing.T, mode switchoverMode) {
 	case holdOff:
 		setHolding(t, false)
 		resume = func() { setHolding(t, true) }
+	case holdFromRequest:
+		setConfig(t, "hold_from", "request")
+		resume = func() { setConfig(t, "hold_from", "before_stop") }
 	}
 	defer resume() // also when the test fails half-way
 	ctx, cancel := context.WithCancel(context.Background())
@@ -253,11 +258,17 @@ func testSwitchover(t *testing.T, mode switchoverMode) {
 		fmt.Sprintf("%-52s %6d ms  (%d failed attempts, longest wait %d ms)", mode.String()+", through :5433", hw.Milliseconds(), hf, hl.Milliseconds()),
 		fmt.Sprintf("%-52s %6d ms  (%d failed attempts, longest wait %d ms)", "direct to the nodes, same switchover", dw.Milliseconds(), df, dl.Milliseconds()))
 	t.Logf("%s: through HAProxy %s (%d failed, longest wait %s), direct %s (%d failed, longest wait %s)", mode, hw, hf, hl, dw, df, dl)
+	if mode == withPgsvc {
+		stop := hookTime(t, from, "/pg/before-stop.log")
+		out, _ := run(t, "docker", "exec", from, "tail", "-8", "/pg/before-stop.out")
+		windows = append(windows, fmt.Sprintf("%-52s %s", "  Patroni's before_stop (pgsvc before-stop) on "+from, stop))
+		t.Logf("before_stop on %s: %s\n%s", from, stop, out)
+	}
 	if mode == holdOff {
 		out, _ := run(t, "docker", "logs", "--since", begin.Format(time.RFC3339Nano), haproxyContainer)
 		assert.NotContains(t, out, "holding new connections on the primary services", "holding is off")
 	}
-	if mode == withPgsvc && holds {
+	if (mode == withPgsvc || mode == holdFromRequest) && holds {
 		assert.Zero(t, hf, "no connection attempt through HAProxy fails while pgsvc holds new connections (last error: %s)", viaHAP.lastError())
 		out, _ := run(t, "docker", "logs", "--since", begin.Add(-time.Second).Format(time.RFC3339Nano), haproxyContainer)
 		assert.Contains(t, out, "holding new connections on the primary services")
@@ -285,9 +296,13 @@ func labHolds(t testing.TB) bool {
 
 // setHolding turns the daemon's switchover hold on or off the way an
 // operator does: edit the config file, SIGHUP.
-func setHolding(t testing.TB, on bool) {
+func setHolding(t testing.TB, on bool) { setConfig(t, "hold_connections", fmt.Sprint(on)) }
+
+// setConfig sets one of the proxy's pgsvc settings the way an operator
+// does: edit the config file, SIGHUP.
+func setConfig(t testing.TB, key, value string) {
 	t.Helper()
-	mustRun(t, "docker", "exec", haproxyContainer, "sed", "-i", fmt.Sprintf("s/^hold_connections:.*/hold_connections: %t/", on), "/etc/pgsvc/pgsvc.yml")
+	mustRun(t, "docker", "exec", haproxyContainer, "sed", "-i", fmt.Sprintf("s/^%s:.*/%s: %s/", key, key, value), "/etc/pgsvc/pgsvc.yml")
 	since := time.Now().Add(-time.Second).Format(time.RFC3339Nano)
 	mustRun(t, "docker", "kill", "-s", "HUP", haproxyContainer)
 	eventually(t, 10*time.Second, "pgsvc to re-read its config (SIGHUP)", func() bool {
@@ -647,6 +662,11 @@ func testAbortedSwitchover(t *testing.T) {
 	primary := healthy(t)
 	converged(t)
 	candidate := other(primary, "pg-test-1")
+	// The proxy holds from the request, so there is a hold to abort; the
+	// nodes' agents hold from Patroni's before_stop, which an aborted
+	// switchover never runs: they hold nothing.
+	setConfig(t, "hold_from", "request")
+	defer setConfig(t, "hold_from", "before_stop")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	probe := newPatientProbe(viaHAProxy)
@@ -686,6 +706,8 @@ func testAbortedSwitchover(t *testing.T) {
 	_, failed := probe.window(begin)
 	assert.Zero(t, failed, "no connection attempt through HAProxy fails across an aborted switchover (last error: %s)", probe.lastError())
 	assert.Equal(t, primary, leader(t), "the switchover did not happen")
+	nodeLogs, _ := run(t, "docker", "logs", "--since", begin.Add(-time.Second).Format(time.RFC3339Nano), primary)
+	assert.NotContains(t, nodeLogs, "holding new connections", "%s's agent (hold_from: before_stop) holds nothing: Patroni never stopped it", primary)
 	result := ""
 	for _, line := range strings.Split(logs, "\n") {
 		if i := strings.Index(line, "result="); i >= 0 && strings.Contains(line, "released held connections") {

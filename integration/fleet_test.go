@@ -180,9 +180,12 @@ var fleetTimes []string
 
 // fenceTime reads the last pre_promote run on node from /pg/fence.log
 // ("start end rc", or "off"): how long fencing held the promotion.
-func fenceTime(t testing.TB, node string) string {
+func fenceTime(t testing.TB, node string) string { return hookTime(t, node, "/pg/fence.log") }
+
+// hookTime reads the last run of a Patroni hook on node from its log.
+func hookTime(t testing.TB, node, log string) string {
 	t.Helper()
-	out, _ := run(t, "docker", "exec", node, "tail", "-1", "/pg/fence.log")
+	out, _ := run(t, "docker", "exec", node, "tail", "-1", log)
 	f := strings.Fields(out)
 	if len(f) == 2 && f[1] == "off" {
 		return "off"

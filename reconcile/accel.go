@@ -26,6 +26,9 @@ type Accel struct {
 	// Hold: the cluster's primary services hold new connections (a
 	// planned switchover is under way, see HoldConfig).
 	Hold bool
+	// Armed: a hold waits for Patroni's before_stop (HoldConfig.AtStop);
+	// an HAProxy that cannot hold says so now (Report.HoldRefused).
+	Armed bool
 }
 
 // forcing records, for one cluster, the facts forcing has already acted

@@ -61,7 +61,10 @@ func TestChaos(t *testing.T) {
 	}()
 
 	garbage := func(value string) {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Right after an etcd restart the client's reconnect backoff (it
+		// grows with each failed attempt of the outage, to seconds on a
+		// loaded machine) comes before the write: wait it out.
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_, err := l.cli.Put(cctx, "/pgsvc/overrides/pg-test-1", value)
 		require.NoError(t, err)

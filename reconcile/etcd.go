@@ -83,8 +83,8 @@ func tlsConfig(cfg EtcdConfig) (*tls.Config, error) {
 	return t, nil
 }
 
-// ListState reads both prefixes once, at one revision: the Patroni
-// namespace and pgsvc's overrides. Malformed values are reported and
+// ListState reads pgsvc's prefixes once, at one revision: the Patroni
+// namespace, pgsvc's overrides and the before_stop keys. Malformed values are reported and
 // skipped (the rest of the state still counts; Put leaves state unchanged).
 func ListState(ctx context.Context, cli *clientv3.Client, l dcs.Layout, log *slog.Logger) (*dcs.State, error) {
 	resp, err := cli.Get(ctx, l.Namespace, clientv3.WithPrefix())
@@ -98,13 +98,18 @@ func ListState(ctx context.Context, cli *clientv3.Client, l dcs.Layout, log *slo
 			log.Warn("ignored malformed key", "err", err)
 		}
 	}
-	ov, err := cli.Get(ctx, l.OverridePrefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision))
-	if err != nil {
-		return nil, fmt.Errorf("etcd get %s: %w", l.OverridePrefix, err)
-	}
-	for _, kv := range ov.Kvs {
-		if err := st.PutKV(l, kvOf(kv)); err != nil && log != nil {
-			log.Warn("ignored malformed override", "err", err)
+	for _, prefix := range []string{l.OverridePrefix, l.StopPrefix} {
+		if prefix == "" {
+			continue
+		}
+		more, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision))
+		if err != nil {
+			return nil, fmt.Errorf("etcd get %s: %w", prefix, err)
+		}
+		for _, kv := range more.Kvs {
+			if err := st.PutKV(l, kvOf(kv)); err != nil && log != nil {
+				log.Warn("ignored malformed key", "err", err)
+			}
 		}
 	}
 	return st, nil
@@ -121,11 +126,12 @@ func kvOf(kv *mvccpb.KeyValue) dcs.KV {
 // are ignored by dcs.State.
 func watchRange(l dcs.Layout) (start, end string) {
 	start, end = l.Namespace, clientv3.GetPrefixRangeEnd(l.Namespace)
-	if l.OverridePrefix < start {
-		start = l.OverridePrefix
-	}
-	if e := clientv3.GetPrefixRangeEnd(l.OverridePrefix); e > end {
-		end = e
+	for _, prefix := range []string{l.OverridePrefix, l.StopPrefix} {
+		if prefix == "" {
+			continue
+		}
+		start = min(start, prefix)
+		end = max(end, clientv3.GetPrefixRangeEnd(prefix))
 	}
 	return start, end
 }
@@ -269,6 +275,10 @@ func (s *EtcdSource) apply(in *Inputs, resp clientv3.WatchResponse) {
 			key := string(ev.Kv.Key)
 			if inst, ok := strings.CutPrefix(key, s.Layout.OverridePrefix); ok {
 				instances = append(instances, inst)
+			} else if scope, ok := s.Layout.StopScope(key); ok {
+				if _, seen := clusters[scope]; !seen {
+					clusters[scope] = CauseHold
+				}
 			} else if !strings.HasPrefix(key, s.Layout.Namespace) {
 				continue // in the watched range, outside both prefixes
 			} else if scope, rest, found := strings.Cut(strings.TrimPrefix(key, s.Layout.Namespace), "/"); found {

@@ -8,7 +8,7 @@ import (
 	"github.com/pgsvc/pgsvc/reconcile/dcs"
 )
 
-// One watch stream covers both prefixes, so a response's header revision
+// One watch stream covers every prefix, so a response's header revision
 // is exactly what the state includes (two streams, one per prefix, let one
 // run ahead of the other). The range must hold every key of both prefixes,
 // whichever sorts first.
@@ -17,7 +17,9 @@ func TestWatchRangeCoversBothPrefixes(t *testing.T) {
 		layout dcs.Layout
 		in     []string
 	}{
-		{dcs.DefaultLayout(), []string{"/pg/pg-test/leader", "/pg/pg-test/members/pg-test-1", "/pgsvc/overrides/pg-test-2"}},
+		{dcs.DefaultLayout(), []string{"/pg/pg-test/leader", "/pg/pg-test/members/pg-test-1", "/pgsvc/overrides/pg-test-2", "/pgsvc/stopping/pg-test"}},
+		{dcs.Layout{Namespace: "/pg/", OverridePrefix: "/pgsvc/overrides/", StopPrefix: "/0stop/"}, []string{"/pg/x/leader", "/pgsvc/overrides/x-1", "/0stop/x"}},
+		{dcs.Layout{Namespace: "/pg/", OverridePrefix: "/pgsvc/overrides/", StopPrefix: "/zz/"}, []string{"/pg/x/leader", "/pgsvc/overrides/x-1", "/zz/x"}},
 		{dcs.Layout{Namespace: "/service/", OverridePrefix: "/pgsvc/overrides/"}, []string{"/service/pg-a/leader", "/pgsvc/overrides/pg-a-1"}},
 		{dcs.Layout{Namespace: "/pg/", OverridePrefix: "/a/overrides/"}, []string{"/pg/x/leader", "/a/overrides/x-1"}},
 	}
@@ -26,6 +28,10 @@ func TestWatchRangeCoversBothPrefixes(t *testing.T) {
 		for _, k := range tc.in {
 			assert.True(t, k >= start && k < end, "%q in [%q, %q)", k, start, end)
 		}
-		assert.Equal(t, min(tc.layout.Namespace, tc.layout.OverridePrefix), start, "nothing before both prefixes")
+		first := min(tc.layout.Namespace, tc.layout.OverridePrefix)
+		if tc.layout.StopPrefix != "" {
+			first = min(first, tc.layout.StopPrefix)
+		}
+		assert.Equal(t, first, start, "nothing before the first prefix")
 	}
 }

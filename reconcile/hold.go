@@ -22,6 +22,13 @@ type HoldConfig struct {
 	// Leaderless ends a hold when the leader key stays absent this long
 	// (Patroni releases and takes it within milliseconds in a switchover).
 	Leaderless time.Duration
+	// AtStop starts a hold when Patroni's before_stop hook (`pgsvc
+	// before-stop`) says the old primary is about to stop, not at the
+	// request: the old primary takes writes until then (Patroni's
+	// checkpoint), so clients wait only for the shutdown and promotion.
+	// Without the hook the hold starts when the leader key leaves the old
+	// leader, after PostgreSQL stopped: connections in between fail.
+	AtStop bool
 }
 
 // DefaultHoldConfig holds at most 5 s, well inside libpq's usual
@@ -36,8 +43,11 @@ func DefaultHoldConfig() HoldConfig {
 // revision and old leader), in process memory only. A pgsvc that starts
 // knows of none, so its first pass releases whatever a previous one left.
 type hold struct {
-	request    int64  // the failover key's mod revision
-	oldLeader  string // the leader when the hold began
+	request   int64  // the failover key's mod revision
+	oldLeader string // the leader when the hold began
+	// armed: waiting for Patroni's before_stop (HoldConfig.AtStop), not
+	// holding yet.
+	armed      bool
 	started    time.Time
 	leaderGone time.Time // since when the leader key is absent (zero: present)
 	ended      string    // why it ended ("": holding)
@@ -101,10 +111,13 @@ func decideHold(cluster string, dc *dcs.Cluster, prev *hold, seen bool, cfg Hold
 			// to hold.
 			return nil, false, at, nil
 		}
-		h = &hold{request: dc.Failover.Revision, oldLeader: dc.Leader, started: now}
+		h = &hold{request: dc.Failover.Revision, oldLeader: dc.Leader, started: now, armed: cfg.AtStop}
 		if !seen {
 			h.ended, h.result = "pgsvc started during the switchover", holdNotStarted
 			return h, false, time.Time{}, nil
+		}
+		if h.armed {
+			return startArmed(cluster, dc, h, cfg, now, facts)
 		}
 		cause := fmt.Sprintf("switchover requested (failover key at revision %d: leader %q, candidate %q)", h.request, dc.Failover.Leader, dc.Failover.Member)
 		h = h.next(dc, now, cfg, facts)
@@ -116,11 +129,43 @@ func decideHold(cluster string, dc *dcs.Cluster, prev *hold, seen bool, cfg Hold
 	if h.ended != "" {
 		return h, false, time.Time{}, nil
 	}
+	if h.armed {
+		return startArmed(cluster, dc, h, cfg, now, facts)
+	}
 	h = h.next(dc, now, cfg, facts)
 	if h.ended != "" {
 		return h, false, time.Time{}, &HoldEvent{Cluster: cluster, Cause: h.ended, Result: h.result, Held: now.Sub(h.started)}
 	}
 	return h, true, h.due(cfg), nil
+}
+
+// startArmed starts an armed hold once the old primary is about to stop:
+// the before_stop key for this request names it, or (no hook) the leader
+// key left it, which Patroni does only after PostgreSQL stopped. An armed
+// hold whose request is cleared, or that holding was turned off for, is
+// dropped unseen: it never held.
+func startArmed(cluster string, dc *dcs.Cluster, h *hold, cfg HoldConfig, now time.Time, facts holdFacts) (*hold, bool, time.Time, *HoldEvent) {
+	var cause string
+	stop := dc.Stopping
+	switch {
+	case !cfg.Enabled || !cfg.AtStop:
+		return nil, false, time.Time{}, nil
+	case stop != nil && stop.Request == h.request && stop.Leader == h.oldLeader:
+		cause = fmt.Sprintf("Patroni is stopping %s for the switchover requested at revision %d (before_stop)", h.oldLeader, h.request)
+	case dc.Leader != h.oldLeader:
+		cause = fmt.Sprintf("the leader key left %s with no word from Patroni's before_stop (is `pgsvc before-stop` its before_stop hook?)", h.oldLeader)
+	case dc.Failover == nil || dc.Failover.Revision != h.request:
+		return nil, false, time.Time{}, nil
+	default:
+		return h, false, time.Time{}, nil
+	}
+	n := *h
+	n.armed, n.started = false, now
+	m := n.next(dc, now, cfg, facts)
+	if m.ended != "" {
+		return m, false, time.Time{}, nil
+	}
+	return m, true, m.due(cfg), &HoldEvent{Cluster: cluster, Started: true, Cause: cause}
 }
 
 // How a hold ends (HoldEvent.Result, the metrics' result label).

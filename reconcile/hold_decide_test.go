@@ -59,3 +59,62 @@ func TestDecideHold(t *testing.T) {
 		})
 	}
 }
+
+// hold_from: before_stop: a request arms the hold; it starts on Patroni's
+// before_stop word for that request and leader, or when the leader key
+// leaves the old leader (no hook); a request cleared while armed, or a
+// before_stop word for another request or member, starts nothing.
+func TestDecideArmedHold(t *testing.T) {
+	cfg := HoldConfig{Enabled: true, Max: 5 * time.Second, Leaderless: 2 * time.Second, AtStop: true}
+	now := time.Now()
+	facts := holdFacts{holdable: true}
+	requested := func() *dcs.Cluster {
+		return &dcs.Cluster{Leader: "pg-test-1", LeaderTerm: 10, Config: &dcs.Config{},
+			Members:  map[string]selector.Member{"pg-test-1": {Role: "primary", State: "running"}, "pg-test-2": {Role: "replica", State: "running"}},
+			Failover: &dcs.Failover{Leader: "pg-test-1", Member: "pg-test-2", Revision: 11}}
+	}
+	armed, on, due, ev := decideHold("pg-test", requested(), nil, true, cfg, now, facts)
+	assert.False(t, on, "a request alone does not hold")
+	assert.Nil(t, ev)
+	assert.True(t, due.IsZero(), "nothing is due while armed")
+	if assert.NotNil(t, armed) {
+		assert.True(t, armed.armed)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(dc *dcs.Cluster)
+		holds  bool
+		kept   bool // the armed record stays
+	}{
+		{"still armed", func(dc *dcs.Cluster) {}, false, true},
+		{"before_stop for this request", func(dc *dcs.Cluster) { dc.Stopping = &dcs.Stop{Leader: "pg-test-1", Request: 11} }, true, true},
+		{"before_stop for an earlier request", func(dc *dcs.Cluster) { dc.Stopping = &dcs.Stop{Leader: "pg-test-1", Request: 7} }, false, true},
+		{"before_stop of another member", func(dc *dcs.Cluster) { dc.Stopping = &dcs.Stop{Leader: "pg-test-3", Request: 11} }, false, true},
+		{"leader key released without a hook", func(dc *dcs.Cluster) { dc.Leader, dc.LeaderTerm = "", 0 }, true, true},
+		{"new leader without a hook", func(dc *dcs.Cluster) { dc.Leader, dc.LeaderTerm = "pg-test-2", 12 }, true, true},
+		{"request cleared before the stop", func(dc *dcs.Cluster) { dc.Failover = nil }, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dc := requested()
+			tc.change(dc)
+			h, on, _, ev := decideHold("pg-test", dc, armed, true, cfg, now.Add(100*time.Millisecond), facts)
+			assert.Equal(t, tc.holds, on)
+			assert.Equal(t, tc.kept, h != nil)
+			if tc.holds {
+				if assert.NotNil(t, ev) {
+					assert.True(t, ev.Started)
+				}
+				assert.False(t, h.armed)
+				assert.Equal(t, now.Add(100*time.Millisecond), h.started, "hold_max counts from the start, not the request")
+			} else {
+				assert.Nil(t, ev, "an armed hold that never held reports nothing")
+			}
+		})
+	}
+
+	off := cfg
+	off.Enabled = false
+	h, on, _, _ := decideHold("pg-test", requested(), armed, true, off, now, facts)
+	assert.False(t, on)
+	assert.Nil(t, h, "holding turned off drops the armed hold")
+}

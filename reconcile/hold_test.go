@@ -368,3 +368,99 @@ func TestNoHoldInStandbyCluster(t *testing.T) {
 		assert.Equal(t, configured, l.frontendMaxconn(s), "%s accepts", s)
 	}
 }
+
+// hold_from: before_stop on real HAProxy and etcd: the request arms the
+// hold (the frontends keep accepting: the old primary still takes
+// writes); Patroni's before_stop key for that request starts it; without
+// the hook the leader key leaving the old leader does; a request cleared
+// while armed holds nothing. HAProxy 2.6 never arms.
+func TestHoldFromBeforeStop(t *testing.T) {
+	cfg := testHold()
+	cfg.AtStop = true
+	armedIn := func(p reconcile.PassInfo) bool { return len(p.Armed) == 1 && p.Armed[0] == "pg-test" }
+	arm := func(t *testing.T, l *lab) int64 {
+		t.Helper()
+		rev := l.patroni.RequestSwitchover("pg-test-1", "pg-test-2", "")
+		p := l.waitRev(rev)
+		if !l.hap.Version.AtLeast(3, 0) {
+			assert.Empty(t, p.Armed, "%s never arms", l.hap.Version.Line)
+			assert.Contains(t, l.logs.String(), "older than 3.0")
+			return rev
+		}
+		assert.True(t, armedIn(p), "armed: %v", p.Armed)
+		assert.Empty(t, p.Holds)
+		for _, s := range heldServices {
+			assert.Equal(t, configured, l.frontendMaxconn(s), "%s accepts while armed", s)
+		}
+		return rev
+	}
+	stopKey := func(t *testing.T, l *lab, leader string, request int64) int64 {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		resp, err := l.cli.Put(ctx, "/pgsvc/stopping/pg-test", fmt.Sprintf(`{"leader":%q,"request":%d}`, leader, request))
+		require.NoError(t, err)
+		return resp.Header.Revision
+	}
+
+	t.Run("before_stop starts the hold and promotion ends it", func(t *testing.T) {
+		l := holdLab(t, cfg)
+		request := arm(t, l)
+		if !l.hap.Version.AtLeast(3, 0) {
+			l.waitRev(stopKey(t, l, "pg-test-1", request))
+			assert.Equal(t, configured, l.frontendMaxconn("primary"))
+			return
+		}
+		p := l.waitRev(stopKey(t, l, "pg-test-1", request-1))
+		assert.True(t, armedIn(p), "a before_stop for another request starts nothing")
+		assert.Equal(t, configured, l.frontendMaxconn("primary"))
+
+		n := l.obs.count()
+		stopKey(t, l, "pg-test-1", request)
+		ev, p := l.waitHoldPass(n, true, "the hold on before_stop")
+		assert.Contains(t, ev.Cause, "Patroni is stopping pg-test-1 for the switchover requested at revision")
+		assert.Empty(t, p.Armed)
+		for _, s := range heldServices {
+			assert.Equal(t, 0, l.frontendMaxconn(s), "%s holds", s)
+		}
+		client := l.waitingClient("primary")
+
+		n = l.obs.count()
+		l.patroni.DeleteLeader()
+		l.patroni.Member("pg-test-1", "demoted", "stopping")
+		l.patroni.Leader("pg-test-2")
+		l.patroni.ClearFailover()
+		l.patroni.Member("pg-test-2", l.patroni.Role, "running")
+		ev = l.waitHold(n, false, "the release once promoted")
+		assert.Equal(t, "released", ev.Result, ev.Cause)
+		select {
+		case err := <-client:
+			require.NoError(t, err, "the client that waited is served")
+		case <-time.After(10 * time.Second):
+			t.Fatal("the waiting client was never served")
+		}
+	})
+	t.Run("without the hook the leader key leaving starts it", func(t *testing.T) {
+		l := holdLab(t, cfg)
+		arm(t, l)
+		if !l.hap.Version.AtLeast(3, 0) {
+			return
+		}
+		n := l.obs.count()
+		l.patroni.DeleteLeader()
+		ev := l.waitHold(n, true, "the hold once the leader key left")
+		assert.Contains(t, ev.Cause, "the leader key left pg-test-1 with no word from Patroni's before_stop")
+		assert.Equal(t, 0, l.frontendMaxconn("primary"))
+	})
+	t.Run("a request cleared while armed holds nothing", func(t *testing.T) {
+		l := holdLab(t, cfg)
+		n := l.obs.count()
+		arm(t, l)
+		p := l.waitRev(l.patroni.ClearFailover())
+		assert.Empty(t, p.Armed)
+		for _, p := range l.obs.since(n) {
+			assert.Empty(t, p.Holds, "never held")
+		}
+		assert.Equal(t, configured, l.frontendMaxconn("primary"))
+	})
+}

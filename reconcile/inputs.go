@@ -20,7 +20,7 @@ const (
 	CauseResync    Cause = "resync"          // periodic check of HAProxy against desired
 	CauseStart     Cause = "start"           // first pass, or sources back after an outage
 	CauseHAProxy   Cause = "haproxy-restart" // HAProxy's worker changed behind pgsvc's back
-	CauseHold      Cause = "switchover-hold" // a hold's time limit, or a scheduled switchover's time
+	CauseHold      Cause = "switchover-hold" // a hold's time limit, a scheduled switchover's time, Patroni's before_stop
 )
 
 // Inputs is the shared, lock-guarded input of the reconciler: the model from

@@ -95,6 +95,9 @@ type PassInfo struct {
 	// showed out of the primary services in the cluster's last pass (see
 	// Report.Fenced); nil for dry runs.
 	Fenced map[string]Fence
+	// Armed are all the clusters (not only this pass's) whose hold waits
+	// for Patroni's before_stop (HoldConfig.AtStop); nil for dry runs.
+	Armed []string
 }
 
 // Observer receives what the loop does (metrics, tests). Methods must be cheap.
@@ -349,13 +352,15 @@ func (r *Reconciler) Pass(ctx context.Context, dryRun bool) (Report, error) {
 	maps.Copy(clusterErrs, refused)
 	var applied map[string]int64
 	var fenced map[string]Fence
+	var armed []string
 	if !dryRun {
 		applied = r.recordApplied(w, err, clusterErrs)
 		fenced = r.recordFenced(w, rep)
+		armed = r.armed()
 	}
 	if r.Observer != nil {
 		r.Observer.Pass(PassInfo{Duration: time.Since(start), Full: w.full, Revision: w.revision, Causes: w.causes, Report: rep,
-			Err: err, Source: source, ClusterErrors: clusterErrs, DryRun: dryRun, Holds: holdEvents, Applied: applied, Fenced: fenced})
+			Err: err, Source: source, ClusterErrors: clusterErrs, DryRun: dryRun, Holds: holdEvents, Applied: applied, Fenced: fenced, Armed: armed})
 	}
 	result := err
 	if result == nil && len(clusterErrs) > 0 {
@@ -555,6 +560,7 @@ func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]fo
 			}
 		}
 		a.Hold = on
+		a.Armed = h != nil && h.armed && h.ended == ""
 		holds.next[c.Name], holds.due[c.Name] = h, due
 		if ev != nil {
 			holds.events = append(holds.events, *ev)
@@ -589,7 +595,15 @@ type holdUpdate struct {
 // reload or restart mid-hold) ends here. Starts and ends are logged.
 func (r *Reconciler) recordHolds(u holdUpdate, rep Report) []HoldEvent {
 	if rep.HoldRefused != "" {
-		// This HAProxy cannot hold: the holds this pass started never were.
+		// This HAProxy cannot hold: the holds this pass started or armed
+		// never were.
+		for c, h := range u.next {
+			if h != nil && h.armed && h.ended == "" {
+				n := *h
+				n.ended, n.result = rep.HoldRefused, holdNotStarted
+				u.next[c] = &n
+			}
+		}
 		kept := u.events[:0]
 		for _, ev := range u.events {
 			if h := u.next[ev.Cluster]; ev.Started && h != nil {
@@ -643,6 +657,17 @@ func (r *Reconciler) recordHolds(u holdUpdate, rep Report) []HoldEvent {
 		r.holdRefusals = rep.HoldRefused
 	}
 	return u.events
+}
+
+// armed lists the clusters whose hold waits for Patroni's before_stop.
+func (r *Reconciler) armed() []string {
+	out := []string{}
+	for _, c := range sortedKeys(r.holds) {
+		if h := r.holds[c]; h.armed && h.ended == "" {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // recordForcing keeps what the pass's forcing acted on. A cluster in which

@@ -45,6 +45,8 @@ type daemonConfig struct {
 	Resync         time.Duration `yaml:"resync"`
 	Hold           bool          `yaml:"hold_connections"`
 	HoldMax        time.Duration `yaml:"hold_max"`
+	HoldFrom       string        `yaml:"hold_from"`
+	StopPrefix     string        `yaml:"stop_prefix"`
 	LogFormat      string        `yaml:"log_format"`
 	LogLevel       string        `yaml:"log_level"`
 	Timeout        time.Duration `yaml:"timeout"`
@@ -68,6 +70,8 @@ func defaultConfig() daemonConfig {
 		Resync:         30 * time.Second,
 		Hold:           reconcile.DefaultHoldConfig().Enabled,
 		HoldMax:        reconcile.DefaultHoldConfig().Max,
+		HoldFrom:       holdFromRequest,
+		StopPrefix:     dcs.DefaultStopPrefix,
 		LogFormat:      "text",
 		LogLevel:       "info",
 		Timeout:        10 * time.Second,
@@ -101,6 +105,8 @@ func (c *daemonConfig) register(fs *flag.FlagSet) *string {
 	fs.DurationVar(&c.Resync, "resync", c.Resync, "full check of HAProxy against the desired state every `interval` (0: never)")
 	fs.BoolVar(&c.Hold, "hold-connections", c.Hold, "hold new connections to the primary services through a planned switchover (HAProxy >= 3.0; opt-in, see the README's known gaps): clients wait instead of failing")
 	fs.DurationVar(&c.HoldMax, "hold-max", c.HoldMax, "release held connections after `duration` at the latest (clients with a shorter connect timeout time out instead)")
+	fs.StringVar(&c.HoldFrom, "hold-from", c.HoldFrom, "when a hold starts: `request` (the failover key) or before_stop (Patroni's before_stop hook runs `pgsvc before-stop`, after the old primary's checkpoint: clients wait less)")
+	fs.StringVar(&c.StopPrefix, "stop-prefix", c.StopPrefix, "etcd `prefix` where `pgsvc before-stop` says a leader is about to stop for a switchover")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "`address` for /metrics, /healthz, /readyz (loopback unless told otherwise; empty: off)")
@@ -155,6 +161,12 @@ func (c *daemonConfig) finish() error {
 	}
 	if c.HoldMax <= 0 || c.HoldMax > time.Minute {
 		return fmt.Errorf("--hold-max %s: want more than 0 and at most 1m (clients wait that long for a connection)", c.HoldMax)
+	}
+	if c.HoldFrom != holdFromRequest && c.HoldFrom != holdFromStop {
+		return fmt.Errorf("--hold-from %q: want %s or %s", c.HoldFrom, holdFromRequest, holdFromStop)
+	}
+	if !strings.HasPrefix(c.StopPrefix, "/") || !strings.HasSuffix(c.StopPrefix, "/") {
+		return fmt.Errorf("--stop-prefix %q: want an etcd prefix that starts and ends with /", c.StopPrefix)
 	}
 	if c.AgentTTL < 2*time.Second || c.AgentTTL > 10*time.Minute {
 		return fmt.Errorf("--agent-ttl %s: want 2s to 10m (etcd leases are whole seconds; a dead agent is reported gone after it)", c.AgentTTL)
@@ -213,7 +225,8 @@ func (c *daemonConfig) fileLayout() dataplaneapi.Layout {
 }
 
 func (c *daemonConfig) layout() dcs.Layout {
-	return dcs.Layout{Namespace: dcs.NormalizePrefix(c.Namespace), OverridePrefix: dcs.NormalizePrefix(c.OverridePrefix)}
+	return dcs.Layout{Namespace: dcs.NormalizePrefix(c.Namespace), OverridePrefix: dcs.NormalizePrefix(c.OverridePrefix),
+		StopPrefix: dcs.NormalizePrefix(c.StopPrefix)}
 }
 
 func (c *daemonConfig) etcd() reconcile.EtcdConfig {
@@ -320,9 +333,15 @@ func configError(path string, err error) error {
 // hold is the reconciler's switchover hold.
 func (c *daemonConfig) hold() reconcile.HoldConfig {
 	h := reconcile.DefaultHoldConfig()
-	h.Enabled, h.Max = c.Hold, c.HoldMax
+	h.Enabled, h.Max, h.AtStop = c.Hold, c.HoldMax, c.HoldFrom == holdFromStop
 	return h
 }
+
+// When a hold starts (hold_from).
+const (
+	holdFromRequest = "request"
+	holdFromStop    = "before_stop"
+)
 
 // agentName is this daemon's name in the fleet: --agent-name, else its
 // --node, else the host's name.

@@ -230,7 +230,7 @@ func onHUP(ctx context.Context, sig <-chan os.Signal, args []string, running dae
 func restartNeeded(a, b daemonConfig) []string {
 	var out []string
 	a.LogLevel, b.LogLevel = "", ""
-	a.Hold, b.Hold, a.HoldMax, b.HoldMax = false, false, 0, 0 // live
+	a.Hold, b.Hold, a.HoldMax, b.HoldMax, a.HoldFrom, b.HoldFrom = false, false, 0, 0, "", "" // live
 	ya, yb := map[string]any{}, map[string]any{}
 	_ = yaml.Unmarshal([]byte(a.masked()), &ya)
 	_ = yaml.Unmarshal([]byte(b.masked()), &yb)

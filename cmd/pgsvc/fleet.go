@@ -230,12 +230,16 @@ func fleetStatus(ctx context.Context, cli *clientv3.Client, cfg daemonConfig, fo
 		if !r.Ready {
 			ready = "no: " + r.Reason
 		}
+		holds := slices.Clone(r.Holds)
+		for _, c := range r.Armed {
+			holds = append(holds, c+" (armed)")
+		}
 		var draining []string
 		for _, inst := range slices.Sorted(maps.Keys(r.Draining)) {
 			draining = append(draining, fmt.Sprintf("%s=%d", inst, r.Draining[inst]))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Node, r.Version, orDash(r.HAProxy), strings.Join(r.Clusters, ","),
-			applied, ready, orDash(strings.Join(r.Holds, ",")), orDash(strings.Join(draining, ",")))
+			applied, ready, orDash(strings.Join(holds, ",")), orDash(strings.Join(draining, ",")))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgsvc/pgsvc/dataplaneapi"
 	"github.com/pgsvc/pgsvc/integration/local"
 )
 
@@ -28,6 +29,7 @@ type fleetLab struct {
 	bin     string
 	patroni *local.Patroni
 	ttl     time.Duration // the agents' agent_ttl
+	extra   []string      // more flags for every agent
 }
 
 type fleetAgent struct {
@@ -40,7 +42,13 @@ type fleetAgent struct {
 
 func newFleetLab(t *testing.T, ttl time.Duration, agents ...string) *fleetLab {
 	t.Helper()
-	l := &fleetLab{etcd: local.StartEtcd(t), members: map[string]*local.Member{}, agents: map[string]*fleetAgent{}, ttl: ttl}
+	return newFleetLabWith(t, ttl, nil, agents...)
+}
+
+// newFleetLabWith is newFleetLab with more flags for every agent.
+func newFleetLabWith(t *testing.T, ttl time.Duration, extra []string, agents ...string) *fleetLab {
+	t.Helper()
+	l := &fleetLab{etcd: local.StartEtcd(t), members: map[string]*local.Member{}, agents: map[string]*fleetAgent{}, ttl: ttl, extra: extra}
 	addrs := map[string]string{}
 	for i := 1; i <= 3; i++ {
 		name := fmt.Sprintf("pg-test-%d", i)
@@ -117,8 +125,8 @@ func (a *fleetAgent) weight(t *testing.T, backend, server string) string {
 }
 
 func (a *fleetAgent) flags(l *fleetLab) []string {
-	return []string{"--inventory", a.inv, "--etcd", l.etcd.Endpoint, "--haproxy-socket", a.hap.StatsSocket,
-		"--haproxy-conf-dir", a.hap.ConfDir, "--haproxy-config", a.hap.GlobalConfig, "--haproxy-reload", "master:" + a.hap.MasterSocket}
+	return append([]string{"--inventory", a.inv, "--etcd", l.etcd.Endpoint, "--haproxy-socket", a.hap.StatsSocket,
+		"--haproxy-conf-dir", a.hap.ConfDir, "--haproxy-config", a.hap.GlobalConfig, "--haproxy-reload", "master:" + a.hap.MasterSocket}, l.extra...)
 }
 
 // cli runs a one-shot command as an operator on a1's node would.
@@ -349,4 +357,119 @@ func (a *fleetAgent) upServers(t *testing.T, backend string) string {
 		}
 	}
 	return strings.Join(up, " ")
+}
+
+// frontendMaxconn is the maxconn of a frontend as this agent's HAProxy
+// shows it.
+func (a *fleetAgent) frontendMaxconn(t *testing.T, frontend string) int {
+	t.Helper()
+	fe, err := dataplaneapi.ParseFrontends(a.hap.Exec(dataplaneapi.FrontendsLine))
+	require.NoError(t, err)
+	f, ok := fe[frontend]
+	require.True(t, ok, "%s: frontend %s", a.name, frontend)
+	return f.Maxconn
+}
+
+// Patroni's before_stop in a switchover, with hold_from: before_stop: the
+// request alone holds nothing (the old primary still takes writes until
+// its checkpoint ends); `pgsvc before-stop` tells the agents it is about
+// to stop and returns once every HAProxy holds; promotion releases them.
+// Outside a switchover, or on another member, it returns at once. On
+// HAProxy < 3.0 no agent arms, and it returns once each has seen the
+// request.
+func TestBeforeStop(t *testing.T) {
+	l := newFleetLabWith(t, 10*time.Second, []string{"--hold-connections", "--hold-from", "before_stop"}, "a1", "a2")
+	require.Eventually(t, func() bool {
+		rows := l.fleetStatus(t)
+		return len(rows) == 2 && rows["a1"].Ready && rows["a2"].Ready
+	}, 30*time.Second, 100*time.Millisecond, "two agents")
+	hook := func(member string) (int, string, string) {
+		return runCLI(t, "before-stop", "--cluster", "pg-test", "--member", member, "--etcd", l.etcd.Endpoint, "--timeout", "10s")
+	}
+	accepting := func(what string) {
+		t.Helper()
+		for _, a := range []string{"a1", "a2"} {
+			assert.Equal(t, 5000, l.agents[a].frontendMaxconn(t, "pg-test-primary"), "%s: %s", a, what)
+		}
+	}
+
+	code, out, stderr := hook("pg-test-1")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, out, "pg-test: no switchover due")
+	accepting("a restart or shutdown without a request holds nothing")
+
+	rev := l.patroni.RequestSwitchover("pg-test-1", "pg-test-2", "")
+	holds := local.HAProxyVersion(t).AtLeast(3, 0)
+	require.Eventually(t, func() bool {
+		rows := l.fleetStatus(t)
+		return rows["a1"].Applied["pg-test"] >= rev && rows["a2"].Applied["pg-test"] >= rev
+	}, 10*time.Second, 50*time.Millisecond, "both agents saw the request")
+	rows := l.fleetStatus(t)
+	for _, a := range []string{"a1", "a2"} {
+		if holds {
+			assert.Equal(t, []string{"pg-test"}, rows[a].Armed, "%s is armed", a)
+		} else {
+			assert.Empty(t, rows[a].Armed, "%s: HAProxy < 3.0 never arms", a)
+		}
+	}
+	accepting("the request alone holds nothing")
+
+	code, out, stderr = hook("pg-test-3")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, out, "pg-test: pg-test-1 leads, not pg-test-3: nothing to hold")
+	accepting("another member's stop holds nothing")
+
+	began := time.Now()
+	code, out, stderr = hook("pg-test-1")
+	took := time.Since(began)
+	require.Equal(t, 0, code, stderr)
+	assert.Empty(t, stderr)
+	assert.Contains(t, out, "pg-test: all 2 live agents ready for the stop")
+	if !holds {
+		assert.Contains(t, out, "  a1: not holding")
+		accepting("HAProxy < 3.0 never holds")
+		t.Logf("before-stop with 2 agents that cannot hold: %s", took.Round(time.Millisecond))
+		return
+	}
+	assert.Contains(t, out, "  a1: holding")
+	assert.Contains(t, out, "  a2: holding")
+	for _, a := range []string{"a1", "a2"} {
+		assert.Equal(t, 0, l.agents[a].frontendMaxconn(t, "pg-test-primary"), "%s holds when the hook returns", a)
+	}
+	t.Logf("before-stop, loopback, 2 agents: %s from the hook's start to the last agent holding\n%s", took.Round(time.Millisecond), out)
+
+	l.patroni.DeleteLeader()
+	l.members["pg-test-2"].SetPrimary(true)
+	l.patroni.Leader("pg-test-2")
+	l.patroni.ClearFailover()
+	l.patroni.Member("pg-test-2", l.patroni.Role, "running")
+	for _, a := range []string{"a1", "a2"} {
+		require.Eventually(t, func() bool { return l.agents[a].frontendMaxconn(t, "pg-test-primary") == 5000 }, 15*time.Second, 50*time.Millisecond,
+			"%s released once promotion ended\n%s", a, l.agents[a].d.logs.String())
+	}
+	assert.Contains(t, l.agents["a1"].d.logs.String(), "(before_stop)")
+}
+
+// before-stop's bad flags are errors (a hook whose flags are wrong is
+// found when it is installed); etcd unreachable is not: Patroni stops
+// PostgreSQL anyway.
+func TestBeforeStopBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no cluster", []string{}, 1, "before-stop: --cluster: want exactly one cluster, got 0"},
+		{"two clusters", []string{"--cluster", "a,b"}, 1, "before-stop: --cluster: want exactly one cluster, got 2"},
+		{"grace beyond the timeout", []string{"--cluster", "a", "--grace", "3s"}, 1, "before-stop: --grace 3s: want 0 or more and less than --timeout 2s"},
+		{"etcd unreachable", []string{"--cluster", "a", "--etcd", "http://127.0.0.1:1", "--timeout", "300ms"}, 0,
+			"PostgreSQL stops anyway (an agent that did not confirm holds once the leader key leaves the old primary)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, append([]string{"before-stop"}, tc.args...)...)
+			assert.Equal(t, tc.code, code, stderr)
+			assert.Contains(t, stderr, tc.want)
+		})
+	}
 }

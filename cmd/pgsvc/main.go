@@ -27,18 +27,19 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"render":    {"render HAProxy listen sections from the inventory (and optional Patroni state)", runRender},
-		"validate":  {"check the inventory and service definitions, print a summary", runValidate},
-		"reconcile": {"one pass against live etcd and HAProxy: show (--dry-run) or apply the changes", runReconcile},
-		"run":       {"the daemon: watch etcd and the inventory, keep HAProxy equal to the desired state", runDaemon},
-		"status":    {"per service and server: address, live role, desired vs what HAProxy has", runStatus},
-		"set":       {"set per-instance variables (overrides in etcd), e.g. pgsvc set pg-test-3 pg_offline_query=true", runSet},
-		"unset":     {"remove per-instance overrides, e.g. pgsvc unset pg-test-3 pg_offline_query", runUnset},
-		"overrides": {"list every instance's overrides", runOverrides},
-		"drain":     {"take an instance out of every service on every HAProxy (sessions stay), e.g. pgsvc drain pg-test-3 --wait", runDrain},
-		"undrain":   {"put a drained instance back, e.g. pgsvc undrain pg-test-3", runUndrain},
-		"fence":     {"Patroni pre_promote: wait until every HAProxy shows the old primary out, e.g. pgsvc fence --cluster pg-test --timeout 5s", runFence},
-		"version":   {"print version and build information", runVersion},
+		"render":      {"render HAProxy listen sections from the inventory (and optional Patroni state)", runRender},
+		"validate":    {"check the inventory and service definitions, print a summary", runValidate},
+		"reconcile":   {"one pass against live etcd and HAProxy: show (--dry-run) or apply the changes", runReconcile},
+		"run":         {"the daemon: watch etcd and the inventory, keep HAProxy equal to the desired state", runDaemon},
+		"status":      {"per service and server: address, live role, desired vs what HAProxy has", runStatus},
+		"set":         {"set per-instance variables (overrides in etcd), e.g. pgsvc set pg-test-3 pg_offline_query=true", runSet},
+		"unset":       {"remove per-instance overrides, e.g. pgsvc unset pg-test-3 pg_offline_query", runUnset},
+		"overrides":   {"list every instance's overrides", runOverrides},
+		"drain":       {"take an instance out of every service on every HAProxy (sessions stay), e.g. pgsvc drain pg-test-3 --wait", runDrain},
+		"undrain":     {"put a drained instance back, e.g. pgsvc undrain pg-test-3", runUndrain},
+		"fence":       {"Patroni pre_promote: wait until every HAProxy shows the old primary out, e.g. pgsvc fence --cluster pg-test --timeout 5s", runFence},
+		"before-stop": {"Patroni before_stop: in a switchover, wait until every HAProxy holds new connections, e.g. pgsvc before-stop --cluster pg-test --member pg-test-1", runBeforeStop},
+		"version":     {"print version and build information", runVersion},
 	}
 }
 

@@ -19,6 +19,11 @@ const DefaultNamespace = "/pg/"
 // DefaultOverridePrefix is where `pgsvc set` stores per-instance variables.
 const DefaultOverridePrefix = "/pgsvc/overrides/"
 
+// DefaultStopPrefix is where `pgsvc before-stop` (Patroni's before_stop
+// hook) says, per cluster, that the leader is about to shut PostgreSQL
+// down for a requested switchover.
+const DefaultStopPrefix = "/pgsvc/stopping/"
+
 // NormalizePrefix turns "/pg", "pg/" or "//pg//" into "/pg/", as Patroni does.
 func NormalizePrefix(p string) string {
 	parts := strings.FieldsFunc(p, func(r rune) bool { return r == '/' })
@@ -46,6 +51,10 @@ type Cluster struct {
 	// key naming a leader or a member); nil when the key is absent, empty
 	// ({}, as the new leader leaves it) or malformed.
 	Failover *Failover
+	// Stopping is the before_stop hook's word that the leader is about to
+	// shut PostgreSQL down for a switchover; nil when the key is absent or
+	// malformed.
+	Stopping *Stop
 	// Promoted is the member the last history entry names as the new
 	// leader. The history key has no lease, so it still names the last
 	// primary when the leader and member keys have expired and pgsvc has
@@ -79,6 +88,32 @@ type Failover struct {
 	Revision int64
 }
 
+// Stop is what `pgsvc before-stop` writes when Patroni, demoting its
+// leader for a requested switchover, runs the before_stop hook: after its
+// checkpoint, right before PostgreSQL stops accepting connections.
+type Stop struct {
+	Leader  string `json:"leader"`  // the member about to stop
+	Request int64  `json:"request"` // the failover key's mod revision it stops for
+}
+
+// ParseStop decodes a before_stop key.
+func ParseStop(value []byte) (*Stop, error) {
+	var st Stop
+	if err := json.Unmarshal(value, &st); err != nil {
+		return nil, fmt.Errorf("not pgsvc before-stop JSON (an object with leader, request): %s", jsonError(err))
+	}
+	if st.Leader == "" || st.Request <= 0 {
+		return nil, fmt.Errorf("before-stop value %s: want a leader and a positive request revision", strings.TrimSpace(string(value)))
+	}
+	return &st, nil
+}
+
+// Due reports whether the request asks for a switchover now (a scheduled
+// one once its time has come).
+func (f *Failover) Due(now time.Time) bool {
+	return f != nil && (f.ScheduledAt.IsZero() || !now.Before(f.ScheduledAt))
+}
+
 // ParseFailover decodes Patroni's failover key: nil for {} or a value
 // naming neither a leader nor a member.
 func ParseFailover(value []byte) (*Failover, error) {
@@ -109,15 +144,25 @@ func NewState() *State {
 	return &State{Clusters: map[string]*Cluster{}, Overrides: selector.Overrides{}}
 }
 
-// Layout names the two prefixes pgsvc reads.
+// Layout names the prefixes pgsvc reads.
 type Layout struct {
 	Namespace      string // Patroni namespace, e.g. "/pg/"
 	OverridePrefix string // e.g. "/pgsvc/overrides/"
+	StopPrefix     string // e.g. "/pgsvc/stopping/"; "" reads none
 }
 
-// DefaultLayout is Pigsty's namespace and pgsvc's default override prefix.
+// DefaultLayout is Pigsty's namespace and pgsvc's default prefixes.
 func DefaultLayout() Layout {
-	return Layout{Namespace: DefaultNamespace, OverridePrefix: DefaultOverridePrefix}
+	return Layout{Namespace: DefaultNamespace, OverridePrefix: DefaultOverridePrefix, StopPrefix: DefaultStopPrefix}
+}
+
+// StopScope is the cluster a key under the before_stop prefix is for.
+func (l Layout) StopScope(key string) (string, bool) {
+	if l.StopPrefix == "" {
+		return "", false
+	}
+	scope, ok := strings.CutPrefix(key, l.StopPrefix)
+	return scope, ok && scope != "" && !strings.Contains(scope, "/")
 }
 
 // Put records a key's value without its revisions (see PutKV).
@@ -125,7 +170,7 @@ func (s *State) Put(l Layout, key string, value []byte) error {
 	return s.PutKV(l, KV{Key: key, Value: value})
 }
 
-// PutKV records a key's value. Keys outside both prefixes and Patroni keys
+// PutKV records a key's value. Keys outside pgsvc's prefixes and Patroni keys
 // pgsvc does not use are ignored. A malformed value is an error naming the
 // key, and the key then counts as absent: its previous value is forgotten,
 // so the state is the same whether it was listed or watched (a list skips
@@ -139,6 +184,15 @@ func (s *State) PutKV(l Layout, kv KV) error {
 			return fmt.Errorf("override %s: %w", key, err)
 		}
 		s.Overrides[inst] = vars
+		return nil
+	}
+	if scope, ok := l.StopScope(key); ok {
+		st, err := ParseStop(value)
+		if err != nil {
+			s.Delete(l, key)
+			return fmt.Errorf("before-stop %s: %w", key, err)
+		}
+		s.cluster(scope).Stopping = st
 		return nil
 	}
 	scope, name, kind := l.split(key)
@@ -217,6 +271,12 @@ func ParseConfig(value []byte) (*Config, error) {
 func (s *State) Delete(l Layout, key string) {
 	if inst, ok := strings.CutPrefix(key, l.OverridePrefix); ok {
 		delete(s.Overrides, inst)
+		return
+	}
+	if scope, ok := l.StopScope(key); ok {
+		if c := s.Clusters[scope]; c != nil {
+			c.Stopping = nil
+		}
 		return
 	}
 	scope, name, kind := l.split(key)

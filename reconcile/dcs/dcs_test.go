@@ -233,3 +233,46 @@ func TestFailoverKeyInState(t *testing.T) {
 		assert.Nil(t, load(t, f).Clusters["pg-test"].Failover, "%s: cleared to {} after the switchover", f)
 	}
 }
+
+// The before_stop key: a cluster's, parsed, forgotten when malformed or
+// deleted; keys below a cluster and a layout without the prefix read none.
+func TestStopKey(t *testing.T) {
+	l := DefaultLayout()
+	st := NewState()
+	require.NoError(t, st.Put(l, "/pgsvc/stopping/pg-a", []byte(`{"leader":"pg-a-1","request":41}`)))
+	assert.Equal(t, &Stop{Leader: "pg-a-1", Request: 41}, st.Clusters["pg-a"].Stopping)
+	for _, bad := range []struct{ value, err string }{
+		{`{"leader":"pg-a-1"}`, `before-stop /pgsvc/stopping/pg-a: before-stop value {"leader":"pg-a-1"}: want a leader and a positive request revision`},
+		{`[1]`, "before-stop /pgsvc/stopping/pg-a: not pgsvc before-stop JSON (an object with leader, request):"},
+	} {
+		require.NoError(t, st.Put(l, "/pgsvc/stopping/pg-a", []byte(`{"leader":"pg-a-1","request":41}`)))
+		err := st.Put(l, "/pgsvc/stopping/pg-a", []byte(bad.value))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), bad.err)
+		assert.Nil(t, st.Clusters["pg-a"].Stopping, "a malformed value is an absent key")
+	}
+	require.NoError(t, st.Put(l, "/pgsvc/stopping/pg-a", []byte(`{"leader":"pg-a-1","request":41}`)))
+	st.Delete(l, "/pgsvc/stopping/pg-a")
+	assert.Nil(t, st.Clusters["pg-a"].Stopping)
+
+	require.NoError(t, st.Put(l, "/pgsvc/stopping/pg-a/x", []byte(`garbage`)), "not a cluster's key: ignored")
+	noStop := Layout{Namespace: DefaultNamespace, OverridePrefix: DefaultOverridePrefix}
+	require.NoError(t, st.Put(noStop, "/pgsvc/stopping/pg-b", []byte(`garbage`)), "a layout without the prefix reads none")
+	assert.NotContains(t, st.Clusters, "pg-b")
+}
+
+func TestFailoverDue(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		name string
+		f    *Failover
+		due  bool
+	}{
+		{"none", nil, false},
+		{"at once", &Failover{Leader: "a"}, true},
+		{"scheduled later", &Failover{Leader: "a", ScheduledAt: now.Add(time.Minute)}, false},
+		{"scheduled now", &Failover{Leader: "a", ScheduledAt: now}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { assert.Equal(t, tc.due, tc.f.Due(now)) })
+	}
+}

@@ -41,6 +41,9 @@ type Agent struct {
 	Ready   bool             `json:"ready"`
 	Reason  string           `json:"reason,omitempty"`
 	Holds   []string         `json:"holds,omitempty"` // clusters holding new connections
+	// Armed are the clusters whose hold waits for Patroni's before_stop
+	// (`pgsvc before-stop` waits for them to hold).
+	Armed []string `json:"armed,omitempty"`
 	// Draining is, per drained instance this agent serves, the sessions
 	// still open on its servers in HAProxy (scur of its slots).
 	Draining map[string]int `json:"draining,omitempty"`
@@ -67,7 +70,11 @@ func Key(prefix, node string) string { return prefix + node }
 // TTL: the key is gone within TTL of the agent's death, and revoked at
 // once on a clean stop. Writes are rate-limited (a bucket of 3 writes
 // refilled at one per MinInterval: news is written at once, a storm at
-// most four times a second) and skipped when nothing changed.
+// most four times a second) and skipped when nothing changed. An
+// acknowledgement someone waits on (holds, armed holds, fences: `pgsvc
+// before-stop` and `pgsvc fence` hold Patroni's switchover or promotion
+// until they see it) is written at once, borrowing up to a bucket ahead;
+// those change only with Patroni's leader terms.
 type Publisher struct {
 	Client      *clientv3.Client
 	Prefix      string
@@ -84,12 +91,11 @@ func (p *Publisher) Run(ctx context.Context, updates <-chan Agent) error {
 	if every <= 0 {
 		every = 250 * time.Millisecond
 	}
-	const burst = 3
 	var (
 		latest, written *Agent
 		lease           clientv3.LeaseID
 		alive           <-chan *clientv3.LeaseKeepAliveResponse
-		tokens          = float64(burst)
+		tokens          = float64(publishBurst)
 		refilled        = time.Now()
 		retry           <-chan time.Time
 	)
@@ -107,10 +113,10 @@ func (p *Publisher) Run(ctx context.Context, updates <-chan Agent) error {
 			return
 		}
 		now := time.Now()
-		tokens = min(burst, tokens+float64(now.Sub(refilled))/float64(every))
+		tokens = min(publishBurst, tokens+float64(now.Sub(refilled))/float64(every))
 		refilled = now
-		if tokens < 1 {
-			retry = time.After(time.Duration((1 - tokens) * float64(every)))
+		if need := acknowledgement(latest, written); tokens < need {
+			retry = time.After(time.Duration((need - tokens) * float64(every)))
 			return
 		}
 		if lease == 0 {
@@ -165,6 +171,21 @@ func (p *Publisher) Run(ctx context.Context, updates <-chan Agent) error {
 		}
 	}
 }
+
+// acknowledgement is the tokens a write needs: 1, or 1-burst when it
+// carries an acknowledgement (a hold, an armed hold, a fence) the last
+// write did not.
+func acknowledgement(latest, written *Agent) float64 {
+	if written == nil || !slices.Equal(latest.Holds, written.Holds) || !slices.Equal(latest.Armed, written.Armed) ||
+		!maps.Equal(latest.Fenced, written.Fenced) {
+		return 1 - publishBurst
+	}
+	return 1
+}
+
+// publishBurst is the rate limit's bucket: writes at once before the
+// sustained rate applies.
+const publishBurst = 3
 
 // List reads every live agent (their keys exist while their leases do),
 // by node, and the etcd revision of the read. A key under prefix that is

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -153,4 +154,53 @@ func TestReporterDrainedAcrossKeyedPasses(t *testing.T) {
 	assert.Equal(t, map[string][]DrainedSlot{"pg-a-2": {{"pg-a-replica", "pg-a-2"}, {"pg-a-replica", "pg-a-2.b"}}}, r.DrainedSlots())
 	r.Desired([]reconcile.Service{svc("pg-a", "pg-a-2", false)}) // undrained
 	assert.Empty(t, r.DrainedSlots())
+}
+
+// An acknowledgement (a hold, an armed hold, a fence) is written at once
+// even when the bucket is empty: with one token an hour, the fourth
+// change of applied revisions waits, a hold started meanwhile does not.
+func TestPublisherWritesAcknowledgementsAtOnce(t *testing.T) {
+	etcd := local.StartEtcd(t)
+	cli := etcd.Client()
+	defer cli.Close()
+	p := &Publisher{Client: cli, Prefix: DefaultPrefix, TTL: 5 * time.Second, MinInterval: time.Hour,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	updates := make(chan Agent)
+	go func() { _ = p.Run(ctx, updates) }()
+	version := func() int64 {
+		resp, err := cli.Get(context.Background(), Key(DefaultPrefix, "n1"))
+		require.NoError(t, err)
+		if len(resp.Kvs) == 0 {
+			return 0
+		}
+		return resp.Kvs[0].Version
+	}
+	rec := Agent{Node: "n1", Clusters: []string{"pg-a"}}
+	for i := int64(1); i <= 3; i++ { // the bucket
+		rec.Applied = map[string]int64{"pg-a": i}
+		updates <- rec
+		require.Eventually(t, func() bool { return version() == i }, 10*time.Second, 10*time.Millisecond)
+	}
+	rec.Applied = map[string]int64{"pg-a": 4}
+	updates <- rec // no token left: waits an hour
+	for _, ack := range []func(a *Agent){
+		func(a *Agent) { a.Armed = []string{"pg-a"} },
+		func(a *Agent) { a.Armed, a.Holds = nil, []string{"pg-a"} },
+		func(a *Agent) { a.Fenced = map[string]reconcile.Fence{"pg-a": {Leader: "pg-a-2", Term: 9}} },
+	} {
+		ack(&rec)
+		updates <- rec
+		want := rec
+		require.Eventually(t, func() bool {
+			agents, _, _ := List(context.Background(), cli, DefaultPrefix)
+			a := agents["n1"]
+			return slices.Equal(a.Holds, want.Holds) && slices.Equal(a.Armed, want.Armed) && a.Fenced["pg-a"] == want.Fenced["pg-a"]
+		}, 10*time.Second, 10*time.Millisecond, "the acknowledgement is written at once: %+v", want)
+	}
+	agents, _, err := List(context.Background(), cli, DefaultPrefix)
+	require.NoError(t, err)
+	assert.Equal(t, int64(4), agents["n1"].Applied["pg-a"], "with the applied revision it carries")
+	assert.Equal(t, int64(6), version(), "three acknowledgements, one write each")
 }

@@ -50,6 +50,7 @@ func (r *Reporter) Pass(p reconcile.PassInfo) {
 	if p.Fenced != nil {
 		r.agent.Fenced = p.Fenced
 	}
+	r.agent.Armed = p.Armed
 	r.agent.Ready, r.agent.Reason = true, ""
 	switch {
 	case p.Err != nil:
@@ -153,6 +154,7 @@ func (r *Reporter) publish() {
 	}
 	a.Fenced = fenced
 	a.Holds = slices.Clone(a.Holds)
+	a.Armed = slices.DeleteFunc(slices.Clone(a.Armed), func(c string) bool { return !slices.Contains(a.Clusters, c) })
 	a.Draining = maps.Clone(a.Draining)
 	select {
 	case <-r.out: // drop the older one
