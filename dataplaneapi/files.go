@@ -14,9 +14,10 @@ import (
 
 // WriteFiles writes each file into dir atomically: every file is first
 // written under a temporary name, flushed, and only when all of them are
-// complete are they renamed into place. Files whose content is already in
-// place are left untouched. On any failure the temporaries are removed and no
-// file in dir has changed. It returns the names of the files it replaced.
+// complete are they renamed into place, a fingerprint file last. Files
+// whose content is already in place are left untouched. On any failure the
+// temporaries are removed and no file in dir has changed. It returns the
+// names of the files it replaced.
 func WriteFiles(dir string, files map[string][]byte) ([]string, error) {
 	names := make([]string, 0, len(files))
 	for n, data := range files {
@@ -28,7 +29,13 @@ func WriteFiles(dir string, files map[string][]byte) ([]string, error) {
 	if len(names) == 0 {
 		return nil, nil
 	}
-	sort.Strings(names)
+	// The fingerprint file goes last: it says the other files are in place.
+	sort.Slice(names, func(i, j int) bool {
+		if fi, fj := isFingerprintFile(names[i]), isFingerprintFile(names[j]); fi != fj {
+			return fj
+		}
+		return names[i] < names[j]
+	})
 	temps := make(map[string]string, len(names))
 	cleanup := func() {
 		for _, t := range temps {

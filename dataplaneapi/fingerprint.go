@@ -100,9 +100,11 @@ func WriteFingerprint(dir string, clusters []string, stateFile string) error {
 }
 
 // RunningFingerprint reads the fingerprint HAProxy loaded ("" when it
-// loaded none).
+// loaded none). Over Batch, not Execute: a value cut short by
+// client-native's transport (it ends a reply at a read error and reports
+// success) would read as drift, and drift is a reload.
 func (r *Runtime) RunningFingerprint(ctx context.Context, env string) (string, error) {
-	out, err := r.Execute(ctx, "show env "+env)
+	out, err := r.Show(ctx, "show env "+env)
 	if err != nil {
 		return "", err
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/pgsvc/pgsvc/reconcile"
 )
@@ -134,7 +135,7 @@ func (s *Syncer) holdPass(ctx context.Context, services []reconcile.Service, acc
 	for _, svc := range svcs {
 		want := svc.Maxconn
 		if accel[svc.Cluster].Hold {
-			if hw, ok := s.held[svc.Cluster]; ok && !hw.same(w) {
+			if hw, ok := s.held.get(svc.Cluster); ok && !hw.same(w) {
 				if rep.HoldLost == nil {
 					rep.HoldLost = map[string]string{}
 				}
@@ -203,12 +204,7 @@ func (s *Syncer) holdPass(ctx context.Context, services []reconcile.Service, acc
 		}
 		batch = append(batch, sent{cluster: p.cluster, cmd: p.cmd})
 		if p.want == 0 {
-			if s.held == nil {
-				s.held = map[string]worker{}
-			}
-			if _, ok := s.held[p.cluster]; !ok {
-				s.held[p.cluster] = w
-			}
+			s.held.keep(p.cluster, w)
 			continue
 		}
 		if n, ok := waiting[p.cluster]; ok {
@@ -227,9 +223,49 @@ func (s *Syncer) holdPass(ctx context.Context, services []reconcile.Service, acc
 func (s *Syncer) forgetHolds(svcs []*reconcile.Service, accel map[string]reconcile.Accel, rep *reconcile.Report) {
 	for _, svc := range svcs {
 		if c := svc.Cluster; !accel[c].Hold || rep.HoldLost[c] != "" {
-			delete(s.held, c)
+			s.held.forget(c)
 		}
 	}
+}
+
+// heldWorkers is, per cluster, the worker its primary services' frontends
+// were set to hold on. A release outside a pass (Release, at hold_max or
+// shutdown) changes it while a pass may run, hence the lock.
+type heldWorkers struct {
+	mu sync.Mutex
+	by map[string]worker
+}
+
+func (h *heldWorkers) get(cluster string) (worker, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	w, ok := h.by[cluster]
+	return w, ok
+}
+
+// keep records the worker a cluster's hold was first set on.
+func (h *heldWorkers) keep(cluster string, w worker) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.by == nil {
+		h.by = map[string]worker{}
+	}
+	if _, ok := h.by[cluster]; !ok {
+		h.by[cluster] = w
+	}
+}
+
+func (h *heldWorkers) forget(cluster string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.by, cluster)
+}
+
+// reset forgets every hold's worker: whatever answers next is not held.
+func (h *heldWorkers) reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.by = nil
 }
 
 // frontendReads reads the services' frontends: one `show stat <proxy> 1 -1`

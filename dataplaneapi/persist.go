@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -79,6 +78,10 @@ type PersistResult struct {
 	Reload  []string `json:"reload_reasons,omitempty"`
 	// Diff holds, per written file, its changed lines: "-" old, "+" new.
 	Diff map[string][]string `json:"file_changes,omitempty"`
+	// Rejected are the clusters whose new files `haproxy -c` refused (its
+	// reasons named their files): their files stay as they were, the
+	// other clusters' changes are checked without them and applied.
+	Rejected reconcile.ClusterErrors `json:"-"`
 }
 
 // Changed reports whether any file changes.
@@ -94,15 +97,28 @@ func (r PersistResult) Changed() bool { return len(r.Written)+len(r.Removed) > 0
 // A full pass (every service this HAProxy carries) also removes managed files
 // no service wants any more. A keyed pass reads only its services' files:
 // services appear and disappear with the inventory, which is a full pass.
+//
+// A cluster whose new files `haproxy -c` refuses keeps its files; the
+// other clusters are applied, and the refused ones come back in
+// PersistResult.Rejected and as the error (reconcile.ClusterErrors).
 func (c *ConfigDir) Persist(ctx context.Context, services []reconcile.Service, full bool, dryRun bool) (PersistResult, error) {
-	return c.persist(ctx, services, persistOptions{full: full, dryRun: dryRun})
+	res, err := c.persist(ctx, services, persistOptions{full: full, dryRun: dryRun})
+	switch {
+	case len(res.Rejected) == 0:
+	case err == nil:
+		err = res.Rejected
+	default:
+		err = errors.Join(err, res.Rejected)
+	}
+	return res, err
 }
 
 // persistOptions are Persist's, and what the syncer adds to them.
 type persistOptions struct {
 	full, dryRun bool
 	// keep names clusters whose files stay as they are (HAProxy refused
-	// one of their commands): not rewritten, and not stale in a full pass.
+	// one of their commands, or `haproxy -c` their new files): not
+	// rewritten, and not stale in a full pass.
 	keep map[string]bool
 	// confirm, when set, runs after the Reloader returned: a reload it
 	// does not confirm (no new worker, another config running) failed.
@@ -110,34 +126,95 @@ type persistOptions struct {
 	// running, when set, reads the fingerprint HAProxy runs: after a
 	// failed reload the files are put back unless it runs the new ones.
 	running func(context.Context) (string, error)
-	// hold, when set, says why no reload may be sent: files are written,
-	// a structural change is an error.
-	hold string
+	// held, when set, says why no reload may be sent for the files of
+	// fingerprint desired ("": it may): files are written, a structural
+	// change is an error.
+	held func(desired string) string
 	// state, when set, reads the running servers' state for StateFile.
 	state func(context.Context) (string, error)
 }
 
+// persist plans, checks and applies the files. When `haproxy -c` rejects
+// the plan and its reasons name new files of some clusters, those clusters
+// are left out (PersistResult.Rejected) and the rest is planned and checked
+// again: a set of files is installed, and reloaded, only once it passed.
 func (c *ConfigDir) persist(ctx context.Context, services []reconcile.Service, o persistOptions) (PersistResult, error) {
-	full, dryRun := o.full, o.dryRun
-	var res PersistResult
+	var rejected reconcile.ClusterErrors
+	for {
+		p, err := c.plan(services, o)
+		p.res.Rejected = rejected
+		if err != nil || o.dryRun || !p.res.Changed() {
+			return p.res, err
+		}
+		if err := c.prepareStateFile(); err != nil {
+			return p.res, err
+		}
+		// Every reload is checked first: a hand-written file added since the
+		// last check may declare a proxy of a file only removed now.
+		if p.needCheck || len(p.res.Reload) > 0 {
+			if err := c.check(ctx, p.changed, p.res.Removed); err != nil {
+				bad := c.rejectedClusters(err, p.changed)
+				if len(bad) == 0 {
+					return p.res, fmt.Errorf("nothing written: %w", err)
+				}
+				// One cluster's new files fail alone: that cluster keeps
+				// its files, the rest is planned and checked again without
+				// them (each round drops a cluster, so this ends).
+				if rejected == nil {
+					rejected = reconcile.ClusterErrors{}
+				}
+				maps.Copy(rejected, bad)
+				services, o = without(services, o, bad)
+				continue
+			}
+		}
+		return p.res, c.apply(ctx, p, o)
+	}
+}
+
+// without leaves the clusters in bad out of a persist: their services are
+// not rendered, and their files stay (none of them is stale).
+func without(services []reconcile.Service, o persistOptions, bad reconcile.ClusterErrors) ([]reconcile.Service, persistOptions) {
+	keep := make(map[string]bool, len(o.keep)+len(bad))
+	maps.Copy(keep, o.keep)
+	for c := range bad {
+		keep[c] = true
+	}
+	o.keep = keep
+	return slices.DeleteFunc(slices.Clone(services), func(s reconcile.Service) bool { return bad[s.Cluster] != nil }), o
+}
+
+// filePlan is what one persist would change on disk.
+type filePlan struct {
+	res       PersistResult
+	changed   map[string][]byte // new contents, the fingerprint file's included
+	previous  map[string][]byte // what the written and removed files held
+	next      map[string]string // the structures once changed
+	fp        string            // their fingerprint
+	needCheck bool
+}
+
+// plan renders the services and compares them with the files on disk;
+// nothing is written.
+func (c *ConfigDir) plan(services []reconcile.Service, o persistOptions) (filePlan, error) {
+	full := o.full
+	p := filePlan{previous: map[string][]byte{}, changed: map[string][]byte{}}
+	res := &p.res
 	existing, err := c.existingFiles(services, full)
 	if err != nil {
-		return res, err
+		return p, err
 	}
 	if err := c.loadStructures(existing, full); err != nil {
-		return res, err
+		return p, err
 	}
-	previous := map[string][]byte{} // what the written and removed files held
-	changed := map[string][]byte{}
-	needCheck := false
 	units, err := c.Layout.units(services)
 	if err != nil {
-		return res, err
+		return p, err
 	}
 	for _, u := range units {
 		data, err := u.render()
 		if err != nil {
-			return res, err
+			return p, err
 		}
 		name := u.name
 		old, had := existing[name]
@@ -147,110 +224,129 @@ func (c *ConfigDir) persist(ctx context.Context, services []reconcile.Service, o
 		}
 		if !had {
 			if err := c.refuseForeign(name, u.cluster); err != nil {
-				return res, err
+				return p, err
 			}
 		} else if owner, _ := ManagedCluster(old); owner != u.cluster {
-			return res, ForeignClusterError(filepath.Join(c.Dir, name), owner, u.cluster)
+			return p, ForeignClusterError(filepath.Join(c.Dir, name), owner, u.cluster)
 		} else {
-			previous[name] = old
+			p.previous[name] = old
 		}
-		changed[name] = data
+		p.changed[name] = data
 		res.Written = append(res.Written, name)
 		if res.Diff == nil {
 			res.Diff = map[string][]string{}
 		}
 		res.Diff[name] = LineDiff(old, data)
-		needCheck = needCheck || !had || slotState(old) != slotState(data)
+		p.needCheck = p.needCheck || !had || slotState(old) != slotState(data)
 		res.Reload = append(res.Reload, fileReasons(old, data, had)...)
 	}
 	for name, old := range existing {
 		if cluster, _ := ManagedCluster(old); o.keep[cluster] {
 			continue // left as it is with its cluster
 		}
-		previous[name] = old
+		p.previous[name] = old
 		res.Removed = append(res.Removed, name)
 		res.Reload = append(res.Reload, removedReasons(name, old)...)
 	}
-	next, fp := c.structs, ""
-	if len(changed)+len(res.Removed) == 0 {
-		fp = c.fingerprint()
+	p.next = c.structs
+	if len(p.changed)+len(res.Removed) == 0 {
+		p.fp = c.fingerprint()
 	} else {
-		next = maps.Clone(c.structs)
-		for name, data := range changed {
-			next[name] = structHash(data)
+		p.next = maps.Clone(c.structs)
+		for name, data := range p.changed {
+			p.next[name] = structHash(data)
 		}
 		for _, name := range res.Removed {
-			delete(next, name)
+			delete(p.next, name)
 		}
-		fp = fingerprintOf(next)
+		p.fp = fingerprintOf(p.next)
 	}
-	fpName, fpData, fpOld, err := c.fingerprintChange(fp)
+	fpName, fpData, fpOld, err := c.fingerprintChange(p.fp)
 	if err != nil {
-		return res, err
+		return p, err
 	}
 	if fpData != nil {
-		changed[fpName] = fpData
+		p.changed[fpName] = fpData
 		res.Written = append(res.Written, fpName)
 		if fpOld != nil {
-			previous[fpName] = fpOld
+			p.previous[fpName] = fpOld
 		}
 	}
 	sort.Strings(res.Written)
 	sort.Strings(res.Removed)
 	sort.Strings(res.Reload)
-	if dryRun || !res.Changed() {
-		return res, nil
-	}
-	if err := c.prepareStateFile(); err != nil {
-		return res, err
-	}
-	if needCheck {
-		if err := c.check(ctx, changed, res.Removed); err != nil {
-			return res, err
-		}
-	}
-	if _, err := WriteFiles(c.Dir, changed); err != nil {
-		return res, err
-	}
-	for _, name := range res.Removed {
-		if err := os.Remove(filepath.Join(c.Dir, name)); err != nil && !os.IsNotExist(err) {
-			return res, fmt.Errorf("remove %s: %w", filepath.Join(c.Dir, name), err)
-		}
-	}
-	if len(res.Removed) > 0 {
-		if err := syncDir(c.Dir); err != nil { // the removals are durable too
-			return res, err
-		}
+	return p, nil
+}
+
+// apply installs a checked plan and reloads for its structural changes;
+// if the reload fails, the previous files are put back.
+func (c *ConfigDir) apply(ctx context.Context, p filePlan, o persistOptions) error {
+	res := p.res
+	if err := c.install(p.changed, res.Removed); err != nil {
+		c.setStructures(nil) // the disk may be partly new: read it again
+		return err
 	}
 	prevStructs, prevFP := c.structs, c.fingerprint()
-	c.setStructures(next)
+	c.setStructures(p.next)
 	if len(res.Reload) == 0 {
-		return res, nil
+		return nil
 	}
-	if o.hold != "" {
-		return res, fmt.Errorf("config changed structurally (%s); files written, reloads held: %s", strings.Join(res.Reload, "; "), o.hold)
+	if o.held != nil {
+		if why := o.held(p.fp); why != "" {
+			return fmt.Errorf("config changed structurally (%s); files written, reloads held: %s", strings.Join(res.Reload, "; "), why)
+		}
 	}
 	if r, why := c.reloader(ctx); r == nil {
-		return res, fmt.Errorf("config changed structurally (%s) and no reload is configured%s", strings.Join(res.Reload, "; "), why)
+		return fmt.Errorf("config changed structurally (%s) and no reload is configured%s", strings.Join(res.Reload, "; "), why)
 	}
-	err = c.reload(ctx, o.state, o.confirm)
-	if err != nil {
-		err = fmt.Errorf("reload haproxy for %s: %w", strings.Join(res.Reload, "; "), err)
-		if o.running != nil {
-			if running, rerr := o.running(ctx); rerr == nil && running == fp {
-				// Confirmed late: HAProxy runs the new files after all.
-				return res, fmt.Errorf("%w; HAProxy runs the new files now, they stay", err)
-			}
-		}
-		if rerr := c.restore(changed, previous); rerr != nil {
-			c.setStructures(nil) // the disk is partly old, partly new: read it again
-			return res, fmt.Errorf("%w; putting the previous files back failed too: %v", err, rerr)
-		}
-		c.setStructures(prevStructs)
-		c.fp = prevFP
-		return res, fmt.Errorf("%w; the previous files were put back, so a restart loads what HAProxy runs", err)
+	err := c.reload(ctx, o.state, o.confirm)
+	if err == nil {
+		return nil
 	}
-	return res, nil
+	err = fmt.Errorf("reload haproxy for %s: %w", strings.Join(res.Reload, "; "), err)
+	if o.running != nil {
+		if running, rerr := o.running(ctx); rerr == nil && running == p.fp {
+			// Confirmed late: HAProxy runs the new files after all.
+			return fmt.Errorf("%w; HAProxy runs the new files now, they stay", err)
+		}
+	}
+	if rerr := c.restore(p.changed, p.previous); rerr != nil {
+		c.setStructures(nil) // the disk is partly old, partly new: read it again
+		return fmt.Errorf("%w; putting the previous files back failed too: %v", err, rerr)
+	}
+	c.setStructures(prevStructs)
+	c.fp = prevFP
+	return fmt.Errorf("%w; the previous files were put back, so a restart loads what HAProxy runs", err)
+}
+
+// install writes the changed files and removes the removed ones, the
+// fingerprint file last: an external reload in between then loads the old
+// fingerprint (pgsvc sees the drift and reloads), never the new one with
+// an old service file (pgsvc would believe HAProxy runs the files).
+func (c *ConfigDir) install(changed map[string][]byte, removed []string) error {
+	services, fingerprints := map[string][]byte{}, map[string][]byte{}
+	for name, data := range changed {
+		if isFingerprintFile(name) {
+			fingerprints[name] = data
+		} else {
+			services[name] = data
+		}
+	}
+	if _, err := WriteFiles(c.Dir, services); err != nil {
+		return err
+	}
+	for _, name := range removed {
+		if err := os.Remove(filepath.Join(c.Dir, name)); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("remove %s: %w", filepath.Join(c.Dir, name), err)
+		}
+	}
+	if len(removed) > 0 {
+		if err := syncDir(c.Dir); err != nil { // the removals are durable too
+			return err
+		}
+	}
+	_, err := WriteFiles(c.Dir, fingerprints)
+	return err
 }
 
 // reloader is the Reloader to use now, or nil and why not (": reason",
@@ -632,73 +728,6 @@ func slotState(data []byte) string {
 		b.WriteString(stateWords.ReplaceAllString(line, "") + "\n")
 	}
 	return b.String()
-}
-
-// check runs `haproxy -c` on what a restart would load: the main config and
-// the whole conf dir as it will be (every .cfg file there, pgsvc's or not,
-// with the changed files in and the removed ones out). A hand-written file
-// declaring the same proxy name is caught here, not by a failed reload.
-func (c *ConfigDir) check(ctx context.Context, changed map[string][]byte, removed []string) error {
-	staging, err := os.MkdirTemp("", "pgsvc-check-")
-	if err != nil {
-		return fmt.Errorf("check config: %w", err)
-	}
-	defer os.RemoveAll(staging)
-	names, err := cfgFiles(c.Dir)
-	if err != nil {
-		return fmt.Errorf("check config: %w", err)
-	}
-	main := c.mainConfig()
-	for _, n := range names {
-		path := filepath.Join(c.Dir, n)
-		if _, ok := changed[n]; ok || path == main || slices.Contains(removed, n) {
-			continue
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("check config: %w", err)
-		}
-		if err := os.WriteFile(filepath.Join(staging, n), data, 0o600); err != nil {
-			return fmt.Errorf("check config: %w", err)
-		}
-	}
-	for name, data := range changed {
-		if err := os.WriteFile(filepath.Join(staging, name), data, 0o600); err != nil {
-			return fmt.Errorf("check config: %w", err)
-		}
-	}
-	args := []string{"-c"} // not -q: 2.6 then hides the reason too
-	if main != "" {
-		args = append(args, "-f", main)
-	}
-	args = append(args, "-f", staging)
-	bin := c.HAProxy
-	if bin == "" {
-		bin = "haproxy"
-	}
-	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
-	if err != nil {
-		// HAProxy names the staging copy; the operator's file is in Dir.
-		reason := strings.ReplaceAll(alerts(string(out)), staging, c.Dir)
-		return fmt.Errorf("haproxy -c rejected the config a restart would load (%s and %s with the new service files), nothing written: %v: %s",
-			main, c.Dir, err, reason)
-	}
-	return nil
-}
-
-// alerts keeps the ALERT lines of haproxy's output (all of it when there
-// are none), on one line.
-func alerts(out string) string {
-	var keep []string
-	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(line, "[ALERT]") {
-			keep = append(keep, strings.TrimSpace(line))
-		}
-	}
-	if len(keep) == 0 {
-		return oneLine(out)
-	}
-	return oneLine(strings.Join(keep, "\n"))
 }
 
 // mainConfig is the global/defaults file HAProxy loads before Dir: the one

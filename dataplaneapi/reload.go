@@ -114,13 +114,9 @@ func detectMaster(ctx context.Context, socket string, rt *Runtime) (_ Reloader, 
 	if err != nil {
 		return nil, fmt.Sprintf("no haproxy_reload set and the master socket %s does not answer (%v): structural changes are written, not loaded, until haproxy_reload is set", socket, err), false
 	}
-	out, err := rt.Execute(ctx, "show info")
+	w, err := readWorker(ctx, rt)
 	if err != nil {
 		return nil, fmt.Sprintf("no haproxy_reload set and the stats socket %s does not answer (%v): structural changes are written, not loaded, until haproxy_reload is set", rt.Socket(), err), false
-	}
-	w, err := parseWorker(out)
-	if err != nil {
-		return nil, fmt.Sprintf("no haproxy_reload set: %v", err), false
 	}
 	for _, pid := range st.Workers {
 		if strconv.Itoa(pid) == w.pid {

@@ -31,8 +31,12 @@ func NewRuntime(ctx context.Context, socket string) (*Runtime, error) {
 // Socket is the stats socket path.
 func (r *Runtime) Socket() string { return r.socket }
 
-// Execute sends one command and returns HAProxy's reply. client-native has
-// no context; a cancelled ctx returns at once while the reply is discarded.
+// Execute sends one command through client-native and returns HAProxy's
+// reply. client-native has no context; a cancelled ctx returns at once
+// while the reply is discarded. Its transport ends a reply at any read
+// error or its own deadline and reports it whole, so a reply that decides
+// anything goes over Batch (prompt-delimited: a cut reply is an error)
+// instead; Execute is for replies nothing depends on.
 func (r *Runtime) Execute(ctx context.Context, command string) (string, error) {
 	type result struct {
 		out []string
@@ -60,6 +64,17 @@ func (r *Runtime) Execute(ctx context.Context, command string) (string, error) {
 		}
 		return res.out[0], nil
 	}
+}
+
+// Show sends one read-only command over Batch and returns its whole reply:
+// for replies that decide something (which worker runs, what config it
+// loaded), which client-native's transport may hand back cut short.
+func (r *Runtime) Show(ctx context.Context, command string) (string, error) {
+	replies, err := r.Batch(ctx, []string{command})
+	if err != nil {
+		return "", err
+	}
+	return replies[0], nil
 }
 
 // ErrNoBackend is returned for a backend HAProxy does not have.

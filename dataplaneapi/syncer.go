@@ -22,9 +22,9 @@ type Syncer struct {
 	// read for the clients a switchover hold kept waiting.
 	ProcNet string
 
-	// stuck holds the files' and HAProxy's fingerprints after a reload that
-	// did not make HAProxy run the files, so it is not repeated for them.
-	stuck string
+	// stuck is a reload that did not make HAProxy run the files, so it is
+	// not repeated for them (zero: none).
+	stuck stuckReload
 	// layout holds the backup flag of every slot of one worker: HAProxy
 	// cannot change it at runtime, so a worker's flags are read once (show
 	// stat: ~8 MB for 32,000 servers, most of a full read's time) and its
@@ -36,8 +36,13 @@ type Syncer struct {
 	forced map[string]worker
 	// held holds, per cluster, the worker its primary services' frontends
 	// were set to hold on (see holdPass).
-	held map[string]worker
+	held heldWorkers
 }
+
+// stuckReload is keyed on the desired fingerprint and the one HAProxy ran
+// after the reload, not on the files on disk: a failed reload puts the
+// previous files back, and that alone must not be worth another reload.
+type stuckReload struct{ desired, running string }
 
 // slotLayout is one worker's backup flags, keyed backend/slot.
 type slotLayout struct {
@@ -63,8 +68,9 @@ func (w worker) same(o worker) bool {
 // Apply implements reconcile.HAProxy. A command HAProxy refuses fails its
 // cluster only: the cluster's other commands are still sent, its files and
 // structure wait with it, every other cluster converges, and the failures
-// come back as reconcile.ClusterErrors. A socket that cannot be reached or
-// read fails the whole pass with a reconcile.UnreachableError.
+// come back as reconcile.ClusterErrors; so do new files of a cluster that
+// `haproxy -c` rejects for reasons naming them. A socket that cannot be
+// reached or read fails the whole pass with a reconcile.UnreachableError.
 func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, clusters map[string]bool, accel map[string]reconcile.Accel, dryRun bool) (reconcile.Report, error) {
 	var rep reconcile.Report
 	refused := reconcile.ClusterErrors{}
@@ -79,7 +85,8 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 	}
 	if !dryRun {
 		if before, err = s.worker(ctx); err != nil {
-			s.forced, s.held = nil, nil // whatever answers next is a worker to force (and not hold) for
+			s.forced = nil // whatever answers next is a worker to force (and not hold) for
+			s.held.reset()
 			return rep, unreachable(err)
 		}
 	}
@@ -93,7 +100,8 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 	}
 	structural, err := s.runtimePass(ctx, services, passAccel, before, dryRun, &rep, refused)
 	if err != nil {
-		s.forced, s.held = nil, nil
+		s.forced = nil
+		s.held.reset()
 		return rep, unreachable(err)
 	}
 	if dryRun {
@@ -103,7 +111,7 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 		}
 	}
 	if err := s.holdPass(ctx, services, accel, before, dryRun, &rep, refused); err != nil {
-		s.held = nil
+		s.held.reset()
 		return rep, unreachable(err)
 	}
 	if !dryRun {
@@ -120,27 +128,40 @@ func (s *Syncer) Apply(ctx context.Context, services []reconcile.Service, cluste
 	persisted, opts := s.persistPlan(ctx, services, clusters == nil, refused, dryRun, pidBefore)
 	res, err := s.Config.persist(ctx, persisted, opts)
 	rep.Written, rep.Removed, rep.Reload, rep.FileChanges = res.Written, res.Removed, res.Reload, res.Diff
+	// A cluster whose new files `haproxy -c` refused fails alone, as one
+	// whose command HAProxy refused: its files and structure wait with it.
+	for c, cerr := range res.Rejected {
+		addRefusal(refused, c, cerr)
+	}
+	reasons = structural.except(refused)
 	if err != nil {
 		return rep, err
 	}
 	if len(res.Reload) == 0 {
-		var drifted bool
-		if reasons, drifted, err = s.runningReasons(ctx, services, accel, refused, reasons, clusters == nil); err != nil {
+		var stuck error
+		if reasons, stuck, err = s.runningReasons(ctx, services, accel, refused, reasons); err != nil {
 			return rep, err
+		}
+		rep.Reload = reasons
+		if stuck != nil {
+			// Every pass, keyed ones too: readiness and the drift metric
+			// stay true while HAProxy runs another structure.
+			return rep, stuck
 		}
 		if len(reasons) > 0 {
 			// The files already hold the structure but the running HAProxy
 			// does not (a reload that failed or never happened, a hand
 			// edit reloaded elsewhere): reload.
-			rep.Reload = reasons
 			if dryRun {
 				return rep, clusterErrors(refused)
 			}
 			if r, why := s.Config.reloader(ctx); r == nil {
 				return rep, fmt.Errorf("haproxy needs a reload (%s) and no reload is configured%s", strings.Join(reasons, "; "), why)
 			}
-			if opts.hold != "" && !drifted {
-				return rep, fmt.Errorf("haproxy needs a reload (%s); reloads held: %s", strings.Join(reasons, "; "), opts.hold)
+			// Files written since HAProxy last loaded the dir (a hand-written
+			// one declaring a proxy of pgsvc's) would fail the reload.
+			if err := s.Config.check(ctx, nil, nil); err != nil {
+				return rep, fmt.Errorf("haproxy needs a reload (%s), not sent: %w", strings.Join(reasons, "; "), err)
 			}
 			if err := s.Config.prepareStateFile(); err != nil {
 				return rep, err
@@ -216,32 +237,55 @@ func (s *Syncer) recordForced(services []reconcile.Service, w worker) {
 
 // worker reads which worker answers the stats socket.
 func (s *Syncer) worker(ctx context.Context) (worker, error) {
-	out, err := s.Runtime.Execute(ctx, "show info")
+	return readWorker(ctx, s.Runtime)
+}
+
+// readWorker reads the worker from `show info` over Batch, not Execute:
+// client-native's transport ends a reply at a read error or its deadline
+// and reports success, and a reply cut before Uptime_sec or Version would
+// read as a new worker (forcing again) or as HAProxy < 3.0 (no holds).
+func readWorker(ctx context.Context, rt *Runtime) (worker, error) {
+	out, err := rt.Show(ctx, "show info")
 	if err != nil {
-		return worker{}, err
+		return worker{}, fmt.Errorf("read the worker: %w", err)
 	}
 	return parseWorker(out)
 }
 
-// parseWorker reads the worker from a `show info` reply.
+// parseWorker reads the worker from a `show info` reply. Pid, Uptime_sec
+// and Version are all required: a reply without one is not a reading of
+// the worker, whatever cut it.
 func parseWorker(out string) (worker, error) {
 	var w worker
-	var uptime int
+	var uptime string
 	for _, line := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(line, "Pid: "); ok {
-			w.pid = strings.TrimSpace(v)
+		key, v, ok := strings.Cut(line, ": ")
+		if !ok {
+			continue
 		}
-		if v, ok := strings.CutPrefix(line, "Uptime_sec: "); ok {
-			uptime, _ = strconv.Atoi(strings.TrimSpace(v))
-		}
-		if v, ok := strings.CutPrefix(line, "Version: "); ok {
-			w.version = strings.TrimSpace(v)
+		switch v = strings.TrimSpace(v); key {
+		case "Pid":
+			w.pid = v
+		case "Uptime_sec":
+			uptime = v
+		case "Version":
+			w.version = v
 		}
 	}
-	if w.pid == "" {
-		return worker{}, fmt.Errorf("show info: no Pid line")
+	var missing []string
+	for _, f := range []struct{ name, value string }{{"Pid", w.pid}, {"Uptime_sec", uptime}, {"Version", w.version}} {
+		if f.value == "" {
+			missing = append(missing, f.name)
+		}
 	}
-	w.started = time.Now().Add(-time.Duration(uptime) * time.Second)
+	if len(missing) > 0 {
+		return worker{}, fmt.Errorf("show info: no %s in the reply (%d bytes): not a whole reading of the worker", strings.Join(missing, ", "), len(out))
+	}
+	secs, err := strconv.Atoi(uptime)
+	if err != nil || secs < 0 {
+		return worker{}, fmt.Errorf("show info: Uptime_sec %q is not a number of seconds", uptime)
+	}
+	w.started = time.Now().Add(-time.Duration(secs) * time.Second)
 	return w, nil
 }
 
@@ -303,15 +347,22 @@ func (s *Syncer) persistPlan(ctx context.Context, services []reconcile.Service, 
 			_, got, _, err := s.fingerprintDrift(ctx)
 			return got, err
 		}}
-	if s.stuck != "" {
-		// Held only while HAProxy runs what it ran after that reload, with
-		// the same files: a restart or an edit is worth a new attempt.
-		if want, got, _, err := s.fingerprintDrift(ctx); err == nil && s.stuck != want+" "+got {
-			s.stuck = ""
+	if s.stuck != (stuckReload{}) {
+		// Held only while HAProxy runs what it ran after that reload: a
+		// restart or a reload by anyone else is worth a new attempt.
+		if _, got, _, err := s.fingerprintDrift(ctx); err == nil && got != s.stuck.running {
+			s.stuck = stuckReload{}
 		}
 	}
-	if s.stuck != "" {
-		opts.hold = "after the last reload HAProxy did not run the files in " + s.Config.Dir + " (does it load that directory, -f?)"
+	if stuck := s.stuck; stuck != (stuckReload{}) {
+		// ...and only for the files that reload brought: new desired
+		// files are worth one too.
+		opts.held = func(desired string) string {
+			if desired != stuck.desired {
+				return ""
+			}
+			return "after the last reload HAProxy did not run the files in " + s.Config.Dir + " (does it load that directory, -f?)"
+		}
 	}
 	return persisted, opts
 }
@@ -321,34 +372,31 @@ func (s *Syncer) persistPlan(ctx context.Context, services []reconcile.Service, 
 // dumps' reasons are read again first: HAProxy runs files that declare
 // every backend and slot a dump said it lacks, so that dump may be cut
 // short at a line boundary (it parses cleanly). A fingerprint that a
-// reload already failed to change is an error, not another reload.
+// reload already failed to change is returned as stuck, the error to
+// report instead of another reload.
 func (s *Syncer) runningReasons(ctx context.Context, services []reconcile.Service, accel map[string]reconcile.Accel,
-	refused reconcile.ClusterErrors, reasons []string, full bool) (_ []string, drifted bool, _ error) {
+	refused reconcile.ClusterErrors, reasons []string) (_ []string, stuck, _ error) {
 	want, got, drift, err := s.fingerprintDrift(ctx)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
 	if drift == "" {
-		s.stuck = ""
+		s.stuck = stuckReload{}
 		if len(reasons) > 0 {
 			again, err := s.runtimePass(ctx, services, accel, worker{}, true, &reconcile.Report{}, reconcile.ClusterErrors{})
 			if err != nil {
-				return nil, false, unreachable(err)
+				return nil, nil, unreachable(err)
 			}
 			reasons = again.except(refused)
 		}
-		return reasons, false, nil
+		return reasons, nil, nil
 	}
-	if s.stuck == want+" "+got {
-		if !full {
-			// Reported by full passes (resyncs, retries); keyed passes
-			// keep applying events at runtime.
-			return reasons, false, nil
-		}
-		return nil, false, fmt.Errorf("haproxy still does not run the files in %s after a reload (%s): does it load that directory (-f %s)? Not reloading again until the files or what HAProxy runs change",
-			s.Config.Dir, drift, s.Config.Dir)
+	reasons = append(reasons, drift)
+	if s.stuck == (stuckReload{desired: want, running: got}) {
+		return reasons, fmt.Errorf("haproxy still does not run the files in %s after a reload (%s): does it load that directory (-f %s)? Not reloading again until the desired files or what HAProxy runs change",
+			s.Config.Dir, drift, s.Config.Dir), nil
 	}
-	return append(reasons, drift), true, nil
+	return reasons, nil, nil
 }
 
 // confirmReload waits for the new worker and checks that it runs the files;
@@ -363,9 +411,11 @@ func (s *Syncer) confirmReload(ctx context.Context, pidBefore string) error {
 		return err
 	}
 	if drift != "" {
-		s.stuck = want + " " + got
+		// want is what the reload brought: the files are still on disk.
+		s.stuck = stuckReload{desired: want, running: got}
 		return fmt.Errorf("after the reload HAProxy still does not run the files in %s (%s): does it load that directory (-f)?", s.Config.Dir, drift)
 	}
+	s.stuck = stuckReload{}
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pgsvc/pgsvc/dataplaneapi"
 	"github.com/pgsvc/pgsvc/reconcile"
+	"github.com/pgsvc/pgsvc/reconcile/metrics"
 )
 
 // Tests of issue 10 ("always converged"): HAProxy's running state is read
@@ -199,4 +200,72 @@ func TestNewWorkerRoutesPrimaryOnlyToTheLeader(t *testing.T) {
 	_, err = l.obs.waitFrom(n, func(p reconcile.PassInfo) bool { return p.Err == nil && p.Full }, 15*time.Second)
 	require.NoError(t, err)
 	leaderOnly("an external reload")
+}
+
+// Pins, in the daemon, what a conf dir HAProxy does not load (-f
+// elsewhere) did after a structural change: the previous files, put back
+// after the unconfirmed reload, cleared the stuck state, so every full
+// retry reloaded again; keyed passes succeeded, so /readyz said ok; and
+// pgsvc_drift_servers kept its 0. Now one reload, then every pass fails
+// with the reason, keyed ones too, and a resync counts the difference.
+func TestConfDirHAProxyDoesNotLoad(t *testing.T) {
+	l := newLab(t, labOptions{noStart: true})
+	dir := t.TempDir()
+	for name, data := range confFiles(t, l.hap.ConfDir) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644))
+	}
+	m := metrics.New()
+	l.startWith(func(rec *reconcile.Reconciler, src *reconcile.EtcdSource) {
+		rec.Observer = tee{l.obs, m}
+		src.Error, src.Ready = m.EtcdError, m.EtcdReady
+		rec.HAProxy.(*dataplaneapi.Syncer).Config.Dir = dir // HAProxy loads l.hap.ConfDir
+	})
+	reloads := l.reloads()
+	n := l.obs.count()
+	l.writeInventory("        pg_services: [ { name: extra, ip: 127.0.0.1, port: " + itoa(l.ports["extra"]) + ", dest: postgres, check: /sync, selector: \"[]\" } ]\n")
+	for failed := 0; failed < 4; {
+		// The inventory's full pass, then its retries (100 ms doubling).
+		from := l.obs.count()
+		failed = 0
+		for _, p := range l.obs.since(n) {
+			if p.Full {
+				require.Error(t, p.Err, "every full pass reports it")
+				assert.Contains(t, p.Err.Error(), "does it load that directory")
+				failed++
+			}
+		}
+		if failed < 4 {
+			_, err := l.obs.waitFrom(from, func(reconcile.PassInfo) bool { return true }, 30*time.Second)
+			require.NoError(t, err)
+		}
+	}
+	assert.Equal(t, reloads+1, l.reloads(), "one reload in four full passes")
+
+	// A keyed pass applies its event at runtime and still reports (a full
+	// retry that takes the event first is not one: another event then).
+	var keyed reconcile.PassInfo
+	weight := 30
+	for found := false; !found; weight++ {
+		require.Less(t, weight, 35, "no keyed pass")
+		from := l.obs.count()
+		rev := l.setOverride("pg-test-2", map[string]any{"pg_weight": float64(weight)})
+		p, err := l.obs.waitFrom(from, func(p reconcile.PassInfo) bool { return p.Revision >= rev }, 15*time.Second)
+		require.NoError(t, err)
+		if !p.Full {
+			keyed, found = p, true
+		}
+	}
+	require.Error(t, keyed.Err)
+	assert.Contains(t, keyed.Err.Error(), "does it load that directory")
+	assert.Equal(t, weight-1, l.backend("replica").Slots["pg-test-2"].UWeight)
+	ready, why := m.Ready()
+	assert.False(t, ready, "HAProxy runs another structure")
+	assert.Contains(t, why, "does it load that directory")
+
+	n = l.obs.count()
+	l.in.MarkAll(reconcile.CauseResync)
+	_, err := l.obs.waitFrom(n, func(p reconcile.PassInfo) bool { return p.Full && p.Err != nil }, 15*time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, 2.0, counter(t, m, "pgsvc_drift_servers"), "the backend HAProxy lacks and the fingerprint it runs")
+	assert.Equal(t, reloads+1, l.reloads())
 }

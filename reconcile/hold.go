@@ -31,12 +31,12 @@ type HoldConfig struct {
 	AtStop bool
 }
 
-// DefaultHoldConfig holds at most 5 s, well inside libpq's usual
-// connect_timeout; Patroni's own promotion took 1.3–1.6 s in the lab.
-// Holding is opt-in (hold_connections: true): clients whose connect
-// timeout is shorter than a hold see a timeout instead of a refusal.
+// DefaultHoldConfig holds (on HAProxy >= 3.0) at most 5 s, well inside
+// libpq's usual connect_timeout; Patroni's own promotion took 1.3–1.7 s in
+// the lab. Clients whose connect timeout is shorter than a hold see a
+// timeout instead of a refusal: hold_connections: false turns it off.
 func DefaultHoldConfig() HoldConfig {
-	return HoldConfig{Enabled: false, Max: 5 * time.Second, Leaderless: 2 * time.Second}
+	return HoldConfig{Enabled: true, Max: 5 * time.Second, Leaderless: 2 * time.Second}
 }
 
 // hold is one cluster's hold: started for one failover request (the key's
@@ -299,56 +299,172 @@ func (r *Reconciler) releaseLeftovers(ctx context.Context) {
 	}
 }
 
+// holdOf is the cluster's hold record (nil: none).
+func (r *Reconciler) holdOf(cluster string) *hold {
+	r.holdMu.Lock()
+	defer r.holdMu.Unlock()
+	return r.holds[cluster]
+}
+
+// kickHolds wakes the hold watch: the holds or hold_max changed.
+func (r *Reconciler) kickHolds() {
+	select {
+	case r.holdKick <- struct{}{}:
+	default:
+	}
+}
+
+// watchHolds ends holds at hold_max, and every hold when ctx ends, beside
+// the loop: a pass in flight never delays a release.
+func (r *Reconciler) watchHolds(ctx context.Context) {
+	for {
+		var fire <-chan time.Time
+		t := r.releaseTimer()
+		if t != nil {
+			fire = t.C
+		}
+		select {
+		case <-ctx.Done():
+			stopTimer(t)
+			r.releaseHolds(ctx, time.Now(), true)
+			return
+		case <-r.holdKick:
+		case now := <-fire:
+			r.releaseHolds(ctx, now, false)
+		}
+		stopTimer(t)
+	}
+}
+
+// releaseTimer fires when the first hold reaches hold_max, or a release
+// HAProxy did not confirm is due again (nil: no hold under way).
+func (r *Reconciler) releaseTimer() *time.Timer {
+	cfg := r.holdConfig()
+	r.holdMu.Lock()
+	defer r.holdMu.Unlock()
+	var first time.Time
+	for c, h := range r.holds {
+		if h.ended != "" || h.armed || len(h.frontends) == 0 {
+			continue
+		}
+		at := h.started.Add(cfg.Max)
+		if retry := r.releaseRetry[c]; retry.After(at) {
+			at = retry
+		}
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+	}
+	if first.IsZero() {
+		return nil
+	}
+	return time.NewTimer(max(time.Until(first), 0))
+}
+
 // releaseHolds ends, outside a pass, the holds that reached hold_max (or
 // every hold when pgsvc stops), with HAProxy's runtime API alone: a pass
 // may be unable to run (etcd lost, the cluster's desired state broken or
-// gone from the inventory), and a hold must still end. A release HAProxy
-// does not confirm is tried again a second later (and by the next pass).
+// gone from the inventory) or be slow, and a hold must still end. A
+// release HAProxy does not confirm is tried again a second later (and by
+// the next pass).
 func (r *Reconciler) releaseHolds(ctx context.Context, now time.Time, stopping bool) {
 	rel, ok := r.HAProxy.(Releaser)
 	if !ok {
 		return
 	}
 	cfg := r.holdConfig()
+	type due struct {
+		cluster string
+		was     *hold
+		next    hold
+	}
+	var todo []due
+	r.holdMu.Lock()
 	for _, c := range sortedKeys(r.holds) {
 		h := r.holds[c]
-		if h.ended != "" || len(h.frontends) == 0 {
+		if h.ended != "" || h.armed || len(h.frontends) == 0 {
 			continue
 		}
 		n := *h
 		switch {
 		case stopping:
 			n.ended, n.result = "pgsvc is stopping", holdShutdown
-		case now.Sub(h.started) >= cfg.Max:
+		case now.Sub(h.started) >= cfg.Max && !now.Before(r.releaseRetry[c]):
 			n.ended, n.result = fmt.Sprintf("held for %s without a new primary (hold_max)", cfg.Max), holdMax
 		default:
-			// An earlier decision (leaderless) fired and was taken by
-			// markDue: hold_max stays armed whether or not a pass runs.
-			if _, armed := r.holdDue[c]; !armed {
-				r.holdDue[c] = h.started.Add(cfg.Max)
-			}
 			continue
 		}
+		todo = append(todo, due{c, h, n})
+	}
+	r.holdMu.Unlock()
+	for _, d := range todo {
+		c := d.cluster
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		rep, err := rel.Release(rctx, h.frontends)
+		rep, err := rel.Release(rctx, d.was.frontends)
 		cancel()
 		if err != nil && stopping {
 			r.Log.Error("could not release held connections before stopping; the next pgsvc to start releases them", "cluster", c, "err", err)
 			continue
 		}
 		if err != nil {
-			r.Log.Error("could not release held connections; trying again in 1s", "cluster", c, "cause", n.ended, "err", err)
-			r.holdDue[c] = now.Add(time.Second)
+			r.Log.Error("could not release held connections; trying again in 1s", "cluster", c, "cause", d.next.ended, "err", err)
+			r.holdMu.Lock()
+			r.releaseRetry[c] = now.Add(time.Second)
+			r.holdMu.Unlock()
 			continue
 		}
-		r.holds[c] = &n
-		delete(r.holdDue, c)
+		r.holdMu.Lock()
+		delete(r.releaseRetry, c)
+		cur := r.holds[c]
+		mine := cur != nil && cur.ended == "" && cur.request == d.was.request && cur.started.Equal(d.was.started)
+		if mine {
+			// The same hold, whether or not a pass has copied its record
+			// since: it ends here.
+			r.holds[c] = &d.next
+			delete(r.holdDue, c)
+		}
+		r.holdMu.Unlock()
+		if !mine {
+			continue // a pass ended it meanwhile and reported it
+		}
 		r.promos.want(c, "", "") // nothing to ask any more
-		ev := HoldEvent{Cluster: c, Cause: n.ended, Result: n.result, Held: now.Sub(h.started)}
+		ev := HoldEvent{Cluster: c, Cause: d.next.ended, Result: d.next.result, Held: now.Sub(d.was.started)}
 		r.Log.Info("released held connections", "cluster", c, "result", ev.Result, "cause", ev.Cause,
 			"held", ev.Held.Round(time.Millisecond), "waiting", rep.Released[c])
 		if o, ok := r.Observer.(HoldObserver); ok {
 			o.HoldsReleased([]HoldEvent{ev}, rep)
 		}
+	}
+}
+
+// releaseAll sets back, as pgsvc stops, the frontends of every hold it
+// knows, ended or not: a pass in flight when the hold watch released may
+// have held them again. Frontends already accepting are not touched.
+func (r *Reconciler) releaseAll(ctx context.Context) {
+	rel, ok := r.HAProxy.(Releaser)
+	if !ok {
+		return
+	}
+	r.holdMu.Lock()
+	var services []Service
+	for _, c := range sortedKeys(r.holds) {
+		services = append(services, r.holds[c].frontends...)
+	}
+	r.holdMu.Unlock()
+	if len(services) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	rep, err := rel.Release(rctx, services)
+	if err != nil {
+		r.Log.Error("could not release held connections before stopping; the next pgsvc to start releases them", "err", err)
+		return
+	}
+	for _, c := range rep.Commands {
+		r.Log.Info("released connections held again by the last pass", "cluster", c.Cluster, "service", c.Service, "command", c.Line)
+	}
+	if o, ok := r.Observer.(HoldObserver); ok && len(rep.Commands) > 0 {
+		o.HoldsReleased(nil, rep)
 	}
 }

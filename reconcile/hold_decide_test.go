@@ -60,6 +60,70 @@ func TestDecideHold(t *testing.T) {
 	}
 }
 
+// Every way a hold ends, decided from the facts of the pass that sees
+// them, and a crash failover (no request) never holding.
+func TestDecideHoldEnds(t *testing.T) {
+	cfg := HoldConfig{Enabled: true, Max: 5 * time.Second, Leaderless: 2 * time.Second}
+	now := time.Now()
+	members := map[string]selector.Member{"pg-test-1": {Role: "primary", State: "running"}, "pg-test-2": {Role: "replica", State: "running"}}
+	requested := &dcs.Cluster{Leader: "pg-test-1", LeaderTerm: 10, Config: &dcs.Config{}, Members: members,
+		Failover: &dcs.Failover{Leader: "pg-test-1", Member: "pg-test-2", Revision: 11}}
+	facts := holdFacts{holdable: true}
+	h, on, _, _ := decideHold("pg-test", requested, nil, true, cfg, now, facts)
+	assert.True(t, on)
+
+	crash := &dcs.Cluster{Leader: "pg-test-2", LeaderTerm: 12, Config: &dcs.Config{}, Members: members}
+	_, on, _, ev := decideHold("pg-test", crash, nil, true, cfg, now, facts)
+	assert.False(t, on, "a crash failover: the leader moved with no request")
+	assert.Nil(t, ev)
+
+	leaderless := *requested
+	leaderless.Leader, leaderless.LeaderTerm = "", 0
+	off := cfg
+	off.Enabled = false
+	for _, tc := range []struct {
+		name   string
+		dc     *dcs.Cluster
+		cfg    HoldConfig
+		after  time.Duration
+		result string // "": still holding
+	}{
+		{"still requested, inside hold_max", requested, cfg, time.Second, ""},
+		{"holding turned off (SIGHUP)", requested, off, time.Second, holdOff},
+		{"hold_max", requested, cfg, cfg.Max, holdMax},
+		{"request cleared, old leader leads", &dcs.Cluster{Leader: "pg-test-1", LeaderTerm: 10, Config: &dcs.Config{}, Members: members}, cfg, time.Second, holdAborted},
+		{"leader key gone, first seen", &leaderless, cfg, time.Second, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, on, _, ev := decideHold("pg-test", tc.dc, h, true, tc.cfg, now.Add(tc.after), facts)
+			assert.Equal(t, tc.result == "", on)
+			if tc.result == "" {
+				assert.Nil(t, ev)
+				return
+			}
+			if assert.NotNil(t, ev) {
+				assert.Equal(t, tc.result, ev.Result, ev.Cause)
+				assert.Equal(t, tc.after, ev.Held)
+			}
+			assert.Equal(t, tc.result, n.result)
+		})
+	}
+
+	// The leader key absent for Leaderless ends the hold; present again
+	// before that, the clock starts over.
+	gone, on, due, _ := decideHold("pg-test", &leaderless, h, true, cfg, now.Add(time.Second), facts)
+	assert.True(t, on)
+	assert.Equal(t, now.Add(time.Second+cfg.Leaderless), due, "decided again when the leader key has been gone long enough")
+	_, on, _, ev = decideHold("pg-test", &leaderless, gone, true, cfg, now.Add(time.Second+cfg.Leaderless), facts)
+	assert.False(t, on)
+	if assert.NotNil(t, ev) {
+		assert.Equal(t, holdLeaderless, ev.Result)
+	}
+	back, on, _, _ := decideHold("pg-test", requested, gone, true, cfg, now.Add(2*time.Second), facts)
+	assert.True(t, on)
+	assert.True(t, back.leaderGone.IsZero())
+}
+
 // hold_from: before_stop: a request arms the hold; it starts on Patroni's
 // before_stop word for that request and leader, or when the leader key
 // leaves the old leader (no hook); a request cleared while armed, or a

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -463,4 +464,78 @@ func TestHoldFromBeforeStop(t *testing.T) {
 		}
 		assert.Equal(t, configured, l.frontendMaxconn("primary"))
 	})
+}
+
+// gatedReloader delays a real reload until the test opens its gate: a
+// reload that takes seconds (haproxy -c of a large conf dir, a slow new
+// worker) cannot be had on demand from a real HAProxy, so the real one is
+// made to wait.
+type gatedReloader struct {
+	dataplaneapi.Reloader
+	entered chan struct{}
+	open    chan struct{}
+}
+
+func (g *gatedReloader) Reload(ctx context.Context) error {
+	close(g.entered)
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.Reloader.Reload(ctx)
+}
+
+// hold_max is a promise to clients: a pass that is slow (here, stuck in a
+// reload) never delays the release, and the pass that held before it
+// ended does not hold again afterwards.
+func TestHoldMaxWhileAPassIsSlow(t *testing.T) {
+	if v := local.HAProxyVersion(t); !v.AtLeast(3, 0) {
+		t.Logf("%s: holds are refused (TestHoldThroughSwitchover); nothing to end", v.Line)
+		return
+	}
+	gate := &gatedReloader{entered: make(chan struct{}), open: make(chan struct{})}
+	var opened sync.Once
+	openGate := func() { opened.Do(func() { close(gate.open) }) }
+	t.Cleanup(openGate)
+	l := newLab(t, labOptions{noStart: true})
+	l.startWith(func(r *reconcile.Reconciler, _ *reconcile.EtcdSource) {
+		r.Hold = testHold()
+		cfg := r.HAProxy.(*dataplaneapi.Syncer).Config
+		gate.Reloader, cfg.Reloader = cfg.Reloader, gate
+	})
+	n := l.obs.count()
+	l.patroni.RequestSwitchover("pg-test-1", "pg-test-2", "")
+	l.waitHold(n, true, "hold start")
+	n = l.obs.count()
+
+	// A service added: the next pass reloads, and its reload waits.
+	l.writeInventory(fmt.Sprintf("        pg_services: [ { name: extra, ip: 127.0.0.1, port: %d, dest: postgres, check: /replica, selector: \"[]\" } ]\n", l.ports["extra"]))
+	select {
+	case <-gate.entered:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the inventory change never reached a reload\nlogs:\n%s", l.logs.String())
+	}
+	ev := l.waitHold(n, false, "the release at hold_max while the pass waits in its reload")
+	assert.Equal(t, "hold_max", ev.Result, ev.Cause)
+	for _, s := range heldServices {
+		assert.Equal(t, configured, l.frontendMaxconn(s), "%s accepts while the pass is still in its reload", s)
+	}
+
+	openGate()
+	_, err := l.obs.waitFrom(n, func(p reconcile.PassInfo) bool { return p.Report.Reloaded }, 20*time.Second)
+	require.NoError(t, err, "the slow pass ends\nlogs:\n%s", l.logs.String())
+	l.waitRev(l.patroni.Member("pg-test-3", "replica", "running"))
+	for _, s := range heldServices {
+		assert.Equal(t, configured, l.frontendMaxconn(s), "%s: not held again after the slow pass", s)
+	}
+	ends := 0
+	for _, p := range l.obs.since(n) {
+		for _, h := range p.Holds {
+			if !h.Started {
+				ends++
+			}
+		}
+	}
+	assert.Equal(t, 1, ends, "one end for one hold")
 }

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -169,8 +171,15 @@ type Reconciler struct {
 	synced  bool // a full pass has succeeded
 	// holds are the clusters' switchover holds, with when each must be
 	// decided again without an event (a scheduled switchover, hold_max).
+	// holdMu guards them: the hold watch (watchHolds) ends holds at
+	// hold_max while a pass runs. releaseRetry is when a release HAProxy
+	// did not confirm is tried again; holdKick wakes the watch when the
+	// holds change.
+	holdMu       sync.Mutex
 	holds        map[string]*hold
 	holdDue      map[string]time.Time
+	releaseRetry map[string]time.Time
+	holdKick     chan struct{}
 	holdRefusals string // the last reason HAProxy cannot hold, logged once
 	// applied is, per cluster, the etcd revision whose state HAProxy
 	// shows; current says the cluster has nothing pending (its last pass
@@ -190,7 +199,8 @@ type retry struct {
 func (r *Reconciler) init() {
 	if r.leaders == nil {
 		r.leaders, r.forced, r.retries = map[string]string{}, map[string]forcing{}, map[string]*retry{}
-		r.holds, r.holdDue = map[string]*hold{}, map[string]time.Time{}
+		r.holds, r.holdDue, r.releaseRetry = map[string]*hold{}, map[string]time.Time{}, map[string]time.Time{}
+		r.holdKick = make(chan struct{}, 1)
 		r.applied, r.current, r.fenced = map[string]int64{}, map[string]bool{}, map[string]Fence{}
 		r.unreach = newRetryBackoff()
 	}
@@ -214,6 +224,11 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		defer r.promos.stopAll()
 	}
 	r.releaseLeftovers(ctx)
+	// hold_max and shutdown releases must not wait for a pass: a slow one
+	// (haproxy -c of a large conf dir, a reload) would stretch a hold
+	// past what clients were promised.
+	watched := make(chan struct{})
+	go func() { defer close(watched); r.watchHolds(ctx) }()
 	for {
 		var due <-chan time.Time
 		timer := r.retryTimer()
@@ -223,14 +238,15 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			stopTimer(timer)
-			r.releaseHolds(ctx, time.Now(), true)
+			<-watched
+			// A pass in flight when the watch released may have held again.
+			r.releaseAll(ctx)
 			return nil
 		case <-r.In.Wake():
 		case <-tick:
 			r.In.MarkAll(CauseResync)
 		case now := <-due:
 			r.markDue(now)
-			r.releaseHolds(ctx, now, false)
 		}
 		stopTimer(timer)
 		if time.Now().Before(r.gate) && r.In.pendingAll() != CauseHAProxy {
@@ -260,11 +276,13 @@ func (r *Reconciler) retryTimer() *time.Timer {
 	if rt := r.fullRetry; rt != nil && !rt.at.IsZero() && (first.IsZero() || rt.at.Before(first)) {
 		first = rt.at
 	}
+	r.holdMu.Lock()
 	for _, at := range r.holdDue {
 		if first.IsZero() || at.Before(first) {
 			first = at
 		}
 	}
+	r.holdMu.Unlock()
 	for _, rt := range r.retries {
 		if rt.at.IsZero() {
 			continue // marked, waiting for its pass
@@ -284,6 +302,15 @@ func (r *Reconciler) retryTimer() *time.Timer {
 // a cluster that no pass takes (sources not ready, gone from the
 // inventory) does not keep the timer firing.
 func (r *Reconciler) markDue(now time.Time) {
+	var holdsDue []string
+	r.holdMu.Lock()
+	for name, at := range r.holdDue {
+		if !at.After(now) {
+			holdsDue = append(holdsDue, name)
+			delete(r.holdDue, name)
+		}
+	}
+	r.holdMu.Unlock()
 	r.In.mu.Lock()
 	defer r.In.mu.Unlock()
 	marked := false
@@ -298,12 +325,9 @@ func (r *Reconciler) markDue(now time.Time) {
 			marked = true
 		}
 	}
-	for name, at := range r.holdDue {
-		if !at.After(now) {
-			r.In.mark(name, CauseHold)
-			delete(r.holdDue, name)
-			marked = true
-		}
+	for _, name := range holdsDue {
+		r.In.mark(name, CauseHold)
+		marked = true
 	}
 	if marked {
 		r.In.notify()
@@ -421,7 +445,7 @@ func (r *Reconciler) recordFenced(w work, rep Report) map[string]Fence {
 			continue
 		}
 		if r.fenced[c.Name] != f {
-			if h := r.holds[c.Name]; h != nil && h.ended == "" {
+			if h := r.holdOf(c.Name); h != nil && h.ended == "" {
 				// A hold whose promotion this pass may already have seen
 				// releases once fenced: decide again now.
 				r.In.Mark(c.Name, CauseHold)
@@ -536,7 +560,7 @@ func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]fo
 		r.Observer.Desired(d.Services)
 	}
 	accel, next := map[string]Accel{}, map[string]forcing{}
-	holds := holdUpdate{next: map[string]*hold{}, due: map[string]time.Time{}, ask: map[string]promotionTarget{}}
+	holds := holdUpdate{prev: map[string]*hold{}, next: map[string]*hold{}, due: map[string]time.Time{}, ask: map[string]promotionTarget{}}
 	now := time.Now()
 	for _, c := range w.clusters {
 		dc := raw[c.Name]
@@ -551,7 +575,9 @@ func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]fo
 			answered: r.promos.answeredFor(c.Name, termOf(dc)),
 			fenced:   r.fenced[c.Name] == Fence{Leader: dc.Leader, Term: dc.LeaderTerm},
 		}
-		h, on, due, ev := decideHold(c.Name, dc, r.holds[c.Name], seen, r.holdConfig(), now, facts)
+		prevHold := r.holdOf(c.Name)
+		holds.prev[c.Name] = prevHold
+		h, on, due, ev := decideHold(c.Name, dc, prevHold, seen, r.holdConfig(), now, facts)
 		holds.ask[c.Name] = promotionTarget{}
 		if on {
 			h.frontends = frontends // h is this pass's copy
@@ -571,8 +597,12 @@ func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]fo
 	return d.Services, accel, next, holds, broken, nil
 }
 
-// SetHold changes the switchover hold from the next pass on (SIGHUP).
-func (r *Reconciler) SetHold(h HoldConfig) { r.holdSet.Store(&h) }
+// SetHold changes the switchover hold from the next pass on (SIGHUP); a
+// new hold_max applies to holds under way at once.
+func (r *Reconciler) SetHold(h HoldConfig) {
+	r.holdSet.Store(&h)
+	r.kickHolds()
+}
 
 func (r *Reconciler) holdConfig() HoldConfig {
 	if h := r.holdSet.Load(); h != nil {
@@ -583,6 +613,7 @@ func (r *Reconciler) holdConfig() HoldConfig {
 
 // holdUpdate is what a pass decided about its clusters' holds.
 type holdUpdate struct {
+	prev   map[string]*hold // the records the pass decided from
 	next   map[string]*hold
 	due    map[string]time.Time // zero: nothing due
 	events []HoldEvent
@@ -624,13 +655,21 @@ func (r *Reconciler) recordHolds(u holdUpdate, rep Report) []HoldEvent {
 			u.events = append(u.events, HoldEvent{Cluster: c, Cause: why, Result: holdLost, Held: time.Since(h.started)})
 		}
 	}
-	for c, a := range u.ask {
-		if h := u.next[c]; h == nil || h.ended != "" {
-			a = promotionTarget{}
-		}
-		r.promos.want(c, a.term, a.url)
-	}
+	r.holdMu.Lock()
+	var reheld []string
 	for c, h := range u.next {
+		if cur := r.holds[c]; cur != u.prev[c] && cur != nil && cur.ended != "" {
+			// The hold watch ended this hold (hold_max) while the pass
+			// ran: its release stands, and its end was reported there. A
+			// pass that held the frontends again is followed by one that
+			// releases them.
+			if h != nil && h.ended == "" {
+				reheld = append(reheld, c)
+			}
+			u.next[c], u.ask[c] = cur, promotionTarget{}
+			u.events = slices.DeleteFunc(u.events, func(ev HoldEvent) bool { return ev.Cluster == c })
+			continue
+		}
 		if h == nil {
 			delete(r.holds, c)
 		} else {
@@ -642,6 +681,17 @@ func (r *Reconciler) recordHolds(u holdUpdate, rep Report) []HoldEvent {
 			r.holdDue[c] = at
 		}
 	}
+	r.holdMu.Unlock()
+	r.kickHolds()
+	for _, c := range reheld {
+		r.In.Mark(c, CauseHold)
+	}
+	for c, a := range u.ask {
+		if h := u.next[c]; h == nil || h.ended != "" {
+			a = promotionTarget{}
+		}
+		r.promos.want(c, a.term, a.url)
+	}
 	for _, ev := range u.events {
 		if ev.Started {
 			r.Log.Info("holding new connections on the primary services", "cluster", ev.Cluster, "cause", ev.Cause, "hold_max", r.holdConfig().Max)
@@ -651,7 +701,7 @@ func (r *Reconciler) recordHolds(u holdUpdate, rep Report) []HoldEvent {
 			"held", ev.Held.Round(time.Millisecond), "waiting", rep.Released[ev.Cluster])
 	}
 	if rep.HoldRefused != "" && rep.HoldRefused != r.holdRefusals {
-		r.Log.Warn("not holding connections through switchovers", "reason", rep.HoldRefused)
+		r.Log.Info("not holding connections through switchovers", "reason", rep.HoldRefused)
 	}
 	if rep.HoldRefused != "" {
 		r.holdRefusals = rep.HoldRefused
@@ -661,6 +711,8 @@ func (r *Reconciler) recordHolds(u holdUpdate, rep Report) []HoldEvent {
 
 // armed lists the clusters whose hold waits for Patroni's before_stop.
 func (r *Reconciler) armed() []string {
+	r.holdMu.Lock()
+	defer r.holdMu.Unlock()
 	out := []string{}
 	for _, c := range sortedKeys(r.holds) {
 		if h := r.holds[c]; h.armed && h.ended == "" {

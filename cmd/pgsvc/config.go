@@ -103,7 +103,7 @@ func (c *daemonConfig) register(fs *flag.FlagSet) *string {
 	fs.StringVar(&c.HAProxyBin, "haproxy-bin", c.HAProxyBin, "haproxy `binary` for config checks")
 	fs.StringVar(&c.StateFile, "haproxy-server-state-file", c.StateFile, "HAProxy's server-state-file `path`, written before each reload pgsvc makes so the new worker keeps the old one's health (default: <conf-dir>/pgsvc-server-state without --cluster; none: off)")
 	fs.DurationVar(&c.Resync, "resync", c.Resync, "full check of HAProxy against the desired state every `interval` (0: never)")
-	fs.BoolVar(&c.Hold, "hold-connections", c.Hold, "hold new connections to the primary services through a planned switchover (HAProxy >= 3.0; opt-in, see the README's known gaps): clients wait instead of failing")
+	fs.BoolVar(&c.Hold, "hold-connections", c.Hold, "hold new connections to the primary services through a planned switchover (HAProxy >= 3.0; --hold-connections=false turns it off): clients wait instead of failing")
 	fs.DurationVar(&c.HoldMax, "hold-max", c.HoldMax, "release held connections after `duration` at the latest (clients with a shorter connect timeout time out instead)")
 	fs.StringVar(&c.HoldFrom, "hold-from", c.HoldFrom, "when a hold starts: `request` (the failover key) or before_stop (Patroni's before_stop hook runs `pgsvc before-stop`, after the old primary's checkpoint: clients wait less)")
 	fs.StringVar(&c.StopPrefix, "stop-prefix", c.StopPrefix, "etcd `prefix` where `pgsvc before-stop` says a leader is about to stop for a switchover")
