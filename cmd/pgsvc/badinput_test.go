@@ -3,13 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 )
 
 // A valid base the bad inputs below break one thing at a time.
@@ -174,9 +179,42 @@ func TestExampleConfigLoads(t *testing.T) {
 	fs := newFlags("run", "run", &bytes.Buffer{})
 	require.NoError(t, parseDaemonFlags(fs, []string{"--config", "dist/pgsvc.yml", "--log-level", "debug"}, &cfg))
 	assert.Equal(t, "/etc/pgsvc/inventory.yml", cfg.Inventory)
-	assert.Equal(t, "systemctl reload haproxy", cfg.Reload)
+	assert.Equal(t, "https://10.10.10.10:2379", cfg.Etcd)
+	assert.Empty(t, cfg.Reload, "the reload is detected (Pigsty v4.5's master socket), not set")
 	assert.Equal(t, "debug", cfg.LogLevel, "flags win over the file")
-	assert.Equal(t, "json", cfg.LogFormat)
+}
+
+// The shipped example relies on the defaults (issue 12.5: it set every
+// haproxy_* key, `haproxy_reload: systemctl reload haproxy` overriding the
+// master socket pgsvc detects on Pigsty v4.5). Only the inventory and
+// etcd are set; every other key is there, commented out at its default
+// (with an example where the default is empty), so uncommenting one
+// changes nothing until it is edited, and a new key cannot be left out.
+func TestExampleConfigShowsTheDefaults(t *testing.T) {
+	data, err := os.ReadFile("dist/pgsvc.yml")
+	require.NoError(t, err)
+	var active map[string]any
+	require.NoError(t, yaml.Unmarshal(data, &active))
+	assert.ElementsMatch(t, []string{"inventory", "etcd"}, slices.Collect(maps.Keys(active)), "only these are set")
+
+	defaults := map[string]any{}
+	require.NoError(t, yaml.Unmarshal([]byte(defaultConfig().masked()), &defaults))
+	seen := map[string]bool{"inventory": true, "etcd": true}
+	for _, m := range regexp.MustCompile(`(?m)^# ([a-z_]+): (.*?)(?:\s+#.*)?$`).FindAllStringSubmatch(string(data), -1) {
+		key, line := m[1], m[0]
+		seen[key] = true
+		want, known := defaults[key]
+		require.True(t, known, "%q: not a config key", line)
+		var got map[string]any
+		require.NoError(t, yaml.Unmarshal([]byte(key+": "+m[2]), &got), line)
+		if want == nil || want == "" || fmt.Sprint(want) == "[]" {
+			continue // no default value to show: an example
+		}
+		assert.Equal(t, fmt.Sprint(want), fmt.Sprint(got[key]), "%q: commented out at its default", line)
+	}
+	for key := range defaults {
+		assert.True(t, seen[key], "%s is in the example", key)
+	}
 }
 
 func TestVersion(t *testing.T) {

@@ -132,13 +132,9 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 		log.Info("metrics", "address", addr.String(), "paths", "/metrics /healthz /readyz")
 	}
 	in := reconcile.NewInputs(cfg.Node, cfg.Clusters)
-	hup := make(chan struct{}, 1)
-	inv := &reconcile.InventorySource{Path: cfg.Inventory, Log: log, Reload: hup, Result: m.Inventory,
-		Validate: func(d reconcile.Desired) error { _, err := dataplaneapi.Files(&d, cfg.fileLayout()); return err }}
-	if err := inv.LoadContext(ctx, in, true); err != nil {
-		return err // the first inventory must be valid: there is no last good one
-	}
-	src := &reconcile.EtcdSource{Client: cli, Layout: cfg.layout(), Log: log, Error: m.EtcdError, Ready: m.EtcdReady}
+	// The fleet record carries /readyz's readiness: it reads m.Ready, so m
+	// observes each pass first, and a change from a source (etcd watch,
+	// inventory) refreshes the record too.
 	agent := fleet.NewReporter(cfg.agentName(), versionString(), func() []string {
 		_, scope := in.Model()
 		names := make([]string, len(scope))
@@ -147,7 +143,16 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 		}
 		sort.Strings(names)
 		return names
-	})
+	}, m.Ready)
+	hup := make(chan struct{}, 1)
+	inv := &reconcile.InventorySource{Path: cfg.Inventory, Log: log, Reload: hup,
+		Result:   func(err error) { m.Inventory(err); agent.Refresh() },
+		Validate: func(d reconcile.Desired) error { _, err := dataplaneapi.Files(&d, cfg.fileLayout()); return err }}
+	if err := inv.LoadContext(ctx, in, true); err != nil {
+		return err // the first inventory must be valid: there is no last good one
+	}
+	src := &reconcile.EtcdSource{Client: cli, Layout: cfg.layout(), Log: log, Error: m.EtcdError,
+		Ready: func(ready bool) { m.EtcdReady(ready); agent.Refresh() }}
 	rec := &reconcile.Reconciler{In: in, Log: log, Resync: cfg.Resync, Observer: observers{m, agent},
 		HAProxy: syncer, Hold: cfg.hold(),
 		// Patroni's REST API, as HAProxy's checks reach it; an https one
@@ -177,7 +182,7 @@ func runDaemon(ctx context.Context, args []string, out, errOut io.Writer) error 
 		})
 		return nil
 	})
-	pub := &fleet.Publisher{Client: cli, Prefix: cfg.AgentsPrefix, TTL: cfg.AgentTTL, Log: log}
+	pub := &fleet.Publisher{Client: cli, Prefix: cfg.AgentsPrefix, TTL: cfg.AgentTTL, Log: log, Registered: m.AgentRegistered}
 	goRun(func(ctx context.Context, _ *reconcile.Inputs) error { return pub.Run(ctx, agent.Updates()) })
 	goRun(func(ctx context.Context, _ *reconcile.Inputs) error {
 		sampleFleet(ctx, syncer.Runtime, agent, time.Second)
@@ -354,7 +359,7 @@ func reloaderName(r dataplaneapi.Reloader) string {
 	return r.String()
 }
 
-// observers hands the loop's news to each of its observers.
+// observers hands the loop's news to each of its observers, in order.
 type observers []reconcile.Observer
 
 func (o observers) Pass(p reconcile.PassInfo) {
@@ -400,7 +405,7 @@ func sampleFleet(ctx context.Context, rt *dataplaneapi.Runtime, agent *fleet.Rep
 }
 
 func readFleetSample(ctx context.Context, rt *dataplaneapi.Runtime, drained map[string][]fleet.DrainedSlot) (string, map[string]int, error) {
-	info, err := rt.Execute(ctx, "show info")
+	info, err := rt.Show(ctx, "show info")
 	if err != nil {
 		return "", nil, err
 	}

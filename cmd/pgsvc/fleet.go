@@ -189,6 +189,12 @@ func fleetStatus(ctx context.Context, cli *clientv3.Client, cfg daemonConfig, fo
 	if err != nil {
 		return err
 	}
+	return writeFleet(out, fleetRows(agents, latest), rev, format, cfg.AgentsPrefix)
+}
+
+// fleetRows is the agents by node, each with the clusters whose latest
+// change it does not show yet.
+func fleetRows(agents map[string]fleet.Agent, latest map[string]int64) []fleetRow {
 	rows := make([]fleetRow, 0, len(agents))
 	for _, n := range fleet.Nodes(agents) {
 		a := agents[n]
@@ -203,6 +209,11 @@ func fleetStatus(ctx context.Context, cli *clientv3.Client, cfg daemonConfig, fo
 		}
 		rows = append(rows, r)
 	}
+	return rows
+}
+
+// writeFleet prints `status --fleet`: a table, or -o json.
+func writeFleet(out io.Writer, rows []fleetRow, rev int64, format, prefix string) error {
 	if format == "json" {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
@@ -212,40 +223,60 @@ func fleetStatus(ctx context.Context, cli *clientv3.Client, cfg daemonConfig, fo
 		}{rev, rows})
 	}
 	if len(rows) == 0 {
-		fmt.Fprintf(out, "no live pgsvc agents under %s\n", cfg.AgentsPrefix)
-		return nil
+		_, err := fmt.Fprintf(out, "no live pgsvc agents under %s\n", prefix)
+		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tVERSION\tHAPROXY\tCLUSTERS\tAPPLIED\tREADY\tHOLDS\tDRAINING\t")
 	for _, r := range rows {
-		applied := "current"
-		if len(r.Behind) > 0 {
-			var parts []string
-			for _, c := range slices.Sorted(maps.Keys(r.Behind)) {
-				parts = append(parts, fmt.Sprintf("%s %d < %d", c, r.Applied[c], r.Behind[c]))
-			}
-			applied = "behind: " + strings.Join(parts, ", ")
-		}
-		ready := "yes"
-		if !r.Ready {
-			ready = "no: " + r.Reason
-		}
-		holds := slices.Clone(r.Holds)
-		for _, c := range r.Armed {
-			holds = append(holds, c+" (armed)")
-		}
-		var draining []string
-		for _, inst := range slices.Sorted(maps.Keys(r.Draining)) {
-			draining = append(draining, fmt.Sprintf("%s=%d", inst, r.Draining[inst]))
-		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Node, r.Version, orDash(r.HAProxy), strings.Join(r.Clusters, ","),
-			applied, ready, orDash(strings.Join(holds, ",")), orDash(strings.Join(draining, ",")))
+			r.applied(), r.ready(), orDash(strings.Join(r.holds(), ",")), orDash(r.draining()))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%d agents, etcd revision %d\n", len(rows), rev)
-	return nil
+	_, err := fmt.Fprintf(out, "%d agents, etcd revision %d\n", len(rows), rev)
+	return err
+}
+
+// applied is the APPLIED column: current, or each cluster it is behind on
+// with its applied and the latest revision.
+func (r fleetRow) applied() string {
+	if len(r.Behind) == 0 {
+		return "current"
+	}
+	var parts []string
+	for _, c := range slices.Sorted(maps.Keys(r.Behind)) {
+		parts = append(parts, fmt.Sprintf("%s %d < %d", c, r.Applied[c], r.Behind[c]))
+	}
+	return "behind: " + strings.Join(parts, ", ")
+}
+
+// ready is the READY column: yes, or no with the record's reason.
+func (r fleetRow) ready() string {
+	switch {
+	case r.Ready:
+		return "yes"
+	case r.Reason == "":
+		return "no" // a record from a pgsvc that gave no reason
+	}
+	return "no: " + r.Reason
+}
+
+func (r fleetRow) holds() []string {
+	holds := slices.Clone(r.Holds)
+	for _, c := range r.Armed {
+		holds = append(holds, c+" (armed)")
+	}
+	return holds
+}
+
+func (r fleetRow) draining() string {
+	var draining []string
+	for _, inst := range slices.Sorted(maps.Keys(r.Draining)) {
+		draining = append(draining, fmt.Sprintf("%s=%d", inst, r.Draining[inst]))
+	}
+	return strings.Join(draining, ",")
 }
 
 // latestChanges is, per cluster, the newest revision among its Patroni

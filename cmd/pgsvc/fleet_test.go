@@ -17,6 +17,7 @@ import (
 
 	"github.com/pgsvc/pgsvc/dataplaneapi"
 	"github.com/pgsvc/pgsvc/integration/local"
+	"github.com/pgsvc/pgsvc/reconcile/fleet"
 )
 
 // fleetLab is one cluster served by several pgsvc daemons (processes),
@@ -204,8 +205,33 @@ func TestFleet(t *testing.T) {
 		d := l.agents["a2"].d
 		require.NoError(t, d.cmd.Process.Signal(syscall.SIGSTOP)) // frozen: registered (TTL 2s) but applying nothing
 		defer func() { require.NoError(t, d.cmd.Process.Signal(syscall.SIGCONT)) }()
-		code, out, stderr := l.cli(t, "set", "pg-test-2", "pg_weight=60", "--wait", "--timeout", "1s")
+		type result struct {
+			code        int
+			out, stderr string
+		}
+		done := make(chan result, 1)
+		go func() {
+			code, out, stderr := runCLI(t, "set", "pg-test-2", "pg_weight=60", "--wait", "--timeout", "1s",
+				"--inventory", l.agents["a1"].inv, "--etcd", l.etcd.Endpoint)
+			done <- result{code, out, stderr}
+		}()
+		// While set waits (a2's lease outlives the 1s wait, not much more):
+		// status --fleet names a2 behind, with both revisions.
+		var latest int64
+		require.Eventually(t, func() bool {
+			rows := l.fleetStatus(t)
+			latest = rows["a2"].Behind["pg-test"]
+			return latest > 0 && len(rows["a1"].Behind) == 0
+		}, time.Second, 20*time.Millisecond, "a2 behind, a1 current")
+		code, fleetOut, stderr := l.cli(t, "status", "--fleet")
+		require.Equal(t, 0, code, stderr)
+		assert.Regexp(t, fmt.Sprintf(`(?m)^a2\s.*\spg-test\s+behind: pg-test \d+ < %d\s+yes\s`, latest), fleetOut, "the frozen agent's last record says ready")
+		assert.Regexp(t, `(?m)^a1\s.*\spg-test\s+current\s+yes\s`, fleetOut)
+		t.Logf("status --fleet with a2 frozen:\n%s", fleetOut)
+		res := <-done
+		code, out, stderr := res.code, res.out, res.stderr
 		assert.Equal(t, 1, code, out)
+		assert.Contains(t, out, fmt.Sprintf("to apply etcd revision %d ", latest), "behind the revision set waited for")
 		assert.Contains(t, out, "  a1: applied")
 		assert.Contains(t, stderr, "not every HAProxy applied it: 1 agent(s) serving pg-test did not confirm (context deadline exceeded): a2 (applied revision ")
 		assert.Contains(t, stderr, "; its last record says ready)")
@@ -472,4 +498,45 @@ func TestBeforeStopBadInput(t *testing.T) {
 			assert.Contains(t, stderr, tc.want)
 		})
 	}
+}
+
+// The fleet table names what an operator acts on: the cluster an agent is
+// behind on with both revisions, an agent that is not ready with its
+// reason, holds (armed ones marked), sessions left on drained instances.
+func TestFleetTable(t *testing.T) {
+	agents := map[string]fleet.Agent{
+		"a1": {Node: "a1", Version: "v1", HAProxy: "3.0.11", Clusters: []string{"pg-test"}, Applied: map[string]int64{"pg-test": 17}, Ready: true},
+		"a2": {Node: "a2", Version: "v1", HAProxy: "3.0.11", Clusters: []string{"pg-other", "pg-test"}, Applied: map[string]int64{"pg-test": 15, "pg-other": 9},
+			Reason: "etcd watch not current"},
+		"a3": {Node: "a3", Version: "v0", Clusters: []string{"pg-test"}, Applied: map[string]int64{"pg-test": 17},
+			Holds: []string{"pg-test"}, Armed: []string{"pg-other"}, Draining: map[string]int{"pg-test-3": 2, "pg-test-2": 0}},
+	}
+	rows := fleetRows(agents, map[string]int64{"pg-test": 17, "pg-other": 9})
+	require.Len(t, rows, 3)
+	assert.Equal(t, map[string]int64{"pg-test": 17}, rows[1].Behind, "a2 is behind on pg-test only")
+
+	var out strings.Builder
+	require.NoError(t, writeFleet(&out, rows, 42, "text", "/pgsvc/agents/"))
+	assert.Equal(t, ""+
+		"NODE  VERSION  HAPROXY  CLUSTERS          APPLIED                  READY                       HOLDS                     DRAINING                 \n"+
+		"a1    v1       3.0.11   pg-test           current                  yes                         -                         -                        \n"+
+		"a2    v1       3.0.11   pg-other,pg-test  behind: pg-test 15 < 17  no: etcd watch not current  -                         -                        \n"+
+		"a3    v0       -        pg-test           current                  no                          pg-test,pg-other (armed)  pg-test-2=0,pg-test-3=2  \n"+
+		"3 agents, etcd revision 42\n", out.String())
+
+	out.Reset()
+	require.NoError(t, writeFleet(&out, nil, 42, "text", "/pgsvc/agents/"))
+	assert.Equal(t, "no live pgsvc agents under /pgsvc/agents/\n", out.String())
+
+	out.Reset()
+	require.NoError(t, writeFleet(&out, rows[1:2], 42, "json", "/pgsvc/agents/"))
+	var st struct {
+		Revision int64      `json:"etcd_revision"`
+		Agents   []fleetRow `json:"agents"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out.String()), &st), out.String())
+	assert.Equal(t, int64(42), st.Revision)
+	assert.Equal(t, map[string]int64{"pg-test": 17}, st.Agents[0].Behind)
+	assert.Equal(t, "etcd watch not current", st.Agents[0].Reason)
+	assert.False(t, st.Agents[0].Ready)
 }

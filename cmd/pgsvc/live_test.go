@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -140,12 +142,30 @@ func TestLiveCommands(t *testing.T) {
 	assert.Contains(t, scrape, `pgsvc_haproxy_reload_reasons_total{reason="service-added"} 0`, "every series is there from the start")
 	assert.Contains(t, scrape, `pgsvc_runtime_commands_total{kind="shutdown"} 0`)
 
+	require.Eventually(t, func() bool {
+		return strings.Contains(httpGet(t, metricsAddr, "/metrics"), "pgsvc_agent_registered 1\n")
+	}, 10*time.Second, 50*time.Millisecond,
+		"the agent's fleet record is in etcd")
+	assert.Contains(t, scrape, "pgsvc_agent_registration_errors_total 0\n")
+
 	code, _, stderr = cmd("set", "pg-test-2", "pg_weight=50")
 	require.Equal(t, 0, code, stderr)
 	require.Eventually(t, func() bool {
 		c, _, _ := cmd("reconcile", "--dry-run")
 		return c == 0 && strings.Contains(d.logs.String(), `"cause":"override"`)
 	}, 20*time.Second, 100*time.Millisecond, "daemon applied the override")
+	// pgsvc_applied_revision is the agent's applied revision, the override's
+	// or later: the value an alert compares, not only a series.
+	resp, err := cli.Get(context.Background(), "/pgsvc/overrides/pg-test-2")
+	require.NoError(t, err)
+	require.Len(t, resp.Kvs, 1)
+	var agent fleetRow
+	require.Eventually(t, func() bool {
+		agent = onlyAgent(t, cmd)
+		return agent.Applied["pg-test"] >= resp.Kvs[0].ModRevision && len(agent.Behind) == 0
+	}, 10*time.Second, 50*time.Millisecond, "the agent's record shows the override applied")
+	assert.True(t, agent.Ready, agent.Reason)
+	assert.Contains(t, httpGet(t, metricsAddr, "/metrics"), fmt.Sprintf("pgsvc_applied_revision{cluster=%q} %d\n", "pg-test", agent.Applied["pg-test"]))
 
 	// An invalid inventory is rejected and counted; SIGHUP re-reads it.
 	good, err := os.ReadFile(inv)
@@ -154,6 +174,9 @@ func TestLiveCommands(t *testing.T) {
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
 	require.Eventually(t, func() bool { return strings.Contains(httpGet(t, metricsAddr, "/metrics"), "pgsvc_inventory_valid 0") }, 10*time.Second, 50*time.Millisecond)
 	assert.Contains(t, httpGet(t, metricsAddr, "/readyz"), "inventory invalid")
+	// The fleet record says what /readyz says (it used to stay ready).
+	require.Eventually(t, func() bool { return !onlyAgent(t, cmd).Ready }, 10*time.Second, 50*time.Millisecond, "the record is not ready")
+	assert.Contains(t, onlyAgent(t, cmd).Reason, "inventory invalid (last good one in force): ")
 	// Loads a SIGHUP (or the start) forced; polling may load a changed file
 	// too, so those are not counted.
 	forcedLoads := func() int {
@@ -163,6 +186,7 @@ func TestLiveCommands(t *testing.T) {
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
 	require.Eventually(t, func() bool { return forcedLoads() == 2 && httpGet(t, metricsAddr, "/readyz") == "ok\n" }, 10*time.Second, 50*time.Millisecond,
 		"the start and this SIGHUP loaded it (the SIGHUP before was rejected)")
+	require.Eventually(t, func() bool { return onlyAgent(t, cmd).Ready }, 10*time.Second, 50*time.Millisecond, "the record is ready again")
 
 	// SIGHUP re-reads even an unchanged file (polling would not).
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
@@ -177,6 +201,19 @@ func TestLiveCommands(t *testing.T) {
 	assert.Contains(t, logs, `"server":"pg-test-3.b","kind":"state","before":"ready","after":"drain","cause":"start"`, "one event line per change, with before, after and cause")
 	assert.Contains(t, logs, `"server":"pg-test-2","kind":"weight","before":"100","after":"50","cause":"override"`)
 	assert.NotContains(t, logs, "secret", "no secrets in logs")
+}
+
+// onlyAgent is the one agent `status --fleet -o json` lists.
+func onlyAgent(t *testing.T, cmd func(args ...string) (int, string, string)) fleetRow {
+	t.Helper()
+	code, out, stderr := cmd("status", "--fleet", "-o", "json")
+	require.Equal(t, 0, code, stderr)
+	var st struct {
+		Agents []fleetRow `json:"agents"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &st), out)
+	require.Len(t, st.Agents, 1, out)
+	return st.Agents[0]
 }
 
 type daemon struct {

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/pgsvc/pgsvc/reconcile"
@@ -38,9 +39,11 @@ type Agent struct {
 	// Applied is, per cluster, the etcd revision whose state this agent's
 	// HAProxy shows (read back after the pass that applied it).
 	Applied map[string]int64 `json:"applied"`
-	Ready   bool             `json:"ready"`
-	Reason  string           `json:"reason,omitempty"`
-	Holds   []string         `json:"holds,omitempty"` // clusters holding new connections
+	// Ready and Reason are the agent's /readyz (Reporter.Ready); Reason
+	// is empty when ready.
+	Ready  bool     `json:"ready"`
+	Reason string   `json:"reason,omitempty"`
+	Holds  []string `json:"holds,omitempty"` // clusters holding new connections
 	// Armed are the clusters whose hold waits for Patroni's before_stop
 	// (`pgsvc before-stop` waits for them to hold).
 	Armed []string `json:"armed,omitempty"`
@@ -81,95 +84,160 @@ type Publisher struct {
 	TTL         time.Duration
 	MinInterval time.Duration // 0: 250 ms (four writes a second sustained)
 	Log         *slog.Logger
+	// Registered, when set, is told the outcome of every attempt to put
+	// the record in etcd: nil once it is there, else why it is not (a
+	// lease refused, the write refused, the lease lost). An agent that is
+	// not registered is invisible to set --wait, drain --wait, fence and
+	// status --fleet (pgsvc_agent_registered).
+	Registered func(err error)
 }
 
 // Run publishes every Agent from updates until ctx ends. etcd failures
-// are logged and retried (a new lease when the old one was lost); they
+// are reported (Registered, and a warning when the error changes) and
+// retried every second (a new lease when the old one was lost); they
 // never stop the daemon.
 func (p *Publisher) Run(ctx context.Context, updates <-chan Agent) error {
-	every := p.MinInterval
-	if every <= 0 {
-		every = 250 * time.Millisecond
+	s := &publishing{Publisher: p, every: p.MinInterval, tokens: publishBurst, refilled: time.Now()}
+	if s.every <= 0 {
+		s.every = 250 * time.Millisecond
 	}
-	var (
-		latest, written *Agent
-		lease           clientv3.LeaseID
-		alive           <-chan *clientv3.LeaseKeepAliveResponse
-		tokens          = float64(publishBurst)
-		refilled        = time.Now()
-		retry           <-chan time.Time
-	)
-	defer func() {
-		if lease != 0 {
-			// A clean stop: the key goes now, not at the lease's expiry.
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			_, _ = p.Client.Revoke(rctx, lease)
-			cancel()
-		}
-	}()
-	write := func() {
-		retry = nil
-		if latest == nil || (written != nil && reflect.DeepEqual(*latest, *written)) {
-			return
-		}
-		now := time.Now()
-		tokens = min(publishBurst, tokens+float64(now.Sub(refilled))/float64(every))
-		refilled = now
-		if need := acknowledgement(latest, written); tokens < need {
-			retry = time.After(time.Duration((need - tokens) * float64(every)))
-			return
-		}
-		if lease == 0 {
-			g, err := p.Client.Grant(ctx, int64(max(p.TTL/time.Second, 1)))
-			if err == nil {
-				var ka <-chan *clientv3.LeaseKeepAliveResponse
-				if ka, err = p.Client.KeepAlive(ctx, g.ID); err == nil {
-					lease, alive = g.ID, ka
-				}
-			}
-			if err != nil {
-				p.Log.Warn("fleet: cannot register this agent in etcd; retrying", "err", err)
-				retry = time.After(time.Second)
-				return
-			}
-		}
-		val, err := json.Marshal(latest)
-		if err != nil {
-			p.Log.Error("fleet: encode agent", "err", err)
-			return
-		}
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err = p.Client.Put(wctx, Key(p.Prefix, latest.Node), string(val), clientv3.WithLease(lease))
-		cancel()
-		tokens--
-		if err != nil {
-			p.Log.Warn("fleet: cannot update this agent in etcd; retrying", "err", err)
-			retry = time.After(time.Second)
-			return
-		}
-		a := *latest
-		written = &a
-	}
+	defer s.revoke(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case a := <-updates:
-			latest = &a
-			write()
-		case <-retry:
-			write()
-		case _, ok := <-alive:
-			if !ok {
+			s.latest = &a
+			s.write(ctx)
+		case <-s.retry:
+			s.write(ctx)
+		case _, ok := <-s.alive:
+			if !ok && ctx.Err() == nil {
 				// The lease expired (etcd unreachable past TTL) or was
-				// revoked: register again with a new one.
-				lease, alive, written = 0, nil, nil
-				if ctx.Err() == nil {
-					retry = time.After(time.Second)
-				}
+				// revoked: the record is gone; register again with a new one.
+				s.report(fmt.Errorf("lease %x of %s expired or was revoked: the record is gone until it is written again", s.lease, Key(s.Prefix, s.node())))
+				s.lease, s.alive, s.written = 0, nil, nil
+				s.retry = time.After(time.Second)
 			}
 		}
 	}
+}
+
+// publishing is one Run's state.
+type publishing struct {
+	*Publisher
+	every           time.Duration
+	latest, written *Agent
+	lease           clientv3.LeaseID
+	alive           <-chan *clientv3.LeaseKeepAliveResponse
+	tokens          float64
+	refilled        time.Time
+	retry           <-chan time.Time
+	failing         string // the registration error last logged; "" while registered
+}
+
+// write puts the latest record unless it is already there or the rate
+// limit says to wait.
+func (s *publishing) write(ctx context.Context) {
+	s.retry = nil
+	if s.latest == nil || (s.written != nil && reflect.DeepEqual(*s.latest, *s.written)) {
+		return
+	}
+	now := time.Now()
+	s.tokens = min(publishBurst, s.tokens+float64(now.Sub(s.refilled))/float64(s.every))
+	s.refilled = now
+	if need := acknowledgement(s.latest, s.written); s.tokens < need {
+		s.retry = time.After(time.Duration((need - s.tokens) * float64(s.every)))
+		return
+	}
+	err := s.put(ctx)
+	if ctx.Err() != nil {
+		return // stopping: not a registration failure
+	}
+	s.report(err)
+	if err != nil {
+		s.retry = time.After(time.Second)
+		return
+	}
+	a := *s.latest
+	s.written = &a
+}
+
+// put writes the latest record on the lease, granting one first.
+func (s *publishing) put(ctx context.Context) error {
+	if s.lease == 0 {
+		if err := s.grant(ctx); err != nil {
+			return err
+		}
+	}
+	val, err := json.Marshal(s.latest)
+	if err != nil {
+		return fmt.Errorf("encode agent %s: %w", s.latest.Node, err)
+	}
+	key := Key(s.Prefix, s.latest.Node)
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s.tokens--
+	if _, err := s.Client.Put(wctx, key, string(val), clientv3.WithLease(s.lease)); err != nil {
+		return fmt.Errorf("put agent record %s: %w", key, err)
+	}
+	return nil
+}
+
+func (s *publishing) grant(ctx context.Context) error {
+	gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	g, err := s.Client.Grant(gctx, int64(max(s.TTL/time.Second, 1)))
+	if err != nil {
+		return fmt.Errorf("grant a %s lease for agent record %s: %w", s.TTL, Key(s.Prefix, s.node()), err)
+	}
+	ka, err := s.Client.KeepAlive(ctx, g.ID)
+	if err != nil {
+		return fmt.Errorf("keep lease %x of agent record %s alive: %w", g.ID, Key(s.Prefix, s.node()), err)
+	}
+	s.lease, s.alive = g.ID, ka
+	return nil
+}
+
+// report hands the outcome of a write to Registered and logs a failure
+// once per distinct error (the retries are counted, not logged), and the
+// recovery.
+func (s *publishing) report(err error) {
+	if s.Registered != nil {
+		s.Registered(err)
+	}
+	switch {
+	case err == nil && s.failing != "":
+		s.failing = ""
+		s.Log.Info("fleet: this agent is registered in etcd again", "key", Key(s.Prefix, s.node()))
+	case err != nil && err.Error() != s.failing:
+		s.failing = err.Error()
+		args := []any{"err", err, "retry_every", time.Second}
+		if errors.Is(err, rpctypes.ErrPermissionDenied) {
+			args = append(args, "needs", fmt.Sprintf("read-write permission on the key prefix %s for this agent's etcd user "+
+				"(etcdctl role grant-permission --prefix=true <its role> readwrite %s)", s.Prefix, s.Prefix))
+		}
+		s.Log.Warn("fleet: cannot register this agent in etcd: set --wait, drain --wait, fence and status --fleet do not see it "+
+			"(HAProxy is served all the same); retrying", args...)
+	}
+}
+
+// revoke, on a clean stop, removes the record now rather than at the
+// lease's expiry.
+func (s *publishing) revoke(ctx context.Context) {
+	if s.lease == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_, _ = s.Client.Revoke(rctx, s.lease) // the lease expires anyway
+}
+
+func (s *publishing) node() string {
+	if s.latest == nil {
+		return ""
+	}
+	return s.latest.Node
 }
 
 // acknowledgement is the tokens a write needs: 1, or 1-burst when it

@@ -18,6 +18,11 @@ type Reporter struct {
 	// Scope names the clusters this daemon serves (the inventory's
 	// current scope).
 	Scope func() []string
+	// Ready is the daemon's readiness with its reason, as /readyz reports
+	// it (metrics.Metrics.Ready): the record carries it, read at each
+	// publication. Observing a pass after the metrics keeps the two in
+	// step; Refresh publishes a change that came from outside a pass.
+	Ready func() (bool, string)
 
 	mu      sync.Mutex
 	agent   Agent
@@ -29,8 +34,8 @@ type Reporter struct {
 type DrainedSlot struct{ Backend, Server string }
 
 // NewReporter starts the record; Updates is what a Publisher reads.
-func NewReporter(node, version string, scope func() []string) *Reporter {
-	return &Reporter{Node: node, Version: version, Scope: scope, out: make(chan Agent, 1),
+func NewReporter(node, version string, scope func() []string, ready func() (bool, string)) *Reporter {
+	return &Reporter{Node: node, Version: version, Scope: scope, Ready: ready, out: make(chan Agent, 1),
 		agent: Agent{Node: node, Version: version, Applied: map[string]int64{}, Started: time.Now().UTC().Truncate(time.Second)}}
 }
 
@@ -51,14 +56,16 @@ func (r *Reporter) Pass(p reconcile.PassInfo) {
 		r.agent.Fenced = p.Fenced
 	}
 	r.agent.Armed = p.Armed
-	r.agent.Ready, r.agent.Reason = true, ""
-	switch {
-	case p.Err != nil:
-		r.agent.Ready, r.agent.Reason = false, shorten(p.Err.Error())
-	case len(p.ClusterErrors) > 0:
-		r.agent.Ready, r.agent.Reason = false, shorten(p.ClusterErrors.Error())
-	}
 	r.holdEvents(p.Holds)
+	r.publish()
+}
+
+// Refresh publishes the record again after a change of readiness outside
+// a pass (the etcd watch lost or current again, an inventory rejected or
+// loaded); the Publisher writes it only when it changed.
+func (r *Reporter) Refresh() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.publish()
 }
 
@@ -139,6 +146,12 @@ func (r *Reporter) Sample(haproxyVersion string, draining map[string]int) {
 func (r *Reporter) publish() {
 	a := r.agent
 	a.Clusters = r.Scope()
+	a.Ready, a.Reason = r.Ready()
+	if a.Ready {
+		a.Reason = ""
+	} else {
+		a.Reason = shorten(a.Reason)
+	}
 	applied := make(map[string]int64, len(a.Clusters))
 	for _, c := range a.Clusters {
 		if rev, ok := a.Applied[c]; ok {

@@ -4,6 +4,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -48,6 +49,8 @@ type Metrics struct {
 	held        prometheus.Histogram
 	heldConns   prometheus.Counter
 	applied     *prometheus.GaugeVec
+	registered  prometheus.Gauge
+	registerErr prometheus.Counter
 
 	mu         sync.Mutex
 	lastSync   time.Time
@@ -78,7 +81,7 @@ func New() *Metrics {
 		Help: "Errors by source (etcd, inventory, haproxy). HAProxy is left as it is on every one."}, []string{"source"})
 	m.revision = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsvc_etcd_revision", Help: "Last etcd revision included in a successful pass."})
 	m.drift = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsvc_drift_servers",
-		Help: "Servers the last periodic resync found differing from the desired state without any input change (edited by hand, lost by HAProxy) and repaired; 0 when HAProxy matched."})
+		Help: "Differences the last periodic resync found between HAProxy and the desired state without any input change (edited by hand, lost by HAProxy, a reload that failed or never happened): each server it changed at runtime, plus each structural difference it reported as a reload reason (a service missing or changed beyond runtime settings, HAProxy running another config fingerprint), whether or not the resync succeeded (not set when HAProxy could not be reached); servers whose commands HAProxy refused are in pgsvc_cluster_failing instead. 0 when HAProxy matched."})
 	m.repairs = prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsvc_resync_repairs_total",
 		Help: "Servers a periodic resync found differing from desired (changed by hand, lost by HAProxy) and repaired."})
 	m.members = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsvc_service_members",
@@ -97,10 +100,14 @@ func New() *Metrics {
 		Help: "Connections waiting in the primary services' accept queues when a hold released them (the clients that waited, from the kernel's socket table: HAProxy has not accepted them yet)."})
 	m.applied = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsvc_applied_revision",
 		Help: "Per cluster, the etcd revision whose state this HAProxy shows (read back); a cluster whose value stops following pgsvc_etcd_revision is stuck (see pgsvc status --fleet)."}, []string{"cluster"})
+	m.registered = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsvc_agent_registered",
+		Help: "1 while this agent's fleet record (under agents_prefix) is in etcd as last written; 0 before the first write and while etcd refuses it: set --wait, drain --wait, fence and status --fleet do not see this agent then. Not part of /readyz (HAProxy is served all the same)."})
+	m.registerErr = prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsvc_agent_registration_errors_total",
+		Help: "Failed attempts to write this agent's fleet record to etcd (lease refused, write refused, lease lost); each is retried a second later."})
 	since := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pgsvc_seconds_since_last_sync",
 		Help: "Seconds since the last successful pass (-1 before the first)."}, m.sinceSync)
 	for _, c := range []prometheus.Collector{m.passes, m.duration, m.commands, m.reloads, m.reasons, m.errors, m.revision,
-		m.drift, m.repairs, m.members, m.etcdUp, m.inventoryOK, m.clusterErrs, m.failing, m.holds, m.held, m.heldConns, m.applied, since} {
+		m.drift, m.repairs, m.members, m.etcdUp, m.inventoryOK, m.clusterErrs, m.failing, m.holds, m.held, m.heldConns, m.applied, m.registered, m.registerErr, since} {
 		f(c)
 	}
 	// Every series exists from the start, at 0, so a scrape shows them all.
@@ -187,6 +194,12 @@ func (m *Metrics) Pass(p reconcile.PassInfo) {
 			}
 		}
 	}
+	if resync(p.Causes) && readHAProxy(p) {
+		// A failed resync found differences too (a reload it could not
+		// make, or would not repeat): the gauge follows what it saw.
+		m.repairs.Add(float64(len(servers)))
+		m.drift.Set(float64(len(servers) + len(distinct(p.Report.Reload))))
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	computed := m.computed
@@ -202,10 +215,6 @@ func (m *Metrics) Pass(p reconcile.PassInfo) {
 	}
 	m.haproxyErr = nil
 	m.passes.WithLabelValues("ok", scope).Inc()
-	if resync(p.Causes) {
-		m.repairs.Add(float64(len(servers)))
-		m.drift.Set(float64(len(servers)))
-	}
 	if p.Full {
 		// Services gone from the desired state lose their series.
 		for name := range m.services {
@@ -221,9 +230,16 @@ func (m *Metrics) Pass(p reconcile.PassInfo) {
 }
 
 // recordClusters keeps each cluster of the pass failing or not. A pass
-// that failed as a whole (HAProxy unreachable) says nothing per cluster.
+// whose desired state could not be computed at all fails every cluster it
+// covered (each is left as it is in HAProxy); one that failed talking to
+// HAProxy (unreachable) says nothing per cluster.
 func (m *Metrics) recordClusters(p reconcile.PassInfo) {
 	if p.Err != nil {
+		if p.Source == SourceInventory {
+			for c := range p.Causes {
+				m.failCluster(c, p.Err)
+			}
+		}
 		return
 	}
 	if p.Full {
@@ -239,15 +255,19 @@ func (m *Metrics) recordClusters(p reconcile.PassInfo) {
 	}
 	for c := range p.Causes {
 		if err := p.ClusterErrors[c]; err != nil {
-			m.clusterErr[c] = err
-			m.clusterErrs.WithLabelValues(c).Inc()
-			m.failing.WithLabelValues(c).Set(1)
+			m.failCluster(c, err)
 			continue
 		}
 		delete(m.clusterErr, c)
 		m.clusterErrs.WithLabelValues(c)
 		m.failing.WithLabelValues(c).Set(0)
 	}
+}
+
+func (m *Metrics) failCluster(c string, err error) {
+	m.clusterErr[c] = err
+	m.clusterErrs.WithLabelValues(c).Inc()
+	m.failing.WithLabelValues(c).Set(1)
 }
 
 // failingClusters names the failing clusters and their errors, sorted.
@@ -262,6 +282,21 @@ func (m *Metrics) failingClusters() string {
 		parts[i] = fmt.Sprintf("cluster %s: %v", c, m.clusterErr[c])
 	}
 	return strings.Join(parts, "; ")
+}
+
+// readHAProxy reports whether a pass compared HAProxy with the desired
+// state: its desired state was computed and HAProxy answered.
+func readHAProxy(p reconcile.PassInfo) bool {
+	var unreachable *reconcile.UnreachableError
+	return p.Err == nil || p.Source == SourceHAProxy && !errors.As(p.Err, &unreachable)
+}
+
+func distinct(items []string) map[string]bool {
+	set := make(map[string]bool, len(items))
+	for _, it := range items {
+		set[it] = true
+	}
+	return set
 }
 
 func resync(causes map[string]reconcile.Cause) bool {
@@ -322,23 +357,51 @@ func (m *Metrics) Inventory(err error) {
 	m.inventoryOK.Set(1)
 }
 
-// Ready reports whether pgsvc has synced at least once and its sources are healthy.
+// AgentRegistered records the outcome of a write of this agent's fleet
+// record (fleet.Publisher.Registered). It does not change Ready: an agent
+// that applies but cannot register still serves HAProxy as it should;
+// what it loses is being seen (and waited for) by the fleet commands.
+func (m *Metrics) AgentRegistered(err error) {
+	if err != nil {
+		m.registerErr.Inc()
+		m.registered.Set(0)
+		return
+	}
+	m.registered.Set(1)
+}
+
+// Ready reports whether pgsvc has synced at least once and its sources are
+// healthy; before the first successful pass the reason says what stands in
+// its way, when something does.
 func (m *Metrics) Ready() (bool, string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	why := m.unready()
 	switch {
+	case m.lastSync.IsZero() && why != "":
+		return false, "not synced yet: " + why
 	case m.lastSync.IsZero():
 		return false, "not synced yet"
-	case !m.etcdReady:
-		return false, "etcd watch not current"
-	case m.invErr != nil:
-		return false, "inventory invalid (last good one in force): " + strings.ReplaceAll(m.invErr.Error(), "\n", "; ")
-	case m.haproxyErr != nil:
-		return false, "haproxy: " + m.haproxyErr.Error()
-	case len(m.clusterErr) > 0:
-		return false, "left as they are in HAProxy (the other clusters are in sync): " + m.failingClusters()
+	case why != "":
+		return false, why
 	}
 	return true, "ok"
+}
+
+// unready is the first reason pgsvc is not ready, "" when none; the
+// caller holds m.mu.
+func (m *Metrics) unready() string {
+	switch {
+	case !m.etcdReady:
+		return "etcd watch not current"
+	case m.invErr != nil:
+		return "inventory invalid (last good one in force): " + strings.ReplaceAll(m.invErr.Error(), "\n", "; ")
+	case m.haproxyErr != nil:
+		return "haproxy: " + m.haproxyErr.Error()
+	case len(m.clusterErr) > 0:
+		return "left as they are in HAProxy (the other clusters are in sync): " + m.failingClusters()
+	}
+	return ""
 }
 
 func reloadReason(r string) string {
