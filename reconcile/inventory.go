@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/pgsvc/pgsvc/selector"
@@ -23,8 +24,9 @@ const (
 // InventorySource re-reads the inventory file when its content changes, or
 // when Reload is signalled (SIGHUP). Content is used only once it is stable
 // (see Settle). A new version that fails any check a pass or a render would
-// fail is rejected with a logged error and the last good model stays in
-// force.
+// fail, or that would leave this HAProxy no cluster when the one in force
+// has some, is rejected with a logged error and the last good model stays
+// in force.
 type InventorySource struct {
 	Path     string
 	Interval time.Duration // how often the file is checked (default 1s)
@@ -197,6 +199,9 @@ func (s *InventorySource) check(in *Inputs, m *selector.Model) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkNotEmptied(in, node, scope); err != nil {
+		return err
+	}
 	// Compute(scope, Live{}, node != "") in two steps, so that a bind
 	// conflict names the file and the node (selector errors carry file:line).
 	d, err := Compute(scope, Live{}, false)
@@ -212,6 +217,29 @@ func (s *InventorySource) check(in *Inputs, m *selector.Model) error {
 		}
 	}
 	return nil
+}
+
+// checkNotEmptied refuses a model that leaves this HAProxy no cluster when
+// the one in force has some: with nothing in scope no pass runs, so every
+// service would stop following Patroni while /readyz says ok, and such a
+// file is far more often truncated or moved than meant. A first load with
+// no cluster stays allowed (nothing is lost).
+func (s *InventorySource) checkNotEmptied(in *Inputs, node string, scope []*selector.Cluster) error {
+	_, before := in.Model()
+	if len(scope) > 0 || len(before) == 0 {
+		return nil
+	}
+	names := make([]string, len(before))
+	for i, c := range before {
+		names[i] = c.Name
+	}
+	where := "this HAProxy"
+	if node != "" {
+		where += " (node " + node + ")"
+	}
+	return &selector.InputError{Msg: fmt.Sprintf("%s: no PostgreSQL cluster for %s, the last good inventory had %d (%s): "+
+		"refusing to remove every service; to decommission this HAProxy, stop pgsvc and remove its files",
+		s.Path, where, len(before), strings.Join(names, ", "))}
 }
 
 // removed names the clusters of before that after no longer has.

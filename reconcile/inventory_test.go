@@ -345,7 +345,8 @@ func TestInventoryWarnsWhenClustersGo(t *testing.T) {
 		{name: "a cluster deleted", good: invHead + clusterA + clusterB + clusterC, next: invHead + clusterB,
 			gone: []any{"pg-a", "pg-c"}},
 		{name: "a cluster moved off this node's proxy group", node: "10.0.0.9",
-			good: invHead + proxy + onProxy("pg-a", "10.0.0.1") + clusterB, next: invHead + proxy + clusterA + clusterB,
+			good: invHead + proxy + onProxy("pg-a", "10.0.0.1") + onProxyAt("pg-b", "10.0.0.2", "6433"),
+			next: invHead + proxy + clusterA + onProxyAt("pg-b", "10.0.0.2", "6433"),
 			gone: []any{"pg-a"}},
 		{name: "a cluster added", good: invHead + clusterA, next: invHead + clusterA + clusterB},
 	}
@@ -370,6 +371,65 @@ func TestInventoryWarnsWhenClustersGo(t *testing.T) {
 			assert.Contains(t, warned[0]["msg"], "removes whole clusters")
 			assert.Equal(t, tc.gone, warned[0]["clusters"])
 			assert.Equal(t, src.Path, warned[0]["path"])
+		})
+	}
+}
+
+// onProxyAt is a cluster on group proxy with one service on port.
+func onProxyAt(name, host, port string) string {
+	return "    " + name + ": { hosts: { " + host + ": { pg_seq: 1, pg_role: primary } }, vars: { pg_cluster: " + name +
+		", pg_service_provider: proxy, pg_default_services: [ { name: primary, port: " + port + ", selector: \"[]\" } ] } }\n"
+}
+
+// Pins: a load that left this HAProxy no cluster at all (a truncated
+// file, the proxy group's clusters moved away, the node's host taken out
+// of its cluster) was installed with only a warning, and the next pass
+// removed every service and file. It is refused; a first load with no
+// cluster stays allowed (nothing to remove).
+func TestInventoryNeverRemovesEveryCluster(t *testing.T) {
+	twoOnProxy := invHead + proxy + onProxyAt("pg-a", "10.0.0.1", "5433") + onProxyAt("pg-b", "10.0.0.2", "6433")
+	cases := []struct {
+		name       string
+		node       string
+		good, next string
+		kept       []string // the scope after the load
+		want       string   // the load's error, {inv} the file's path; "" = accepted
+	}{
+		{name: "the proxy group's clusters moved away", node: "10.0.0.9", good: twoOnProxy, next: invHead + proxy + clusterA + clusterB,
+			kept: []string{"pg-a", "pg-b"},
+			want: "{inv}: no PostgreSQL cluster for this HAProxy (node 10.0.0.9), the last good inventory had 2 (pg-a, pg-b): " +
+				"refusing to remove every service; to decommission this HAProxy, stop pgsvc and remove its files"},
+		{name: "the node's host left its cluster", node: "10.0.0.1", good: invHead + clusterA + clusterB,
+			next: invHead + "    spare: { hosts: { 10.0.0.1: {} } }\n" + clusterB, kept: []string{"pg-a"},
+			want: "{inv}: no PostgreSQL cluster for this HAProxy (node 10.0.0.1), the last good inventory had 1 (pg-a): " +
+				"refusing to remove every service; to decommission this HAProxy, stop pgsvc and remove its files"},
+		{name: "truncated to its first line", good: invHead + clusterA, next: "all:\n", kept: []string{"pg-a"},
+			want: "{inv}: no host sets pg_cluster, so there is no PostgreSQL cluster to serve"},
+		{name: "one of two clusters goes", node: "10.0.0.9", good: twoOnProxy, next: invHead + proxy + onProxyAt("pg-b", "10.0.0.2", "6433") + clusterA,
+			kept: []string{"pg-b"}},
+		{name: "nothing in force: a node without clusters stays without", node: "10.0.0.9", good: invHead + proxy + clusterA,
+			next: invHead + proxy + clusterA + clusterB, kept: []string{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src, _ := testSource(t, tc.good)
+			in := reconcile.NewInputs(tc.node, nil)
+			require.NoError(t, src.Load(in, true), "a first load is allowed, with or without a cluster")
+			before := scope(in)
+
+			replaceFile(t, src.Path, tc.next)
+			err := src.Load(in, false)
+			assert.Equal(t, tc.kept, scope(in))
+			if tc.want == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.EqualError(t, err, strings.ReplaceAll(tc.want, "{inv}", src.Path))
+			assert.True(t, selector.IsInputError(err), "bad input: terminal, not retried")
+			assert.Equal(t, before, scope(in), "the last good one stays")
+
+			require.Error(t, src.Load(in, true), "a SIGHUP does not force it either")
+			assert.Equal(t, before, scope(in))
 		})
 	}
 }
