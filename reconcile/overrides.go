@@ -60,6 +60,11 @@ func UpdateOverride(ctx context.Context, cli *clientv3.Client, l dcs.Layout, m *
 	if err != nil {
 		return nil, 0, err
 	}
+	// A cluster whose services the inventory cannot build has none to
+	// check the override against: refuse rather than check nothing.
+	if _, err := m.Select("", []string{c.Name}); err != nil {
+		return nil, 0, fmt.Errorf("override refused: %w", err)
+	}
 	key := l.OverridePrefix + inst
 	for attempt := 0; attempt < 10; attempt++ {
 		resp, err := cli.Get(ctx, key)

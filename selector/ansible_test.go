@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pgsvc/pgsvc/selector/jmes"
 )
 
 // TestAnsibleHostvars reads each inventory in testdata/ansible and requires
@@ -101,6 +103,12 @@ func writeTyped(b *bytes.Buffer, v any) {
 			b.WriteString("\n")
 		}
 		b.WriteString("}")
+	case *jmes.Object: // ordered; the recording sorts keys (json.dumps sort_keys)
+		m := map[string]any{}
+		for _, k := range t.Keys() {
+			m[k], _ = t.Get(k)
+		}
+		writeTyped(b, m)
 	case []any:
 		b.WriteString("[")
 		for i, e := range t {

@@ -1,6 +1,7 @@
 package selector
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -90,7 +91,11 @@ func (s *Service) Evaluate(members []Record) ([]Pick, error) {
 func (s *Service) hosts(e *Expr, input []any, byHost map[string]Record, what string) (out []string, err error) {
 	res, err := e.jp.Search(input)
 	if err != nil {
-		return nil, inputErrorf("%s%s %s failed: %s (Pigsty's render fails here too)", s.where(), what, quoteExpr(e.Src), clipMessage(err.Error()))
+		consequence := "Pigsty's render fails here too"
+		if ee := (*jmes.EvalError)(nil); errors.As(err, &ee) && ee.Unmodelled {
+			consequence = "Python would evaluate it; pgsvc does not model this"
+		}
+		return nil, inputErrorf("%s%s %s failed: %s (%s)", s.where(), what, quoteExpr(e.Src), clipMessage(err.Error()), consequence)
 	}
 	if res == nil || res == false {
 		return nil, nil

@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/pgsvc/pgsvc/selector"
+	"github.com/pgsvc/pgsvc/selector/jmes"
 )
 
 // Native Go fuzzing of the inventory and selector paths. The seed corpora
@@ -86,9 +87,28 @@ func FuzzInventory(f *testing.F) {
 				checkPicks(t, c, picks)
 			}
 		}
-		// Selecting every cluster fails only when there is none.
-		if _, err := m.Select("", nil); (err != nil) != (len(m.Clusters) == 0) {
-			t.Fatalf("Select of every cluster (%d clusters): %v", len(m.Clusters), err)
+		// Selecting every cluster fails when there is none, or as bad
+		// input when a cluster's services do not build from its primary's
+		// variables (they are nil then); so does selecting a node's.
+		if _, err := m.Select("", nil); err != nil {
+			requireInputError(t, "Select", err, fuzzPath)
+			broken := len(m.Clusters) == 0
+			for _, c := range m.Clusters {
+				broken = broken || c.Services == nil
+			}
+			if !broken {
+				t.Fatalf("Select of every cluster (%d clusters, services built): %v", len(m.Clusters), err)
+			}
+		}
+		for _, h := range inv.Hosts {
+			carried, err := m.Select(h.Name, nil)
+			if err != nil {
+				requireInputError(t, "Select --node "+h.Name, err, fuzzPath)
+				continue
+			}
+			for _, c := range carried {
+				checkCluster(t, c)
+			}
 		}
 	})
 }
@@ -133,6 +153,11 @@ func checkJSONLike(t *testing.T, where string, v any) {
 		for k, e := range x {
 			checkJSONLike(t, where+"."+k, e)
 		}
+	case *jmes.Object:
+		for _, k := range x.Keys() {
+			e, _ := x.Get(k)
+			checkJSONLike(t, where+"."+k, e)
+		}
 	case []any:
 		for i, e := range x {
 			checkJSONLike(t, fmt.Sprintf("%s[%d]", where, i), e)
@@ -156,35 +181,41 @@ func checkModel(t *testing.T, m *selector.Model) {
 		if got, ok := m.Cluster(c.Name); !ok || got != c {
 			t.Fatalf("Cluster(%q) does not return the listed cluster", c.Name)
 		}
-		if len(c.Members) == 0 {
-			t.Fatalf("cluster %s has no members", c.Name)
+		checkCluster(t, c)
+	}
+}
+
+// checkCluster: the invariants of a cluster a render gets.
+func checkCluster(t *testing.T, c *selector.Cluster) {
+	t.Helper()
+	if len(c.Members) == 0 {
+		t.Fatalf("cluster %s has no members", c.Name)
+	}
+	primaries, seqs := 0, map[string]bool{}
+	for _, h := range c.Members {
+		if h.Vars["pg_role"] == "primary" {
+			primaries++
 		}
-		primaries, seqs := 0, map[string]bool{}
-		for _, h := range c.Members {
-			if h.Vars["pg_role"] == "primary" {
-				primaries++
-			}
-			seq := selector.Seq(h.Vars)
-			if seqs[seq] {
-				t.Fatalf("cluster %s: duplicate pg_seq %s accepted", c.Name, seq)
-			}
-			seqs[seq] = true
+		seq := selector.Seq(h.Vars)
+		if seqs[seq] {
+			t.Fatalf("cluster %s: duplicate pg_seq %s accepted", c.Name, seq)
 		}
-		if primaries != 1 {
-			t.Fatalf("cluster %s accepted with %d primaries", c.Name, primaries)
+		seqs[seq] = true
+	}
+	if primaries != 1 {
+		t.Fatalf("cluster %s accepted with %d primaries", c.Name, primaries)
+	}
+	ports, names := map[int]bool{}, map[string]bool{}
+	for _, s := range c.Services {
+		if s.Name == "" || s.Selector == nil || s.Port < 1 || s.Port > 65535 {
+			t.Fatalf("cluster %s: incomplete service %+v", c.Name, s)
 		}
-		ports, names := map[int]bool{}, map[string]bool{}
-		for _, s := range c.Services {
-			if s.Name == "" || s.Selector == nil || s.Port < 1 || s.Port > 65535 {
-				t.Fatalf("cluster %s: incomplete service %+v", c.Name, s)
-			}
-			if ports[s.Port] || names[s.Name] {
-				t.Fatalf("cluster %s: duplicate service %s / port %d accepted", c.Name, s.Name, s.Port)
-			}
-			ports[s.Port], names[s.Name] = true, true
-			if s.Schema != 1 && s.Schema != 2 {
-				t.Fatalf("service %s: schema %d", s.FullName(), s.Schema)
-			}
+		if ports[s.Port] || names[s.Name] {
+			t.Fatalf("cluster %s: duplicate service %s / port %d accepted", c.Name, s.Name, s.Port)
+		}
+		ports[s.Port], names[s.Name] = true, true
+		if s.Schema != 1 && s.Schema != 2 {
+			t.Fatalf("service %s: schema %d", s.FullName(), s.Schema)
 		}
 	}
 }
@@ -266,12 +297,22 @@ func FuzzSelector(f *testing.F) {
 			t.Skipf("yaml round trip refused: %v", err) // not the selector path
 		}
 		got, _ := inv.Hosts[0].Vars["pg_services"].([]any)
-		if len(got) != 1 || !reflect.DeepEqual(got[0].(map[string]any)["selector"], sel) {
+		var svc *jmes.Object
+		if len(got) == 1 {
+			svc, _ = got[0].(*jmes.Object)
+		}
+		if svc == nil {
+			t.Fatalf("pg_services is not one mapping: %#v", got)
+		}
+		if v, _ := svc.Get("selector"); !reflect.DeepEqual(v, sel) {
 			t.Skip("selector did not survive the YAML round trip")
 		}
 		m, err := selector.NewModel(inv)
 		if err != nil {
-			requireInputError(t, "NewModel", err, fuzzPath+":")
+			t.Fatalf("NewModel refused the members: %v", err)
+		}
+		if _, err = m.Select("", nil); err != nil {
+			requireInputError(t, "Select", err, fuzzPath+":")
 			if !strings.Contains(err.Error(), "cluster pg-test service fuzz") {
 				t.Fatalf("error does not name the service: %v", err)
 			}

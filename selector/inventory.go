@@ -16,11 +16,13 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/pgsvc/pgsvc/selector/jmes"
 )
 
 // Record is one host's variables as a JMESPath-ready value: strings, bools,
-// int64 (Ansible's int) and float64 (its float) numbers, []any and
-// map[string]any only.
+// int64 (Ansible's int) and float64 (its float) numbers, []any, and
+// *jmes.Object for mappings (in the order written, as Python's dicts).
 type Record = map[string]any
 
 // Host is an inventory host with its merged variables.
@@ -33,6 +35,7 @@ type Host struct {
 	Vars    Record
 	src     map[string]varSource
 	entries []hostEntry // where the host is listed, in file order
+	spelled spellings   // the inventory's, shared by its hosts
 }
 
 // varSource is where the winning value of a variable was set.
@@ -54,11 +57,34 @@ func (h *Host) Line(key string) int { return h.src[key].line }
 
 // ItemLine returns the line of item i of the list variable key, 0 if unknown.
 func (h *Host) ItemLine(key string, i int) int {
+	if n := h.item(key, i); n != nil {
+		return n.Line
+	}
+	return 0
+}
+
+// item is the node of item i of the list variable key, nil if unknown.
+func (h *Host) item(key string, i int) *yaml.Node {
 	n := h.src[key].value
 	if n == nil || n.Kind != yaml.SequenceNode || i < 0 || i >= len(n.Content) {
-		return 0
+		return nil
 	}
-	return n.Content[i].Line
+	return n.Content[i]
+}
+
+// spelling is how the winning value of key is written when YAML 1.1 read
+// that text as another number (`4:40` is 280), "" otherwise.
+func (h *Host) spelling(key string) string { return h.spelled[h.src[key].value] }
+
+// spellingIn is spelling for key of the mapping node n (a service entry).
+func (h *Host) spellingIn(n *yaml.Node, key string) string {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return ""
+	}
+	if v := lookup(n, key); v != nil {
+		return h.spelled[v]
+	}
+	return ""
 }
 
 // EntryLine is the line where the host itself is listed, as it relates to
@@ -138,7 +164,7 @@ func ParseInventory(path string, data []byte) (*Inventory, error) {
 	if len(doc.Content) == 0 {
 		return nil, inputErrorf("%s: inventory is empty", path)
 	}
-	root, err := resolveYAML(path, doc.Content[0])
+	root, spelled, err := resolveYAML(path, doc.Content[0])
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +172,7 @@ func ParseInventory(path string, data []byte) (*Inventory, error) {
 		return nil, inputErrorf("%s:%d: inventory must be a mapping of groups (usually one key, all)", path, root.Line)
 	}
 	p := &parser{path: path, inv: &Inventory{Path: path, Groups: map[string][]string{}, byName: map[string]*Host{}},
-		hostVars: map[string][]*yaml.Node{}, direct: map[string][]string{}, groups: map[string]*groupDef{}}
+		hostVars: map[string][]*yaml.Node{}, direct: map[string][]string{}, groups: map[string]*groupDef{}, spelled: spelled}
 	p.define("all", 0)
 	// Every top-level key is a group; those that are not all become its
 	// children, as Ansible's reconcile_inventory makes them.
@@ -180,6 +206,7 @@ type parser struct {
 	direct   map[string][]string     // host -> groups that list it, in order
 	groups   map[string]*groupDef
 	order    []string // group names in order of first mention
+	spelled  spellings
 }
 
 func lookup(m *yaml.Node, key string) *yaml.Node {
@@ -446,6 +473,7 @@ func (p *parser) merge() error {
 		})
 		h.Vars = Record{}
 		h.src = map[string]varSource{}
+		h.spelled = p.spelled
 		h.Groups = h.Groups[:0]
 		for _, g := range groups {
 			if err := p.apply(h, g.vars, g.name); err != nil {
@@ -501,15 +529,15 @@ func shortName(name string) string {
 func (p *parser) apply(h *Host, pairs []*yaml.Node, group string) error {
 	for i := 0; i+1 < len(pairs); i += 2 {
 		key, val := pairs[i], pairs[i+1]
-		var v any
-		if err := val.Decode(&v); err != nil {
+		v, err := nodeValue(val)
+		if err != nil {
 			owner := "group " + group
 			if group == "" {
 				owner = "host " + h.Name
 			}
 			return inputErrorf("%s:%d: %s: variable %s: %v", p.path, val.Line, owner, key.Value, err)
 		}
-		h.Vars[key.Value] = normalize(v)
+		h.Vars[key.Value] = v
 		h.src[key.Value] = varSource{line: key.Line, value: val, group: group}
 	}
 	return nil
@@ -517,7 +545,9 @@ func (p *parser) apply(h *Host, pairs []*yaml.Node, group string) error {
 
 // ParseValue reads one YAML value as the inventory's values are read
 // (YAML 1.1, as Ansible does): `pgsvc set pg_weight=0o144` stores the
-// string Ansible would see, `1:40` the integer 100.
+// string Ansible would see, `1:40` the integer 100. A mapping comes back
+// as a map[string]any (overrides hold scalars: callers refuse it by that
+// type); mappings inside a list keep their order as in the inventory.
 func ParseValue(data []byte) (any, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -526,43 +556,102 @@ func ParseValue(data []byte) (any, error) {
 	if len(doc.Content) == 0 {
 		return nil, nil
 	}
-	n, err := resolveYAML("value", doc.Content[0])
+	n, _, err := resolveYAML("value", doc.Content[0])
 	if err != nil {
 		return nil, err
+	}
+	v, err := nodeValue(n)
+	if o, ok := v.(*jmes.Object); ok {
+		return goMap(o), err
+	}
+	return v, err
+}
+
+// nodeValue is a resolved YAML node (resolveYAML) as Python holds it in
+// Ansible's hostvars: a mapping is a *jmes.Object in the order written,
+// as PyYAML builds a dict (so keys(), values() and `*` see that order); a
+// sequence []any; a scalar as yaml.v3 decodes its (YAML 1.1) tag, with
+// int64 for Ansible's int and float64 for its float, so that 1 and 1.0
+// stay apart where Python keeps them apart (to_string, templates).
+func nodeValue(n *yaml.Node) (any, error) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		o := jmes.NewObject()
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, err := mappingKey(n.Content[i])
+			if err != nil {
+				return nil, err
+			}
+			v, err := nodeValue(n.Content[i+1])
+			if err != nil {
+				return nil, err
+			}
+			o.Set(k, v)
+		}
+		return o, nil
+	case yaml.SequenceNode:
+		out := make([]any, len(n.Content))
+		for i, item := range n.Content {
+			v, err := nodeValue(item)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = v
+		}
+		return out, nil
 	}
 	var v any
 	if err := n.Decode(&v); err != nil {
 		return nil, err
 	}
-	return normalize(v), nil
+	return normalizeScalar(v), nil
 }
 
-// normalize converts YAML-decoded values into the values Python holds for
-// them: int64 for Ansible's int, float64 for its float, so that 1 and 1.0
-// stay apart where Python keeps them apart (to_string, templates).
-func normalize(v any) any {
+// mappingKey is a key as a string: keys are read as yaml.v3 reads them
+// (resolveYAML leaves them alone) and printed, `1:` as "1".
+func mappingKey(k *yaml.Node) (string, error) {
+	if k.Kind != yaml.ScalarNode {
+		return "", fmt.Errorf("a mapping key must be a scalar, got %s", nodeKind(k))
+	}
+	var v any
+	if err := k.Decode(&v); err != nil {
+		return "", err
+	}
+	if s, ok := v.(string); ok {
+		return s, nil
+	}
+	return fmt.Sprint(normalizeScalar(v)), nil
+}
+
+// normalizeScalar turns yaml.v3's integers into Python's: int64, and a
+// float beyond int64 (Python's int has no bound).
+func normalizeScalar(v any) any {
 	switch t := v.(type) {
 	case int:
 		return int64(t)
 	case uint64:
-		return float64(t) // beyond int64: Python's int, kept as a float
-	case map[string]any:
-		for k, e := range t {
-			t[k] = normalize(e)
-		}
-		return t
-	case map[any]any:
-		m := make(map[string]any, len(t))
-		for k, e := range t {
-			m[fmt.Sprint(k)] = normalize(e)
-		}
-		return m
-	case []any:
-		for i, e := range t {
-			t[i] = normalize(e)
-		}
-		return t
-	default:
-		return v
+		return float64(t)
 	}
+	return v
+}
+
+// goMap is o as a Go map (its order is lost).
+func goMap(o *jmes.Object) map[string]any {
+	m := make(map[string]any, o.Len())
+	for _, k := range o.Keys() {
+		m[k], _ = o.Get(k)
+	}
+	return m
+}
+
+// mapping is v as a Go map when v is a mapping: inventory mappings are
+// ordered *jmes.Object, the built-in defaults Go maps.
+func mapping(v any) (map[string]any, bool) {
+	switch t := v.(type) {
+	case map[string]any:
+		return t, true
+	case *jmes.Object:
+		return goMap(t), true
+	}
+	return nil, false
 }

@@ -1,18 +1,28 @@
 package selector
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/pgsvc/pgsvc/selector/jmes"
 )
 
 // Cluster is one PostgreSQL cluster: its members and its services.
 type Cluster struct {
-	Name     string
-	Members  []*Host // inventory order
+	Name    string
+	Members []*Host // inventory order
+	// Services are built from the primary's variables, as Pigsty renders
+	// remote services and pgsvc renders every cluster without --node; nil
+	// when those do not build (Select reports why: with --node, a member
+	// renders its own cluster from its own variables, which may be fine).
 	Services []*Service
 	Provider string // pg_service_provider group when it exists, "" for local HAProxy
+
+	servicesErr error // why Services are nil
 }
 
 // Model is a validated inventory: everything render needs except live state.
@@ -41,6 +51,9 @@ func Load(path string) (*Model, error) {
 var validRoles = map[string]bool{"primary": true, "replica": true, "standby": true, "offline": true, "delayed": true}
 
 // NewModel validates an inventory and builds its clusters and services.
+// What every render of a cluster reads (its members' identities, roles,
+// weights and ports) is checked here; its service definitions depend on
+// the variables of the host that renders them, so Select reports theirs.
 func NewModel(inv *Inventory) (*Model, error) {
 	m := &Model{Inventory: inv, byName: map[string]*Cluster{}}
 	for _, h := range inv.Hosts {
@@ -66,9 +79,7 @@ func NewModel(inv *Inventory) (*Model, error) {
 		if err := m.validateMembers(c); err != nil {
 			return nil, err
 		}
-		if err := m.buildServices(c, m.exprs); err != nil {
-			return nil, err
-		}
+		m.buildServices(c, m.exprs)
 	}
 	return m, nil
 }
@@ -120,20 +131,22 @@ func (m *Model) validateNumbers(c *Cluster, h *Host) error {
 	if v, ok := h.Vars["pg_weight"]; ok && v != nil {
 		n, isInt := TemplateInt(v)
 		if !isInt {
-			return inputErrorf("%s (cluster %s): %s", m.at(h, "pg_weight"), c.Name, notTemplateInt("pg_weight", v, "a weight (0-256)"))
+			return inputErrorf("%s (cluster %s): %s", m.at(h, "pg_weight"), c.Name, notTemplateInt("pg_weight", v, weightUse))
 		}
 		if n < 0 || n > 256 {
-			return inputErrorf("%s (cluster %s): pg_weight %s is outside 0-256", m.at(h, "pg_weight"), c.Name, describe(v))
+			return inputErrorf("%s (cluster %s): %s", m.at(h, "pg_weight"), c.Name,
+				outOfRange("pg_weight", v, n, h.spelling("pg_weight"), "is outside 0-256", weightUse))
 		}
 	}
 	for _, key := range []string{"pg_port", "pgbouncer_port", "patroni_port", "pg_exporter_port"} {
 		if v, ok := h.Vars[key]; ok && v != nil {
 			n, isInt := TemplateInt(v)
 			if !isInt {
-				return inputErrorf("%s (cluster %s): %s", m.at(h, key), c.Name, notTemplateInt(key, v, "a port number"))
+				return inputErrorf("%s (cluster %s): %s", m.at(h, key), c.Name, notTemplateInt(key, v, portUses[key]))
 			}
 			if n < 1 || n > 65535 {
-				return inputErrorf("%s (cluster %s): %s %s is not a port number", m.at(h, key), c.Name, key, describe(v))
+				return inputErrorf("%s (cluster %s): %s", m.at(h, key), c.Name,
+					outOfRange(key, v, n, h.spelling(key), "is not a port number", portUses[key]))
 			}
 		}
 	}
@@ -162,18 +175,13 @@ func configHost(c *Cluster) *Host {
 	return c.Members[0]
 }
 
-func (m *Model) buildServices(c *Cluster, exprs *exprCache) error {
-	services, err := m.servicesFrom(c, configHost(c), exprs)
-	if err != nil {
-		return err
-	}
-	c.Services = services
+func (m *Model) buildServices(c *Cluster, exprs *exprCache) {
+	c.Services, c.servicesErr = m.servicesFrom(c, configHost(c), exprs)
 	if p, ok := configHost(c).Vars["pg_service_provider"].(string); ok && p != "" {
 		if _, exists := m.Inventory.Groups[p]; exists {
 			c.Provider = p
 		}
 	}
-	return nil
 }
 
 // servicesFrom builds cluster c's services from the variables of host cfg.
@@ -258,45 +266,34 @@ func TemplateInt(v any) (int, bool) {
 	return n, err == nil
 }
 
-// notTemplateInt explains why v, which TemplateInt refused, is not the
-// integer HAProxy needs at key: Pigsty prints the value as written, and
-// HAProxy reads the leading digits of the word it gets (atoi), so a string
-// YAML 1.1 does not read as an integer (`0o144`, `1e2`) becomes another
-// number silently.
-func notTemplateInt(key string, v any, want string) string {
-	s, ok := v.(string)
-	if !ok {
-		return fmt.Sprintf("%s %s is not %s", key, describe(v), want)
-	}
-	digits := len(s) - len(strings.TrimLeft(s, "0123456789"))
-	if digits == 0 {
-		return fmt.Sprintf("%s %q is not %s", key, s, want)
-	}
-	read := "no number at all"
-	if digits > 0 {
-		read = strings.TrimLeft(s[:digits], "0")
-		if read == "" {
-			read = "0"
-		}
-	}
-	msg := fmt.Sprintf("%s %q is text to Ansible, not %s (YAML 1.1 reads only plain decimal, 0x…, 0b…, 0… octal and 1:40 as integers): Pigsty would print it as written and HAProxy would read %s", key, s, want, read)
-	if f, err := strconv.ParseFloat(s, 64); err == nil && f == float64(int(f)) {
-		msg += fmt.Sprintf("; write %d", int(f))
-	} else if n, err := strconv.ParseInt(s, 0, 64); err == nil {
-		msg += fmt.Sprintf("; write %d", n)
-	}
-	return msg
-}
-
 // Seq returns a host's pg_seq as Pigsty prints it in the instance name
-// <pg_cluster>-<pg_seq> (validated by NewModel): an integer in decimal, a
-// string of digits as written (`pg_seq: 08` is "08" to Ansible).
+// <pg_cluster>-<pg_seq> (validated by NewModel), which is also Patroni's
+// member name: an integer in decimal, a string of digits as written
+// (`pg_seq: 08` is "08" to Ansible), a float as Python prints it
+// (`pg_seq: 1.0` names pg-test-1.0, not pg-test-1).
 func Seq(h Record) string {
-	if s, ok := h["pg_seq"].(string); ok {
-		return s
+	switch v := h["pg_seq"].(type) {
+	case string:
+		return v
+	case float64:
+		return pyFloat(v)
 	}
 	n, _ := intValue(h["pg_seq"])
 	return strconv.Itoa(n)
+}
+
+// pyFloat is a float as Jinja prints it (Python's str): 1.0, 1e+16, inf.
+func pyFloat(f float64) string {
+	switch {
+	case math.IsNaN(f):
+		return "nan"
+	case math.IsInf(f, 1):
+		return "inf"
+	case math.IsInf(f, -1):
+		return "-inf"
+	}
+	s, _ := jmes.MarshalPython(f) // finite: never fails
+	return s
 }
 
 // InstanceName is Pigsty's <pg_cluster>-<pg_seq>, also Patroni's member name.
@@ -317,13 +314,10 @@ func (m *Model) Select(node string, names []string) ([]*Cluster, error) {
 		if !ok {
 			return nil, inputErrorf("%s: --node %s is not an inventory host", m.Inventory.Path, node)
 		}
-		var err error
-		if chosen, err = m.carriedBy(h); err != nil {
-			return nil, err
-		}
+		chosen = m.carriedBy(h)
 	}
 	if len(names) == 0 {
-		return chosen, nil
+		return chosen, servicesErr(chosen)
 	}
 	want := map[string]bool{}
 	for _, n := range names {
@@ -351,7 +345,25 @@ func (m *Model) Select(node string, names []string) ([]*Cluster, error) {
 		}
 		return nil, inputErrorf("%s: --node %s does not carry cluster %s (--cluster): Pigsty renders its services onto %s", m.Inventory.Path, node, n, onto)
 	}
-	return out, nil
+	return out, servicesErr(out)
+}
+
+// servicesErr is why the services of the clusters do not build, from the
+// variables they are rendered from; nil when they all do.
+func servicesErr(clusters []*Cluster) error {
+	var errs []error
+	for _, c := range clusters {
+		if c.servicesErr != nil {
+			errs = append(errs, c.servicesErr)
+		}
+	}
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return errors.Join(errs...)
 }
 
 // carriedBy mirrors Pigsty's service_local/service_remote choice: a node
@@ -359,7 +371,7 @@ func (m *Model) Select(node string, names []string) ([]*Cluster, error) {
 // every cluster whose provider is a group the node belongs to. Its own
 // cluster's services come from its own variables, as service_local renders
 // them on each member; remote ones from the primary's, as service_remote.
-func (m *Model) carriedBy(h *Host) ([]*Cluster, error) {
+func (m *Model) carriedBy(h *Host) []*Cluster {
 	in := map[string]bool{}
 	for _, g := range h.Groups {
 		in[g] = true
@@ -369,16 +381,14 @@ func (m *Model) carriedBy(h *Host) ([]*Cluster, error) {
 	for _, c := range m.Clusters {
 		switch {
 		case c.Provider == "" && c.Name == own:
+			// Validated from the node's own variables, not the primary's:
+			// an error names the file:line of the node's own variable.
 			local := *c
-			services, err := m.servicesFrom(c, h, m.exprs)
-			if err != nil {
-				return nil, err // names the file:line of the node's own variable
-			}
-			local.Services = services
+			local.Services, local.servicesErr = m.servicesFrom(c, h, m.exprs)
 			out = append(out, &local)
 		case c.Provider != "" && in[c.Provider]:
 			out = append(out, c)
 		}
 	}
-	return out, nil
+	return out
 }

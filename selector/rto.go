@@ -43,7 +43,7 @@ func (b *serviceBuilder) rtoOptions() (string, error) {
 	}
 	plan := defaultRTOPlan()
 	if hasPlan {
-		pm, ok := customPlan.(map[string]any)
+		pm, ok := mapping(customPlan)
 		if !ok {
 			return "", inputErrorf("%s: pg_rto_plan must be a mapping of plans, got %s", b.cfgAt("pg_rto_plan"), describe(customPlan))
 		}

@@ -42,9 +42,19 @@ func TestDefaultServerTiming(t *testing.T) {
 	}
 }
 
+// parseModel is the model of text as rendered without --node: NewModel,
+// then Select of every cluster (which reports service definitions that do
+// not build from the primaries' variables).
 func parseModel(t *testing.T, text string) (*Model, error) {
 	t.Helper()
 	inv, err := ParseInventory("inv.yml", []byte(text))
 	require.NoError(t, err)
-	return NewModel(inv)
+	m, err := NewModel(inv)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := m.Select("", nil); err != nil {
+		return nil, err
+	}
+	return m, nil
 }

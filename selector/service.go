@@ -2,9 +2,14 @@ package selector
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/pgsvc/pgsvc/selector/jmes"
 )
 
 // DestKind says where a service's servers send traffic.
@@ -124,11 +129,11 @@ func serviceDefs(cfg *Host) (defs []rawService, schema int, err error) {
 			if line == 0 {
 				line = cfg.Line(key)
 			}
-			m, ok := it.(map[string]any)
+			m, ok := mapping(it)
 			if !ok {
 				return nil, inputErrorf("line %d: %s[%d] must be a mapping, got %s", line, key, i, describe(it))
 			}
-			out = append(out, rawService{m: m, list: key, index: i, line: line})
+			out = append(out, rawService{m: m, node: cfg.item(key, i), list: key, index: i, line: line})
 		}
 		return out, nil
 	}
@@ -160,6 +165,7 @@ func serviceDefs(cfg *Host) (defs []rawService, schema int, err error) {
 
 type rawService struct {
 	m     map[string]any
+	node  *yaml.Node // the entry in the inventory, nil for a built-in default
 	list  string
 	index int
 	line  int
@@ -183,7 +189,7 @@ func describe(v any) string {
 	case string:
 		return strconv.Quote(t)
 	case float64:
-		return strconv.FormatFloat(t, 'f', -1, 64)
+		return pyFloat(t) // as Ansible prints it: 1.0 is not 1
 	case int64:
 		return strconv.FormatInt(t, 10)
 	case int:
@@ -192,7 +198,7 @@ func describe(v any) string {
 		return strconv.FormatBool(t)
 	case []any:
 		return "a list"
-	case map[string]any:
+	case map[string]any, *jmes.Object:
 		return "a mapping"
 	default:
 		return fmt.Sprintf("%v", t)
@@ -245,9 +251,9 @@ func (b *serviceBuilder) build(r rawService, schema int) (*Service, error) {
 	s := &Service{Cluster: b.cluster, Name: name, Schema: schema, Line: r.line, HTTPCheck: true, CheckURI: "/", CheckCode: 200}
 	var err error
 	if schema == 1 {
-		err = b.fillV1(s, r.m, at)
+		err = b.fillV1(s, r, at)
 	} else {
-		err = b.fillV2(s, r.m, at)
+		err = b.fillV2(s, r, at)
 	}
 	if err != nil {
 		return nil, err
@@ -255,9 +261,10 @@ func (b *serviceBuilder) build(r rawService, schema int) (*Service, error) {
 	return s, nil
 }
 
-func (b *serviceBuilder) fillV2(s *Service, m map[string]any, at string) error {
+func (b *serviceBuilder) fillV2(s *Service, r rawService, at string) error {
+	m := r.m
 	var err error
-	if s.Port, err = requiredPort(m, "port", at); err != nil {
+	if s.Port, err = requiredPort(m, "port", b.cfg.spellingIn(r.node, "port"), at); err != nil {
 		return err
 	}
 	if s.IP, err = optString(m, "ip", "*", at); err != nil {
@@ -267,7 +274,7 @@ func (b *serviceBuilder) fillV2(s *Service, m map[string]any, at string) error {
 		return err
 	}
 	destVal, ok := m["dest"]
-	destAt := at
+	destAt, destSpelled := at, b.cfg.spellingIn(r.node, "dest")
 	if !ok || destVal == "default" {
 		// Absent: the role default, pgbouncer. Null (`~`) is a value:
 		// the template's |default does not replace it.
@@ -275,14 +282,18 @@ func (b *serviceBuilder) fillV2(s *Service, m map[string]any, at string) error {
 			destVal = "pgbouncer"
 		}
 		destAt += " (pg_default_service_dest)"
+		if line := b.cfg.Line("pg_default_service_dest"); r.line == 0 && line > 0 {
+			destAt = fmt.Sprintf("line %d: %s", line, destAt) // a built-in service: the variable's line
+		}
+		destSpelled = b.cfg.spelling("pg_default_service_dest")
 	}
-	if s.Dest, err = parseDest(destVal, destAt); err != nil {
+	if s.Dest, err = parseDest("dest", destVal, destSpelled, destAt); err != nil {
 		return err
 	}
 	if s.CheckURI, err = optString(m, "check", "/", at); err != nil {
 		return err
 	}
-	if s.Maxconn, err = optInt(m, "maxconn", 5000, at); err != nil {
+	if s.Maxconn, err = optInt(m, "maxconn", 5000, b.cfg.spellingIn(r.node, "maxconn"), maxconnUse, at); err != nil {
 		return err
 	}
 	if s.Balance, err = optString(m, "balance", "roundrobin", at); err != nil {
@@ -296,9 +307,10 @@ func (b *serviceBuilder) fillV2(s *Service, m map[string]any, at string) error {
 	return err
 }
 
-func (b *serviceBuilder) fillV1(s *Service, m map[string]any, at string) error {
+func (b *serviceBuilder) fillV1(s *Service, r rawService, at string) error {
+	m := r.m
 	var err error
-	if s.Port, err = requiredPort(m, "src_port", at); err != nil {
+	if s.Port, err = requiredPort(m, "src_port", b.cfg.spellingIn(r.node, "src_port"), at); err != nil {
 		return err
 	}
 	if s.IP, err = optString(m, "src_ip", "*", at); err != nil {
@@ -318,7 +330,7 @@ func (b *serviceBuilder) fillV1(s *Service, m map[string]any, at string) error {
 	if !ok {
 		destVal = "postgres"
 	}
-	if s.Dest, err = parseDest(destVal, at); err != nil {
+	if s.Dest, err = parseDest("dst_port", destVal, b.cfg.spellingIn(r.node, "dst_port"), at); err != nil {
 		return err
 	}
 	method, err := optString(m, "check_method", "http", at)
@@ -329,20 +341,24 @@ func (b *serviceBuilder) fillV1(s *Service, m map[string]any, at string) error {
 	if s.CheckURI, err = optString(m, "check_url", "/", at); err != nil {
 		return err
 	}
-	if s.CheckCode, err = optInt(m, "check_code", 200, at); err != nil {
+	if s.CheckCode, err = optInt(m, "check_code", 200, b.cfg.spellingIn(r.node, "check_code"), statusUse, at); err != nil {
 		return err
 	}
 	if s.CheckPort, err = parseCheckPort(m["check_port"], at); err != nil {
 		return err
 	}
-	return b.fillV1HAProxy(s, m["haproxy"], at)
+	var node *yaml.Node
+	if r.node != nil && r.node.Kind == yaml.MappingNode {
+		node = lookup(r.node, "haproxy")
+	}
+	return b.fillV1HAProxy(s, m["haproxy"], node, at)
 }
 
-func (b *serviceBuilder) fillV1HAProxy(s *Service, v any, at string) error {
+func (b *serviceBuilder) fillV1HAProxy(s *Service, v any, node *yaml.Node, at string) error {
 	hm := map[string]any{}
 	if v != nil {
 		var ok bool
-		if hm, ok = v.(map[string]any); !ok {
+		if hm, ok = mapping(v); !ok {
 			return inputErrorf("%s: haproxy must be a mapping, got %s", at, describe(v))
 		}
 	}
@@ -352,7 +368,7 @@ func (b *serviceBuilder) fillV1HAProxy(s *Service, v any, at string) error {
 		}
 	}
 	var err error
-	if s.Maxconn, err = optInt(hm, "maxconn", 3000, at+" haproxy"); err != nil {
+	if s.Maxconn, err = optInt(hm, "maxconn", 3000, b.cfg.spellingIn(node, "maxconn"), maxconnUse, at+" haproxy"); err != nil {
 		return err
 	}
 	if s.Balance, err = optString(hm, "balance", "roundrobin", at+" haproxy"); err != nil {
@@ -386,7 +402,11 @@ func (b *serviceBuilder) selectors(s *Service, m map[string]any, selKey, backupK
 	return err
 }
 
-func parseDest(v any, at string) (Dest, error) {
+// parseDest reads a service's destination (key dest, or v1's dst_port;
+// spelled as in requiredPort). Pigsty's template sends traffic to the
+// number when the value is one, to pg_port or pgbouncer_port for those
+// words, and to 5432 for anything else.
+func parseDest(key string, v any, spelled, at string) (Dest, error) {
 	switch t := v.(type) {
 	case nil:
 		// Pigsty's template: null is no number and neither word, so the
@@ -396,6 +416,7 @@ func parseDest(v any, at string) (Dest, error) {
 		if p, ok := portNumber(float64(t)); ok {
 			return Dest{Kind: DestPort, Port: p}, nil
 		}
+		return Dest{}, inputErrorf("%s: %s", at, outOfRange(key, v, clampInt(t), spelled, "is neither postgres, pgbouncer, default nor a port number", serverPortUse))
 	case float64:
 		if p, ok := portNumber(t); ok {
 			return Dest{Kind: DestPort, Port: p}, nil
@@ -407,13 +428,19 @@ func parseDest(v any, at string) (Dest, error) {
 		case "pgbouncer":
 			return Dest{Kind: DestPgbouncer}, nil
 		}
-		if n, err := strconv.Atoi(t); err == nil {
+		if n, err := strconv.Atoi(t); err == nil && strings.Trim(t, "0123456789") == "" {
 			if p, ok := portNumber(float64(n)); ok {
 				return Dest{Kind: DestPort, Port: p}, nil
 			}
 		}
+		return Dest{}, inputErrorf("%s: %s %q is neither postgres, pgbouncer, default nor a port number: Pigsty's template would send traffic to port 5432 (text other than postgres and pgbouncer falls through to it)", at, key, t)
 	}
-	return Dest{}, inputErrorf("%s: dest %s is neither postgres, pgbouncer, default nor a port number", at, describe(v))
+	return Dest{}, inputErrorf("%s: %s %s is neither postgres, pgbouncer, default nor a port number", at, key, describe(v))
+}
+
+// clampInt is n as an int for an error's arithmetic, bounded.
+func clampInt(n int64) int {
+	return int(max(min(n, math.MaxInt32), math.MinInt32))
 }
 
 func parseCheckPort(v any, at string) (CheckPort, error) {
@@ -448,15 +475,20 @@ func portNumber(f float64) (int, bool) {
 	return int(f), true
 }
 
-func requiredPort(m map[string]any, key, at string) (int, error) {
+// requiredPort reads the bind port at key; spelled is its text when YAML
+// 1.1 read that as another number (`1111:40`), for the error.
+func requiredPort(m map[string]any, key, spelled, at string) (int, error) {
 	v, ok := m[key]
 	if !ok || v == nil {
 		return 0, inputErrorf("%s: missing %s", at, key)
 	}
 	n, isInt := TemplateInt(v)
+	if !isInt {
+		return 0, inputErrorf("%s: %s", at, notTemplateInt(key, v, bindUse))
+	}
 	p, ok := portNumber(float64(n))
-	if !isInt || !ok {
-		return 0, inputErrorf("%s: %s %s is not a port number (1-65535)", at, key, describe(v))
+	if !ok {
+		return 0, inputErrorf("%s: %s", at, outOfRange(key, v, n, spelled, "is not a port number (1-65535)", bindUse))
 	}
 	return p, nil
 }
@@ -472,20 +504,26 @@ func optString(m map[string]any, key, def, at string) (string, error) {
 	case int64:
 		return strconv.FormatInt(t, 10), nil
 	case float64:
-		// YAML may type a bare address or uri as a number; keep what was written.
-		return strconv.FormatFloat(t, 'f', -1, 64), nil
+		// YAML may type a bare address or uri as a number: printed as
+		// Pigsty's template prints it.
+		return pyFloat(t), nil
 	}
 	return "", inputErrorf("%s: %s must be a string, got %s", at, key, describe(v))
 }
 
-func optInt(m map[string]any, key string, def int, at string) (int, error) {
+// optInt reads the non-negative integer at key, def when unset; u is
+// where Pigsty prints it, spelled as in requiredPort.
+func optInt(m map[string]any, key string, def int, spelled string, u use, at string) (int, error) {
 	v, ok := m[key]
 	if !ok || v == nil {
 		return def, nil
 	}
-	n, ok := TemplateInt(v)
-	if !ok || n < 0 {
-		return 0, inputErrorf("%s: %s %s is not a non-negative integer", at, key, describe(v))
+	n, isInt := TemplateInt(v)
+	if !isInt {
+		return 0, inputErrorf("%s: %s", at, notTemplateInt(key, v, u))
+	}
+	if n < 0 {
+		return 0, inputErrorf("%s: %s", at, outOfRange(key, v, n, spelled, "is not a non-negative integer", u))
 	}
 	return n, nil
 }

@@ -35,14 +35,21 @@ const notPlain = yaml.TaggedStyle | yaml.DoubleQuotedStyle | yaml.SingleQuotedSt
 const aliasHeadroom = 1_000_000
 
 type resolver struct {
-	path   string
-	budget int                 // nodes the resolved tree may still hold
-	active map[*yaml.Node]bool // mappings and sequences being resolved (alias cycles)
+	path    string
+	budget  int                 // nodes the resolved tree may still hold
+	active  map[*yaml.Node]bool // mappings and sequences being resolved (alias cycles)
+	spelled spellings
 }
 
-func resolveYAML(path string, n *yaml.Node) (*yaml.Node, error) {
-	r := &resolver{path: path, budget: 2*countNodes(n) + aliasHeadroom, active: map[*yaml.Node]bool{}}
-	return r.node(n, false)
+// spellings holds, for the resolved numbers whose text is not their
+// canonical value (`4:40` is 280, `010` is 8), the text as written, so
+// errors can say how Ansible read it.
+type spellings map[*yaml.Node]string
+
+func resolveYAML(path string, n *yaml.Node) (*yaml.Node, spellings, error) {
+	r := &resolver{path: path, budget: 2*countNodes(n) + aliasHeadroom, active: map[*yaml.Node]bool{}, spelled: spellings{}}
+	root, err := r.node(n, false)
+	return root, r.spelled, err
 }
 
 func countNodes(n *yaml.Node) int {
@@ -73,6 +80,9 @@ func (r *resolver) node(n *yaml.Node, isKey bool) (*yaml.Node, error) {
 			tag, value, err := yaml11Plain(n.Value)
 			if err != nil {
 				return nil, inputErrorf("%s:%d: %v", r.path, n.Line, err)
+			}
+			if (tag == "!!int" || tag == "!!float") && value != n.Value {
+				r.spelled[&c] = n.Value
 			}
 			c.Tag, c.Value = tag, value
 		}

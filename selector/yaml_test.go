@@ -7,7 +7,18 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pgsvc/pgsvc/selector/jmes"
 )
+
+// obj is a mapping as the inventory reads it: keys in the order given.
+func obj(kv ...any) *jmes.Object {
+	o := jmes.NewObject()
+	for i := 0; i+1 < len(kv); i += 2 {
+		o.Set(kv[i].(string), kv[i+1])
+	}
+	return o
+}
 
 // TestYAML11Booleans pins how Ansible (PyYAML, YAML 1.1) types scalars that
 // yaml.v3 (YAML 1.2) reads as strings: a plain yes/no/on/off was a string,
@@ -23,7 +34,7 @@ func TestYAML11Booleans(t *testing.T) {
 		{"'yes'", "yes"}, {`"on"`, "on"}, {"!!str off", "off"}, // quoted or tagged: strings
 		{"y", "y"}, {"n", "n"}, {"yEs", "yEs"}, // not booleans in PyYAML either
 		{"[yes, 'no', off]", []any{true, "no", false}},
-		{"{ a: on, b: { c: NO } }", map[string]any{"a": true, "b": map[string]any{"c": false}}},
+		{"{ a: on, b: { c: NO } }", obj("a", true, "b", obj("c", false))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.value, func(t *testing.T) {
@@ -64,7 +75,7 @@ func TestYAMLMergeAndAliases(t *testing.T) {
 			"h1", map[string]any{"pg_weight": int64(10), "pg_port": int64(5433)}},
 		{"merge key in an inline mapping value",
 			"      hosts: { h1: { pg_seq: 1, pg_role: primary } }\n      vars: { pg_cluster: pg-test, m: { <<: *other, pg_weight: 1 } }\n",
-			"h1", map[string]any{"m": map[string]any{"pg_weight": int64(1), "patroni_port": int64(8009)}}},
+			"h1", map[string]any{"m": obj("pg_weight", int64(1), "patroni_port", int64(8009))}}, // PyYAML's order: merged keys first
 		{"a quoted << is an ordinary key",
 			"      hosts: { h1: { pg_seq: 1, pg_role: primary } }\n      vars: { pg_cluster: pg-test, '<<': 5 }\n",
 			"h1", map[string]any{"<<": int64(5)}},
@@ -242,6 +253,56 @@ func TestYAMLSyntaxErrorLines(t *testing.T) {
 			require.Error(t, err)
 			assert.True(t, IsInputError(err))
 			assert.Equal(t, tt.want, err.Error())
+		})
+	}
+}
+
+// TestMappingOrder: a mapping in the inventory keeps the order written, as
+// the dict PyYAML builds does, wherever a selector sees order (keys(),
+// values(), `*`, to_string, merge). They came out sorted (Go maps), so
+// `keys(m)[0] == 'z'` selected nothing where Pigsty selects the host.
+// Every answer is what Pigsty's json_query gave for this inventory
+// (ansible-core 2.14.18, python3-jmespath 1.0.1).
+func TestMappingOrder(t *testing.T) {
+	m, err := parseModel(t, `all:
+  vars:
+    base: &base { y: 1, b: 2 }
+  children:
+    pg-test:
+      hosts:
+        10.0.0.1: { pg_seq: 1, pg_role: primary, m: { z: 1, a: 2 } }
+        10.0.0.2: { pg_seq: 2, pg_role: replica, m: { a: 2, z: 1 } }
+        10.0.0.3: { pg_seq: 3, pg_role: replica, m: { z: 3, b: 1, a: 2 }, l: [ { z: 1, a: 2 } ], n: { <<: *base, z: 0 } }
+      vars: { pg_cluster: pg-test }
+`)
+	require.NoError(t, err)
+	c := m.Clusters[0]
+	exprs := &exprCache{byText: map[string]*Expr{}}
+	tests := []struct {
+		selector string
+		want     []string
+	}{
+		{"[? keys(m)[0] == 'z' ]", []string{"10.0.0.1", "10.0.0.3"}},
+		{"[? values(m)[0] == `2` ]", []string{"10.0.0.2"}},
+		{"[? m.* | [-1] == `2` ]", []string{"10.0.0.1", "10.0.0.3"}},
+		{`[? to_string(m) == '{"a":2,"z":1}' ]`, []string{"10.0.0.2"}},
+		{"[? join(',', keys(merge(m, `{\"b\": 0}`))) == 'z,b,a' ]", []string{"10.0.0.3"}},
+		{"[? l && keys(l[0])[0] == 'z' ]", []string{"10.0.0.3"}},               // inside a list
+		{"[? n && join(',', keys(n)) == 'y,b,z' ]", []string{"10.0.0.3"}},      // merged keys first
+		{"[? m == `{\"a\": 2, \"z\": 1}` ]", []string{"10.0.0.1", "10.0.0.2"}}, // == ignores order
+	}
+	for _, tt := range tests {
+		t.Run(tt.selector, func(t *testing.T) {
+			sel, err := exprs.compile(tt.selector, "test")
+			require.NoError(t, err)
+			s := &Service{Cluster: c.Name, Name: "order", Selector: sel}
+			picks, err := s.Evaluate(c.Records(ClusterLive{}, nil))
+			require.NoError(t, err)
+			var got []string
+			for _, p := range picks {
+				got = append(got, p.Record["inventory_hostname"].(string))
+			}
+			assert.Equal(t, tt.want, got)
 		})
 	}
 }

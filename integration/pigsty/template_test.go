@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgsvc/pgsvc/selector"
+	"github.com/pgsvc/pgsvc/selector/jmes"
 )
 
 var (
@@ -54,7 +56,7 @@ func TestTemplateEquivalence(t *testing.T) {
 	_, err := exec.LookPath("ansible-playbook")
 	require.NoError(t, err, "install ansible and python3-jmespath")
 
-	var services, servers, refused, ansibleTypes int
+	var services, servers, refused, ansibleTypes, textWeights int
 	for i := 0; i < *rounds; i++ {
 		s := *seed + int64(i)
 		t.Run(fmt.Sprintf("seed-%d", s), func(t *testing.T) {
@@ -65,31 +67,51 @@ func TestTemplateEquivalence(t *testing.T) {
 				require.NoError(t, err)
 				t.Logf("work directory %s", dir)
 			}
-			inv := generate(rand.New(rand.NewSource(s)))
+			gen := generate(rand.New(rand.NewSource(s)))
 			invPath := filepath.Join(dir, "inventory.yml")
-			require.NoError(t, os.WriteFile(invPath, inv, 0o644))
+			require.NoError(t, os.WriteFile(invPath, gen.inventory, 0o644))
 
 			checkHostvars(t, invPath)
-			want, pigstyErr := renderPigsty(t, dir, invPath, template, defaults)
+			files, pigstyErr := renderPigstyFiles(t, dir, invPath, template, defaults)
 			got, pgsvcErr := renderPgsvc(t, invPath)
+			if len(gen.textWeights) > 0 {
+				// pgsvc refuses on purpose, naming the value; Pigsty (when
+				// nothing else failed) printed it as written, which is
+				// what pgsvc's error says it would do.
+				require.Error(t, pgsvcErr, "pg_weight %v is text to Ansible: pgsvc must refuse (inventory %s)", gen.textWeights, invPath)
+				require.Regexp(t, `pg_weight "(`+strings.Join(gen.textWeights, "|")+`)" is text to Ansible, not a weight \(0-256\).*HAProxy would read \d+`, pgsvcErr.Error())
+				if pigstyErr == nil {
+					require.True(t, printsWeight(files, gen.textWeights), "Pigsty printed none of the weights %v as written", gen.textWeights)
+				}
+				textWeights++
+				return
+			}
 			if pigstyErr != nil && strings.Contains(pigstyErr.Error(), `received: "unknown"`) {
 				// Ansible's own types, not Python jmespath's: strings from
 				// the inventory are AnsibleUnsafeText, which sort_by's key
-				// check and type() do not know, and records are
-				// HostVarsVars, which keys() refuses. pgsvc evaluates
-				// these as plain strings and objects (README: what differs).
+				// check does not know, and records are HostVarsVars, which
+				// keys() refuses. pgsvc evaluates these as plain strings
+				// and objects (README: what differs).
 				ansibleTypes++
 				return
 			}
 			if pigstyErr != nil {
 				// Python raised (a number compared with a string, a
 				// function given the wrong type): Pigsty renders nothing,
-				// and pgsvc must refuse rather than serve something else.
+				// and pgsvc must refuse for the same cause, not serve
+				// something else nor refuse for another reason.
 				require.Error(t, pgsvcErr, "Pigsty failed but pgsvc rendered (inventory %s):\n%s", invPath, pigstyErr)
+				cause, ok := causeOf(pigstyErr.Error())
+				require.True(t, ok, "unclassified Pigsty failure (inventory %s):\n%s", invPath, pigstyErr)
+				require.Contains(t, pgsvcErr.Error(), cause, "pgsvc refused for another cause than Pigsty (inventory %s):\n%s", invPath, pigstyErr)
 				refused++
 				return
 			}
 			require.NoError(t, pgsvcErr, "inventory %s", invPath)
+			want := make(map[string]listen, len(files))
+			for name, data := range files {
+				want[name] = parseListen(t, data)
+			}
 			require.Equal(t, sortedKeys(want), sortedKeys(got), "service files")
 			for name, w := range want {
 				require.Equal(t, w, got[name], "%s (inventory %s)", name, invPath)
@@ -98,26 +120,46 @@ func TestTemplateEquivalence(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("%d rounds, %d services, %d servers: identical; %d rounds refused by both; %d rounds Pigsty refused for Ansible's types", *rounds, services, servers, refused, ansibleTypes)
+	t.Logf("%d rounds, %d services, %d servers: identical; %d rounds refused by both for the same cause; %d rounds Pigsty refused for Ansible's types; %d rounds with text weights refused by pgsvc alone (on purpose)",
+		*rounds, services, servers, refused, ansibleTypes, textWeights)
 }
 
-// renderPigsty runs Pigsty's template the way roles/pgsql/tasks/service_local.yml
-// does, once per cluster, inside a throwaway role whose defaults and template
-// are Pigsty's own files (so inventory variables override role defaults with
-// Ansible's real precedence).
-func renderPigsty(t *testing.T, dir, inventory, template, defaults string) (map[string]listen, error) {
-	files, err := renderPigstyFiles(t, dir, inventory, template, defaults)
-	if err != nil {
-		return nil, err
+// causeOf is the class of a Pigsty failure as the text pgsvc's refusal
+// must hold: the comparison Python refused, the function whose argument
+// it refused, or the dict.update error merge() ran into.
+func causeOf(msg string) (string, bool) {
+	if strings.Contains(msg, "not supported between instances of") {
+		return "not supported between instances of", true
 	}
-	got := make(map[string]listen, len(files))
-	for name, data := range files {
-		got[name] = parseListen(t, data)
+	if m := regexp.MustCompile(`In function (\w+)\(\)`).FindStringSubmatch(msg); m != nil {
+		return m[1] + "()", true
 	}
-	return got, nil
+	for _, text := range []string{"object is not iterable", "dictionary update sequence element", "unhashable type"} {
+		if strings.Contains(msg, text) {
+			return text, true
+		}
+	}
+	return "", false
 }
 
-// renderPigstyFiles is each file Pigsty's template renders, by name.
+// printsWeight tells whether any rendered server line carries one of the
+// weights as written.
+func printsWeight(files map[string][]byte, weights []string) bool {
+	for _, data := range files {
+		for _, w := range weights {
+			if regexp.MustCompile(`(?m)^\s*server .* weight ` + regexp.QuoteMeta(w) + `\b`).Match(data) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// renderPigstyFiles runs Pigsty's template the way
+// roles/pgsql/tasks/service_local.yml does, once per cluster, inside a
+// throwaway role whose defaults and template are Pigsty's own files (so
+// inventory variables override role defaults with Ansible's real
+// precedence), and returns each file it rendered, by name.
 func renderPigstyFiles(t *testing.T, dir, inventory, template, defaults string) (map[string][]byte, error) {
 	role := filepath.Join(dir, "roles/svc")
 	for _, sub := range []string{"defaults", "templates", "tasks"} {
@@ -147,7 +189,9 @@ func renderPigstyFiles(t *testing.T, dir, inventory, template, defaults string) 
 		// Only a failure inside json_query is Pigsty refusing the
 		// inventory; anything else is this harness's problem.
 		require.Regexp(t, `JMESPath|jmespath|json_query|not supported between`, string(outb), "ansible-playbook:\n%s", outb)
-		return nil, fmt.Errorf("ansible-playbook: %v\n%s", err, lastLines(outb, 15))
+		// The tail, then every failed item (the tail alone may have
+		// scrolled past the reason).
+		return nil, fmt.Errorf("ansible-playbook: %v\n%s\n%s", err, lastLines(outb, 15), failedItems(outb))
 	}
 
 	files, err := filepath.Glob(filepath.Join(out, "*.cfg"))
@@ -173,6 +217,7 @@ func TestPigstyCases(t *testing.T) {
 	defaults := filepath.Join(pigsty, "roles/pgsql/defaults/main.yml")
 	version, err := exec.Command("ansible", "--version").Output()
 	require.NoError(t, err)
+	jmespath := jmespathVersion(t, string(version))
 	cases, err := filepath.Glob("testdata/*/inventory.yml")
 	require.NoError(t, err)
 	for _, inv := range cases {
@@ -181,8 +226,8 @@ func TestPigstyCases(t *testing.T) {
 			checkHostvars(t, inv)
 			files, err := renderPigstyFiles(t, t.TempDir(), inv, template, defaults)
 			var b strings.Builder
-			fmt.Fprintf(&b, "# Pigsty's %s rendered by %s with python3-jmespath 1.0.1 (make pigsty-record)\n",
-				"roles/pgsql/templates/service.cfg", strings.SplitN(string(version), "\n", 2)[0])
+			fmt.Fprintf(&b, "# Pigsty's %s rendered by %s with python3-jmespath %s (make pigsty-record)\n",
+				"roles/pgsql/templates/service.cfg", strings.SplitN(string(version), "\n", 2)[0], jmespath)
 			if err != nil {
 				fmt.Fprintf(&b, "refused: %s\n", oneLineReason(err.Error()))
 			}
@@ -201,6 +246,16 @@ func TestPigstyCases(t *testing.T) {
 	}
 }
 
+// jmespathVersion is the version of the jmespath module in the Python
+// Ansible runs (the last "(path)" of `ansible --version`'s python line).
+func jmespathVersion(t *testing.T, ansibleVersion string) string {
+	m := regexp.MustCompile(`(?m)^\s*python version = .*\((/[^()]+)\)\s*$`).FindStringSubmatch(ansibleVersion)
+	require.NotNil(t, m, "no python path in ansible --version:\n%s", ansibleVersion)
+	out, err := exec.Command(m[1], "-c", "import jmespath; print(jmespath.__version__)").Output()
+	require.NoError(t, err, "jmespath in %s", m[1])
+	return strings.TrimSpace(string(out))
+}
+
 // oneLineReason is the line of Ansible's failure that names the JMESPath
 // error.
 func oneLineReason(msg string) string {
@@ -215,6 +270,18 @@ func oneLineReason(msg string) string {
 		}
 	}
 	return "ansible-playbook failed"
+}
+
+// failedItems is every line of the playbook's output that reports a
+// failed task or loop item.
+func failedItems(b []byte) string {
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "failed: [") || strings.HasPrefix(line, "fatal: [") {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func lastLines(b []byte, n int) string {
@@ -279,6 +346,12 @@ func typedJSON(v any) string {
 			s += ".0"
 		}
 		return "float:" + s
+	case *jmes.Object: // ansible-inventory sorts keys: compared as a map
+		m := map[string]any{}
+		for _, k := range t.Keys() {
+			m[k], _ = t.Get(k)
+		}
+		return typedJSON(m)
 	case map[string]any:
 		keys := sortedKeys(t)
 		parts := make([]string, len(keys))
@@ -297,12 +370,27 @@ func typedJSON(v any) string {
 	return fmt.Sprintf("%T:%s", v, b)
 }
 
+// generated is one random inventory and what the round expects of it.
+type generated struct {
+	inventory []byte
+	// textWeights are pg_weight values Ansible reads as text that are not
+	// plain decimal (`0o144`, `1e2`): Pigsty prints them as written and
+	// HAProxy reads another weight, so pgsvc refuses the inventory on
+	// purpose (README: what differs), naming the value.
+	textWeights []string
+}
+
 // generate writes a random Pigsty v2+ inventory: 1–4 clusters of 1–5
-// members with random roles, ports, weights, SSL and offline flags, global
-// and cluster-level custom services with varied selectors, backups, dests,
-// checks and options, hosts in extra groups, and pg_rto / pg_rto_plan /
-// pg_default_service_dest at either level.
-func generate(r *rand.Rand) []byte {
+// members with random roles, pg_seq spellings (1, "1", 01, 08), ports,
+// weights (some text to Ansible), SSL and offline flags; global,
+// cluster-level and host-level custom services with varied selectors,
+// backups, dests (null included), checks and options; hosts in extra
+// groups and directly under all.hosts; clusters whose services a proxy
+// group carries (pg_service_provider); nested mappings whose written order
+// selectors read; and pg_rto / pg_rto_plan / pg_default_service_dest at
+// either level.
+func generate(r *rand.Rand) generated {
+	var g generated
 	var b bytes.Buffer
 	pick := func(opts ...string) string { return opts[r.Intn(len(opts))] }
 	chance := func(p float64) bool { return r.Float64() < p }
@@ -310,8 +398,15 @@ func generate(r *rand.Rand) []byte {
 	var render, infra, prioA, prioB []string
 	var clusters bytes.Buffer
 	// Quoted weights make `pg_weight > 50` an error in Pigsty (Python
-	// compares str and int); such rounds leave that selector out.
+	// compares str and int); such rounds leave that selector out, and so
+	// do rounds with weights that are text to Ansible, whose refusal is
+	// pgsvc's own.
 	quotedWeights := chance(0.3)
+	textWeight := chance(0.15)
+	if textWeight {
+		quotedWeights = true
+	}
+	proxied := false
 	host := 0
 	nclusters := 1 + r.Intn(4)
 	for c := 0; c < nclusters; c++ {
@@ -319,11 +414,26 @@ func generate(r *rand.Rand) []byte {
 		size := 1 + r.Intn(5)
 		fmt.Fprintf(&clusters, "    %s:\n      hosts:\n", name)
 		seqs := r.Perm(size)
+		// Some clusters count from 8, so that 0-prefixed pg_seq are 08 and
+		// 09: strings to YAML 1.1 (instances pg-c0-08), where 01–07 are
+		// octal integers.
+		seqBase := 1
+		if chance(0.3) {
+			seqBase = 8
+		}
 		primary := r.Intn(size)
+		// service_remote renders a provider cluster's services on its
+		// primary only; service_local on every member (here: the first).
+		provider := chance(0.25)
+		proxied = proxied || provider
+		renderAt := 0
+		if provider {
+			renderAt = primary
+		}
 		for i := 0; i < size; i++ {
 			host++
 			addr := fmt.Sprintf("10.9.%d.%d", c, 10+host)
-			if i == 0 {
+			if i == renderAt {
 				render = append(render, addr)
 			}
 			if chance(0.15) {
@@ -339,30 +449,27 @@ func generate(r *rand.Rand) []byte {
 			if i == primary {
 				role = "primary"
 			}
-			// pg_seq as Ansible reads it: an int, a quoted "N", or 0N
-			// (octal to YAML 1.1 up to 07, the string "08"/"09" beyond,
-			// so the instance is pg-c0-08). A string pg_seq compared with
-			// a number makes Python raise: both must refuse that round.
-			seq := fmt.Sprintf(pick("pg_seq: %d", "pg_seq: %d", `pg_seq: "%d"`, "pg_seq: 0%d"), seqs[i]+1)
-			vars := []string{seq, "pg_role: " + role}
+			// pg_seq as Ansible reads it: an int, a quoted "N", or 0N (octal
+			// to YAML 1.1 up to 07, the string "08"/"09" beyond, so the
+			// instance is pg-c0-08). A string pg_seq compared with a number
+			// makes Python raise: both must refuse that round.
+			seq := seqBase + seqs[i]
+			formats := []string{"pg_seq: %d", "pg_seq: %d", `pg_seq: "%d"`}
+			if seq < 10 {
+				formats = append(formats, "pg_seq: 0%d", "pg_seq: 0%d")
+			}
+			vars := []string{fmt.Sprintf(pick(formats...), seq), "pg_role: " + role}
 			if chance(0.3) {
 				// YAML 1.1 booleans, as Ansible reads them.
 				vars = append(vars, "pg_offline_query: "+pick("true", "yes", "on", "false", "no", "off"))
 			}
 			if chance(0.4) {
-				w := r.Intn(256)
-				weight := fmt.Sprintf("pg_weight: %d", w)
-				switch {
-				case quotedWeights && chance(0.5):
-					weight = fmt.Sprintf(`pg_weight: "%d"`, w)
-				case chance(0.3):
-					// YAML 1.1 integers: sexagesimal, 0-prefixed octal, hex.
-					weight = pick(fmt.Sprintf("pg_weight: %d:%02d", w/60, w%60), fmt.Sprintf("pg_weight: 0%o", w), fmt.Sprintf("pg_weight: 0x%x", w))
-					if w < 60 && strings.Contains(weight, ":") {
-						weight = fmt.Sprintf("pg_weight: %d", w)
-					}
-				}
-				vars = append(vars, weight)
+				vars = append(vars, weight(r, quotedWeights))
+			}
+			if textWeight && (host == 1 || chance(0.3)) {
+				w := pick("0o144", "1e2", "0o62", "5e1")
+				g.textWeights = append(g.textWeights, w)
+				vars = append(vars, "pg_weight: "+w)
 			}
 			if chance(0.2) {
 				vars = append(vars, "pg_port: "+pick("5432", "5532"))
@@ -382,10 +489,27 @@ func generate(r *rand.Rand) []byte {
 			if chance(0.3) {
 				vars = append(vars, "pg_tag: "+pick("a", "b"))
 			}
-			if i == 0 && chance(0.2) {
+			if chance(0.2) {
+				// A nested mapping in another order than all.vars' meta.
+				vars = append(vars, "meta: "+pick("{ a: 1, z: 2 }", "{ z: 3, a: 4 }"))
+			}
+			if i == renderAt && chance(0.2) {
 				// The render host's own variables decide its cluster's
 				// services (service_local runs on each member).
 				vars = append(vars, "pg_default_service_dest: "+pick("postgres", "pgbouncer", "~"))
+			}
+			if chance(0.15) {
+				// Host-level services: the render host's replace its
+				// cluster's; another member's are never rendered here, so
+				// they may even be broken (pgsvc validates a service from
+				// the variables of the host that renders it).
+				var svc bytes.Buffer
+				if i == renderAt {
+					writeServices(&svc, "", r, 7000+100*c, 1, quotedWeights)
+				} else {
+					svc.WriteString(`- { name: broken, port: 0o144, selector: "[? " }` + "\n")
+				}
+				vars = append(vars, "pg_services: [ "+strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(svc.String()), "- "), "\n")+" ]")
 			}
 			key := addr
 			if chance(0.15) {
@@ -394,6 +518,11 @@ func generate(r *rand.Rand) []byte {
 			fmt.Fprintf(&clusters, "        %s: { %s }\n", key, strings.Join(vars, ", "))
 		}
 		fmt.Fprintf(&clusters, "      vars:\n        pg_cluster: %s\n", name)
+		if provider {
+			clusters.WriteString("        pg_service_provider: proxy\n")
+		} else if chance(0.1) {
+			clusters.WriteString("        pg_service_provider: nosuch  # no such group: local services\n")
+		}
 		if chance(0.3) {
 			fmt.Fprintf(&clusters, "        pg_rto: %s\n", pick("fast", "norm", "safe", "wide"))
 		}
@@ -418,6 +547,7 @@ func generate(r *rand.Rand) []byte {
 	// An anchor some hosts merge (`<<: *common`), as hand-written
 	// inventories do.
 	b.WriteString("    common_vars: &common { pg_tag: b, pgbouncer_port: 6532 }\n")
+	b.WriteString("    meta: " + pick("{ z: 1, a: 2 }", "{ a: 1, z: 2 }", "{ <<: *common, z: 0 }") + "\n")
 	if chance(0.4) {
 		b.WriteString("    pg_rto_plan:\n")
 		for _, mode := range []string{"fast", "norm", "safe", "wide"} {
@@ -435,10 +565,26 @@ func generate(r *rand.Rand) []byte {
 		b.WriteString("    pg_services:\n")
 		writeServices(&b, "      ", r, 5500, 1+r.Intn(2), quotedWeights)
 	}
+	// Hosts directly under all.hosts: a one-member cluster rendered there,
+	// and a host in no group at all (ungrouped).
+	solo := chance(0.3)
+	if solo {
+		b.WriteString("  hosts:\n")
+		b.WriteString("    10.9.98.1: { pg_cluster: pg-solo, pg_seq: 1, pg_role: primary, pg_tag: a }\n")
+		b.WriteString("    10.9.98.2: { pg_tag: b }\n")
+		render = append(render, "10.9.98.1")
+	}
 	b.WriteString("  children:\n")
 	b.WriteString("    render:\n      hosts:\n")
 	for _, h := range render {
 		fmt.Fprintf(&b, "        %s: {}\n", h)
+	}
+	if proxied {
+		// The provider group: HAProxy nodes that are no cluster members.
+		b.WriteString("    proxy:\n      hosts:\n        10.9.99.1: {}\n")
+		if chance(0.5) {
+			b.WriteString("        10.9.99.2: { pg_tag: a }\n")
+		}
 	}
 	if len(infra) > 0 {
 		b.WriteString("    infra:\n      hosts:\n")
@@ -448,19 +594,19 @@ func generate(r *rand.Rand) []byte {
 	}
 	// Groups of the clusters' depth whose vars compete with theirs:
 	// ansible_group_priority decides, then the name.
-	for _, g := range []struct {
+	for _, grp := range []struct {
 		name  string
 		hosts []string
 	}{{"prio-a", prioA}, {"prio-b", prioB}} {
-		if len(g.hosts) == 0 {
+		if len(grp.hosts) == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "    %s:\n      hosts:\n", g.name)
-		for _, h := range g.hosts {
+		fmt.Fprintf(&b, "    %s:\n      hosts:\n", grp.name)
+		for _, h := range grp.hosts {
 			fmt.Fprintf(&b, "        %s:\n", h)
 		}
 		fmt.Fprintf(&b, "      vars: { ansible_group_priority: %d, pg_default_service_dest: %s, pg_tag: %s }\n",
-			r.Intn(3), pick("postgres", "pgbouncer", "~"), g.name)
+			r.Intn(3), pick("postgres", "pgbouncer", "~"), grp.name)
 	}
 	b.Write(clusters.Bytes())
 	if chance(0.5) {
@@ -472,7 +618,25 @@ func generate(r *rand.Rand) []byte {
 		}
 		fmt.Fprintf(&b, "      vars: { pg_tag: c, pg_default_service_dest: %s }\n", pick("postgres", "pgbouncer"))
 	}
-	return b.Bytes()
+	g.inventory = b.Bytes()
+	return g
+}
+
+// weight is a random pg_weight line: decimal, quoted (when quoted weights
+// are allowed) or a YAML 1.1 integer (sexagesimal, 0-prefixed octal, hex).
+func weight(r *rand.Rand, quoted bool) string {
+	w := r.Intn(256)
+	switch x := r.Float64(); {
+	case quoted && x < 0.5:
+		return fmt.Sprintf(`pg_weight: "%d"`, w)
+	case x > 0.7:
+		forms := []string{fmt.Sprintf("pg_weight: 0%o", w), fmt.Sprintf("pg_weight: 0x%x", w)}
+		if w >= 60 {
+			forms = append(forms, fmt.Sprintf("pg_weight: %d:%02d", w/60, w%60))
+		}
+		return forms[r.Intn(len(forms))]
+	}
+	return fmt.Sprintf("pg_weight: %d", w)
 }
 
 // writeServices appends n custom v2 services with ports from firstPort.
@@ -501,6 +665,20 @@ func writeServices(b *bytes.Buffer, indent string, r *rand.Rand, firstPort, n in
 		"[? to_number(to_string(pg_seq)) > `1` ]",
 		"[? contains(group_names, 'prio-a') ]",
 		"[? starts_with(inventory_hostname, '10.9.0') ]",
+		// contains() with booleans (Python's `in`: 1 == True), to_number
+		// with the whitespace int() strips.
+		"[? contains([`true`], pg_offline_query) ]",
+		"[? contains(`[1, true]`, pg_seq) ]",
+		"[? pg_seq == to_number(' 2 ') ]",
+		// A function after a null in a chain still runs: type(null) is
+		// "null"; length(null) raises where pg_tag is unset.
+		"[? missing.type(@) ]",
+		"[? pg_tag.not_null(@, 'z') == 'z' ]",
+		"[? pg_tag.length(@) ]",
+		// Mappings in the order written; merge() takes pairs.
+		"[? keys(meta)[0] == 'z' ]",
+		"[? values(meta)[-1] == `2` ]",
+		"[? merge(meta, `[[\"z\", 5]]`).z == `5` && keys(merge(`{}`, meta))[0] == 'a' ]",
 	}
 	if quotedWeights {
 		selectors = slices.DeleteFunc(selectors, func(s string) bool { return strings.Contains(s, "pg_weight") })
@@ -515,7 +693,7 @@ func writeServices(b *bytes.Buffer, indent string, r *rand.Rand, firstPort, n in
 			fields = append(fields, fmt.Sprintf("backup: %q", pick(selectors...)))
 		}
 		if r.Intn(3) > 0 {
-			fields = append(fields, "dest: "+pick("default", "postgres", "pgbouncer", "5432", "15432"))
+			fields = append(fields, "dest: "+pick("default", "postgres", "pgbouncer", "5432", "15432", "~"))
 		}
 		if r.Intn(2) == 0 {
 			fields = append(fields, "check: "+pick("/primary", "/replica", "/read-only", "/health", "/sync"))

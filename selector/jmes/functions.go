@@ -1,6 +1,7 @@
 package jmes
 
 import (
+	"fmt"
 	"math"
 	"sort"
 	"strconv"
@@ -76,9 +77,10 @@ func (in *interp) call(name string, args []any) (any, error) {
 	if !s.variadic && len(args) != len(s.args) {
 		return nil, evalErrorf("expected %d arguments for function %s(), received %d", len(s.args), name, len(args))
 	}
-	for i, a := range args {
-		t := s.args[min(i, len(s.args)-1)]
-		if err := typeCheck(name, a, t); err != nil {
+	// Python checks the declared parameters only: merge's objects after
+	// the first reach dict.update unchecked.
+	for i, t := range s.args {
+		if err := typeCheck(name, args[i], t); err != nil {
 			return nil, err
 		}
 	}
@@ -209,9 +211,8 @@ func (in *interp) call(name string, args []any) (any, error) {
 	case "merge":
 		o := NewObject()
 		for _, a := range args {
-			keys, get, _ := entries(a)
-			for _, k := range keys {
-				o.Set(k, get(k))
+			if err := dictUpdate(o, a); err != nil {
+				return nil, err
 			}
 		}
 		return o, nil
@@ -277,6 +278,71 @@ func (in *interp) call(name string, args []any) (any, error) {
 		return jmesType(args[0]), nil
 	}
 	return nil, evalErrorf("unknown function: %s()", name)
+}
+
+// dictUpdate is Python's dict.update(v), which merge() runs on every
+// argument: an object's keys and values; otherwise v is iterated (a
+// list's items, a string's characters) and each item must be a pair: a
+// list of two, a string of two characters, an object of two keys.
+func dictUpdate(o *Object, v any) error {
+	if keys, get, ok := entries(v); ok {
+		for _, k := range keys {
+			o.Set(k, get(k))
+		}
+		return nil
+	}
+	var items []any
+	switch t := v.(type) {
+	case []any:
+		items = t
+	case string:
+		for _, r := range t {
+			items = append(items, string(r))
+		}
+	default:
+		return evalErrorf("'%s' object is not iterable", pyType(v))
+	}
+	for i, item := range items {
+		pair, err := updatePair(item, i)
+		if err != nil {
+			return err
+		}
+		k, ok := pair[0].(string)
+		if !ok {
+			if t := pyType(pair[0]); t == "list" || t == "dict" {
+				return evalErrorf("unhashable type: '%s'", t)
+			}
+			return &EvalError{Msg: fmt.Sprintf("merge() got a key of type %s: Python keeps it, pgsvc's objects have string keys only", jmesType(pair[0])), Unmodelled: true}
+		}
+		o.Set(k, pair[1])
+	}
+	return nil
+}
+
+// updatePair is item i of a sequence given to dict.update as the pair
+// (key, value) Python takes from it.
+func updatePair(item any, i int) ([2]any, error) {
+	var seq []any
+	switch t := item.(type) {
+	case []any:
+		seq = t
+	case string:
+		for _, r := range t {
+			seq = append(seq, string(r))
+		}
+	default:
+		keys, _, ok := entries(item)
+		if !ok {
+			return [2]any{}, evalErrorf("cannot convert dictionary update sequence element #%d to a sequence", i)
+		}
+		for _, k := range keys {
+			seq = append(seq, k)
+		}
+	}
+	if len(seq) != 2 {
+		return [2]any{}, evalErrorf("dictionary update sequence element #%d has length %d; 2 is required", i, len(seq))
+	}
+	return [2]any{seq[0], seq[1]}, nil
 }
 
 // keysBy evaluates the key expression of max_by, min_by and sort_by on

@@ -26,7 +26,13 @@ func (e *Expr) String() string { return e.src }
 // EvalError is what Python raises while evaluating: a type error in a
 // function or a comparison, a wrong number of arguments, an unknown
 // function. Its message names types and functions, never data values.
-type EvalError struct{ Msg string }
+// Unmodelled marks the rare input Python answers but pgsvc does not
+// model (an object key that is not a string): an error all the same,
+// never a different answer, but not one Python raised.
+type EvalError struct {
+	Msg        string
+	Unmodelled bool
+}
 
 func (e *EvalError) Error() string { return e.Msg }
 
@@ -60,16 +66,10 @@ func (in *interp) visit(n *node, v any) (any, error) {
 			return t[n.name], nil
 		}
 		return nil, nil
-	case nSubexpression:
-		r := v
-		for _, c := range n.children {
-			var err error
-			if r, err = in.visit(c, r); err != nil || r == nil {
-				return nil, err
-			}
-		}
-		return r, nil
-	case nIndexExpression, nPipe:
+	case nSubexpression, nIndexExpression, nPipe:
+		// Python's visit_subexpression goes on after a null: a field or
+		// index of null is null, but a function still runs on it
+		// (`missing.type(@)` is "null", `missing.length(@)` raises).
 		r := v
 		for _, c := range n.children {
 			var err error

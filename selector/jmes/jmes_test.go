@@ -123,3 +123,42 @@ func FuzzSearch(f *testing.F) {
 		}
 	})
 }
+
+// TestMergeKeys: merge() runs Python's dict.update on every argument after
+// the first, unchecked, so pairs become keys; a pair whose key is not a
+// string is something Python keeps and pgsvc's objects cannot hold: an
+// error marked Unmodelled, never a different answer. What Python raises
+// is an EvalError that is not.
+func TestMergeKeys(t *testing.T) {
+	tests := []struct {
+		expr       string
+		want       string // the result, or "" for an error
+		unmodelled bool
+	}{
+		{"merge(`{}`, `[[\"a\", 1]]`)", `{"a":1}`, false},
+		{"merge(`{}`, `[[1, 2]]`)", "", true},
+		{"merge(`{}`, `[[true, 2]]`)", "", true},
+		{"merge(`{}`, `[[null, 2]]`)", "", true},
+		{"merge(`{}`, `[[1.5, 2]]`)", "", true},
+		{"merge(`{}`, `[[[1], 2]]`)", "", false}, // unhashable in Python too
+		{"merge(`{}`, `[1]`)", "", false},
+		{"merge(`{}`, `1`)", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.expr, func(t *testing.T) {
+			e, err := Compile(tt.expr)
+			require.NoError(t, err)
+			got, err := e.Search(nil)
+			if tt.want != "" {
+				require.NoError(t, err)
+				text, err := MarshalPython(got)
+				require.NoError(t, err)
+				assert.Equal(t, tt.want, text)
+				return
+			}
+			var ee *EvalError
+			require.ErrorAs(t, err, &ee)
+			assert.Equal(t, tt.unmodelled, ee.Unmodelled, ee.Msg)
+		})
+	}
+}

@@ -251,6 +251,53 @@ a.b
 a[0][0]
 a[0:1][0]
 s.length(@)
+missing.length(@)
+n.length(@)
+missing.to_string(@)
+missing.type(@)
+missing.not_null(@, 'y')
+missing.to_array(@)
+missing.to_number(@)
+missing.y.type(@)
+missing[0].type(@)
+a[10].type(@)
+missing.[@]
+missing.{k: @}
+missing[*].type(@)
+missing.sort_by(@, &k)
+missing.keys(@)
+m.missing.merge(@)
+objs[].missing.type(@)
+objs[*].k.to_string(@)
+a[?missing.type(@) == 'null']
+missing.length(@) || 'x'
+missing.type(@).length(@)
+z.type(@)
+merge(`{}`, `1`)
+merge(`{}`, n)
+merge(`{}`, t)
+merge(`{}`, `[]`)
+merge(`{}`, l)
+merge(`{}`, `[["a", 1], ["b", 2], ["a", 3]]`)
+merge(`{}`, `["ab"]`)
+merge(`{}`, `["\u00e9x"]`)
+merge(`{}`, 'ab')
+merge(`{}`, '')
+merge(`{}`, s)
+merge(`{}`, a)
+merge(`{}`, `[{"x": 1, "y": 2}]`)
+merge(`{}`, `[{"x": 1}]`)
+merge(`{}`, `[["a"]]`)
+merge(`{}`, `[[["a"], 1]]`)
+merge(`{}`, `[[{"a": 1}, 1]]`)
+merge(`{}`, `[1]`)
+merge(`{}`, `[null]`)
+merge(m, `{"b": 1}`, `[["y", 2]]`, `{"z": 3}`)
+merge(`1`, `{}`)
+merge(n)
+merge(l)
+merge(objs[0], objs[1])
+not_null(n, `1`)
 """
 
 EXPRS_HOSTS = r"""
@@ -304,6 +351,16 @@ sort(map(&inventory_hostname, @))
 [? pg_cluster == 'pg-test' ] | length(@)
 [0:2]
 [::-1]
+[? pg_tag.length(@) ]
+[? missing.type(@) ]
+[? missing.type(@) == 'null' ]
+[? pg_tag.to_string(@) == 'null' ]
+[? pg_offline_query.not_null(@, `false`) ]
+[? pg_tag.not_null(@, 'z') == 'z' ]
+[? missing.length(@) > `0` ]
+[*].pg_tag.type(@)
+[? merge(`{}`, @).pg_seq == `1` ]
+[? merge(`{"w": 1}`, `[["pg_weight", 7]]`).pg_weight == `7` ]
 """
 
 def run(expr, doc):
