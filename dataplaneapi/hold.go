@@ -151,6 +151,10 @@ func (s *Syncer) holdPass(ctx context.Context, services []reconcile.Service, acc
 		if fe.Maxconn == want {
 			continue
 		}
+		if s.KeepHeld && fe.Maxconn == 0 && accel[svc.Cluster].Switchover && !dryRun {
+			rep.HeldLeft = append(rep.HeldLeft, svc.Name)
+			continue
+		}
 		kind := "release"
 		if want == 0 {
 			kind = "hold"
@@ -219,8 +223,13 @@ func (s *Syncer) holdPass(ctx context.Context, services []reconcile.Service, acc
 }
 
 // forgetHolds drops the worker of every hold of the pass's clusters that
-// is over.
+// is over. A release outside a pass (accel nil) forgets nothing: a pass in
+// flight that holds again after a reload must see the hold's worker is
+// gone (the hold is lost), not set a new worker's frontends to 0.
 func (s *Syncer) forgetHolds(svcs []*reconcile.Service, accel map[string]reconcile.Accel, rep *reconcile.Report) {
+	if accel == nil {
+		return
+	}
 	for _, svc := range svcs {
 		if c := svc.Cluster; !accel[c].Hold || rep.HoldLost[c] != "" {
 			s.held.forget(c)

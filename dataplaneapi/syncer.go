@@ -37,6 +37,12 @@ type Syncer struct {
 	// held holds, per cluster, the worker its primary services' frontends
 	// were set to hold on (see holdPass).
 	held heldWorkers
+	// KeepHeld leaves a held frontend (maxconn 0) of a cluster whose
+	// switchover is under way as it is: set for one-shot passes (`pgsvc
+	// reconcile`), whose release then would let writes reach a leader not
+	// yet promoted. Outside a switchover a held frontend is a leftover (a
+	// pgsvc killed mid-hold), released as before.
+	KeepHeld bool
 }
 
 // stuckReload is keyed on the desired fingerprint and the one HAProxy ran

@@ -29,6 +29,9 @@ type Accel struct {
 	// Armed: a hold waits for Patroni's before_stop (HoldConfig.AtStop);
 	// an HAProxy that cannot hold says so now (Report.HoldRefused).
 	Armed bool
+	// Switchover: Patroni's failover key asks for a switchover now. A
+	// one-shot pass leaves a frontend held then: the daemon's hold.
+	Switchover bool
 }
 
 // forcing records, for one cluster, the facts forcing has already acted

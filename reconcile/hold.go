@@ -52,6 +52,9 @@ type hold struct {
 	leaderGone time.Time // since when the leader key is absent (zero: present)
 	ended      string    // why it ended ("": holding)
 	result     string    // how it ended (holdReleased, ...)
+	// releaseAgain: a pass held the frontends again after the hold watch
+	// ended the hold; the watch sets them back (no new end event).
+	releaseAgain bool
 	// frontends are the cluster's held services as the last pass computed
 	// them: what a release outside a pass (hold_max, shutdown) sets back,
 	// when no pass can run (etcd lost, the cluster's desired state broken
@@ -344,10 +347,13 @@ func (r *Reconciler) releaseTimer() *time.Timer {
 	defer r.holdMu.Unlock()
 	var first time.Time
 	for c, h := range r.holds {
-		if h.ended != "" || h.armed || len(h.frontends) == 0 {
+		if (h.ended != "" && !h.releaseAgain) || h.armed || len(h.frontends) == 0 {
 			continue
 		}
 		at := h.started.Add(cfg.Max)
+		if h.releaseAgain {
+			at = time.Now()
+		}
 		if retry := r.releaseRetry[c]; retry.After(at) {
 			at = retry
 		}
@@ -382,11 +388,16 @@ func (r *Reconciler) releaseHolds(ctx context.Context, now time.Time, stopping b
 	r.holdMu.Lock()
 	for _, c := range sortedKeys(r.holds) {
 		h := r.holds[c]
-		if h.ended != "" || h.armed || len(h.frontends) == 0 {
+		if (h.ended != "" && !h.releaseAgain) || h.armed || len(h.frontends) == 0 {
 			continue
 		}
 		n := *h
 		switch {
+		case h.releaseAgain:
+			if !stopping && now.Before(r.releaseRetry[c]) {
+				continue
+			}
+			n.releaseAgain = false
 		case stopping:
 			n.ended, n.result = "pgsvc is stopping", holdShutdown
 		case now.Sub(h.started) >= cfg.Max && !now.Before(r.releaseRetry[c]):
@@ -416,6 +427,17 @@ func (r *Reconciler) releaseHolds(ctx context.Context, now time.Time, stopping b
 		r.holdMu.Lock()
 		delete(r.releaseRetry, c)
 		cur := r.holds[c]
+		if d.was.releaseAgain {
+			if cur == d.was {
+				r.holds[c] = &d.next
+			}
+			r.holdMu.Unlock()
+			r.Log.Info("released connections a pass held again after hold_max", "cluster", c, "waiting", rep.Released[c])
+			if o, ok := r.Observer.(HoldObserver); ok {
+				o.HoldsReleased(nil, rep)
+			}
+			continue
+		}
 		mine := cur != nil && cur.ended == "" && cur.request == d.was.request && cur.started.Equal(d.was.started)
 		if mine {
 			// The same hold, whether or not a pass has copied its record

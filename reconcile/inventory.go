@@ -199,7 +199,7 @@ func (s *InventorySource) check(in *Inputs, m *selector.Model) error {
 	if err != nil {
 		return err
 	}
-	if err := s.checkNotEmptied(in, node, scope); err != nil {
+	if err := s.checkNotEmptied(in, m, node, scope); err != nil {
 		return err
 	}
 	// Compute(scope, Live{}, node != "") in two steps, so that a bind
@@ -224,22 +224,32 @@ func (s *InventorySource) check(in *Inputs, m *selector.Model) error {
 // service would stop following Patroni while /readyz says ok, and such a
 // file is far more often truncated or moved than meant. A first load with
 // no cluster stays allowed (nothing is lost).
-func (s *InventorySource) checkNotEmptied(in *Inputs, node string, scope []*selector.Cluster) error {
+func (s *InventorySource) checkNotEmptied(in *Inputs, m *selector.Model, node string, scope []*selector.Cluster) error {
 	_, before := in.Model()
 	if len(scope) > 0 || len(before) == 0 {
 		return nil
 	}
 	names := make([]string, len(before))
+	var moved []string
 	for i, c := range before {
 		names[i] = c.Name
+		for _, now := range m.Clusters {
+			if now.Name == c.Name && now.Provider != "" {
+				moved = append(moved, fmt.Sprintf("%s to group %s", c.Name, now.Provider))
+			}
+		}
 	}
 	where := "this HAProxy"
 	if node != "" {
 		where += " (node " + node + ")"
 	}
-	return &selector.InputError{Msg: fmt.Sprintf("%s: no PostgreSQL cluster for %s, the last good inventory had %d (%s): "+
+	why := ""
+	if len(moved) > 0 {
+		why = " (pg_service_provider moved " + strings.Join(moved, ", ") + ")"
+	}
+	return &selector.InputError{Msg: fmt.Sprintf("%s: no PostgreSQL cluster for %s, the last good inventory had %d (%s)%s: "+
 		"refusing to remove every service; to decommission this HAProxy, stop pgsvc and remove its files",
-		s.Path, where, len(before), strings.Join(names, ", "))}
+		s.Path, where, len(before), strings.Join(names, ", "), why)}
 }
 
 // removed names the clusters of before that after no longer has.

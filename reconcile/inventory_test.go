@@ -403,6 +403,11 @@ func TestInventoryNeverRemovesEveryCluster(t *testing.T) {
 			next: invHead + "    spare: { hosts: { 10.0.0.1: {} } }\n" + clusterB, kept: []string{"pg-a"},
 			want: "{inv}: no PostgreSQL cluster for this HAProxy (node 10.0.0.1), the last good inventory had 1 (pg-a): " +
 				"refusing to remove every service; to decommission this HAProxy, stop pgsvc and remove its files"},
+		{name: "the node's cluster moved to a provider group", node: "10.0.0.1", good: invHead + clusterA,
+			next: invHead + proxy + onProxyAt("pg-a", "10.0.0.1", "5433"), kept: []string{"pg-a"},
+			want: "{inv}: no PostgreSQL cluster for this HAProxy (node 10.0.0.1), the last good inventory had 1 (pg-a) " +
+				"(pg_service_provider moved pg-a to group proxy): " +
+				"refusing to remove every service; to decommission this HAProxy, stop pgsvc and remove its files"},
 		{name: "truncated to its first line", good: invHead + clusterA, next: "all:\n", kept: []string{"pg-a"},
 			want: "{inv}: no host sets pg_cluster, so there is no PostgreSQL cluster to serve"},
 		{name: "one of two clusters goes", node: "10.0.0.9", good: twoOnProxy, next: invHead + proxy + onProxyAt("pg-b", "10.0.0.2", "6433") + clusterA,

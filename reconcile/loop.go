@@ -38,6 +38,9 @@ type Report struct {
 	// accept queues of the frontends a pass released: the clients a hold
 	// kept waiting (absent when pgsvc cannot see HAProxy's sockets).
 	Released map[string]int64 `json:"released,omitempty"`
+	// HeldLeft names the frontends a one-shot pass left holding: a running
+	// pgsvc holds them through a switchover and releases them itself.
+	HeldLeft []string `json:"held_left,omitempty"`
 	// Fenced names, per cluster whose primary services this pass read,
 	// the leader term in which HAProxy shows no server up in them but the
 	// leader's (the old primary forced out): what `pgsvc fence` waits for.
@@ -176,6 +179,7 @@ type Reconciler struct {
 	// did not confirm is tried again; holdKick wakes the watch when the
 	// holds change.
 	holdMu       sync.Mutex
+	initOnce     sync.Once
 	holds        map[string]*hold
 	holdDue      map[string]time.Time
 	releaseRetry map[string]time.Time
@@ -196,7 +200,11 @@ type retry struct {
 	cause   Cause
 }
 
-func (r *Reconciler) init() {
+// init makes the maps once: Run, Pass and SetHold (a SIGHUP that may
+// come before Run starts) all call it.
+func (r *Reconciler) init() { r.initOnce.Do(r.makeMaps) }
+
+func (r *Reconciler) makeMaps() {
 	if r.leaders == nil {
 		r.leaders, r.forced, r.retries = map[string]string{}, map[string]forcing{}, map[string]*retry{}
 		r.holds, r.holdDue, r.releaseRetry = map[string]*hold{}, map[string]time.Time{}, map[string]time.Time{}
@@ -249,6 +257,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			r.markDue(now)
 		}
 		stopTimer(timer)
+		if ctx.Err() != nil {
+			continue // stopping: the ctx.Done case ends the loop, no new pass
+		}
 		if time.Now().Before(r.gate) && r.In.pendingAll() != CauseHAProxy {
 			// HAProxy unreachable: the marks wait for the gate, unless a new
 			// worker answered (its servers need their forced state now).
@@ -587,6 +598,7 @@ func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]fo
 		}
 		a.Hold = on
 		a.Armed = h != nil && h.armed && h.ended == ""
+		a.Switchover, _ = pendingSwitchover(dc, now)
 		holds.next[c.Name], holds.due[c.Name] = h, due
 		if ev != nil {
 			holds.events = append(holds.events, *ev)
@@ -600,6 +612,7 @@ func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]fo
 // SetHold changes the switchover hold from the next pass on (SIGHUP); a
 // new hold_max applies to holds under way at once.
 func (r *Reconciler) SetHold(h HoldConfig) {
+	r.init()
 	r.holdSet.Store(&h)
 	r.kickHolds()
 }
@@ -656,15 +669,18 @@ func (r *Reconciler) recordHolds(u holdUpdate, rep Report) []HoldEvent {
 		}
 	}
 	r.holdMu.Lock()
-	var reheld []string
 	for c, h := range u.next {
 		if cur := r.holds[c]; cur != u.prev[c] && cur != nil && cur.ended != "" {
 			// The hold watch ended this hold (hold_max) while the pass
-			// ran: its release stands, and its end was reported there. A
-			// pass that held the frontends again is followed by one that
-			// releases them.
+			// ran: its release stands, and its end was reported there. If
+			// the pass held the frontends again, the watch releases them
+			// again at once: the next pass may not come (etcd lost, the
+			// desired state broken).
 			if h != nil && h.ended == "" {
-				reheld = append(reheld, c)
+				n := *cur
+				n.releaseAgain = true
+				cur = &n
+				r.holds[c] = cur
 			}
 			u.next[c], u.ask[c] = cur, promotionTarget{}
 			u.events = slices.DeleteFunc(u.events, func(ev HoldEvent) bool { return ev.Cluster == c })
@@ -683,9 +699,6 @@ func (r *Reconciler) recordHolds(u holdUpdate, rep Report) []HoldEvent {
 	}
 	r.holdMu.Unlock()
 	r.kickHolds()
-	for _, c := range reheld {
-		r.In.Mark(c, CauseHold)
-	}
 	for c, a := range u.ask {
 		if h := u.next[c]; h == nil || h.ended != "" {
 			a = promotionTarget{}

@@ -288,6 +288,7 @@ func runReconcile(ctx context.Context, args []string, out, errOut io.Writer) err
 		if err != nil {
 			return err
 		}
+		syncer.KeepHeld = true // a hold through a switchover is the daemon's to end
 		rep, err = (&reconcile.Reconciler{In: in, Log: cfg.logger(errOut), HAProxy: syncer}).Pass(passCtx, dryRun)
 		return err
 	})
@@ -313,8 +314,9 @@ func writeReport(w io.Writer, rep reconcile.Report, format string, dryRun bool, 
 		return enc.Encode(rep)
 	}
 	if rep.Empty() {
-		_, err := fmt.Fprintln(w, "nothing to change")
-		return err
+		fmt.Fprintln(w, "nothing to change")
+		writeHeldLeft(w, rep)
+		return nil
 	}
 	verb := "applied"
 	if dryRun {
@@ -335,7 +337,14 @@ func writeReport(w io.Writer, rep reconcile.Report, format string, dryRun bool, 
 	for _, r := range rep.Reload {
 		fmt.Fprintf(w, "reload: %s\n", r)
 	}
+	writeHeldLeft(w, rep)
 	return nil
+}
+
+func writeHeldLeft(w io.Writer, rep reconcile.Report) {
+	for _, f := range rep.HeldLeft {
+		fmt.Fprintf(w, "left holding: frontend %s (maxconn 0 while Patroni's switchover is under way: the running pgsvc's hold, which it releases)\n", f)
+	}
 }
 
 // hasFlag reports whether args set -name or --name (with or without =value).
