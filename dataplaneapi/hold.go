@@ -135,7 +135,7 @@ func (s *Syncer) holdPass(ctx context.Context, services []reconcile.Service, acc
 	for _, svc := range svcs {
 		want := svc.Maxconn
 		if accel[svc.Cluster].Hold {
-			if hw, ok := s.held.get(svc.Cluster); ok && !hw.same(w) {
+			if hw, ok := s.held.get(svc.Cluster, accel[svc.Cluster].HoldRequest); ok && !hw.same(w) {
 				if rep.HoldLost == nil {
 					rep.HoldLost = map[string]string{}
 				}
@@ -208,7 +208,7 @@ func (s *Syncer) holdPass(ctx context.Context, services []reconcile.Service, acc
 		}
 		batch = append(batch, sent{cluster: p.cluster, cmd: p.cmd})
 		if p.want == 0 {
-			s.held.keep(p.cluster, w)
+			s.held.keep(p.cluster, accel[p.cluster].HoldRequest, w)
 			continue
 		}
 		if n, ok := waiting[p.cluster]; ok {
@@ -242,25 +242,33 @@ func (s *Syncer) forgetHolds(svcs []*reconcile.Service, accel map[string]reconci
 // shutdown) changes it while a pass may run, hence the lock.
 type heldWorkers struct {
 	mu sync.Mutex
-	by map[string]worker
+	by map[string]heldOn
 }
 
-func (h *heldWorkers) get(cluster string) (worker, bool) {
+// heldOn is the worker one hold (its failover key revision) was set on.
+type heldOn struct {
+	request int64
+	w       worker
+}
+
+// get returns the worker the cluster's hold for request was set on; a
+// record of an earlier hold is none.
+func (h *heldWorkers) get(cluster string, request int64) (worker, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	w, ok := h.by[cluster]
-	return w, ok
+	on, ok := h.by[cluster]
+	return on.w, ok && on.request == request
 }
 
 // keep records the worker a cluster's hold was first set on.
-func (h *heldWorkers) keep(cluster string, w worker) {
+func (h *heldWorkers) keep(cluster string, request int64, w worker) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.by == nil {
-		h.by = map[string]worker{}
+		h.by = map[string]heldOn{}
 	}
-	if _, ok := h.by[cluster]; !ok {
-		h.by[cluster] = w
+	if on, ok := h.by[cluster]; !ok || on.request != request {
+		h.by[cluster] = heldOn{request, w}
 	}
 }
 

@@ -29,9 +29,13 @@ type Accel struct {
 	// Armed: a hold waits for Patroni's before_stop (HoldConfig.AtStop);
 	// an HAProxy that cannot hold says so now (Report.HoldRefused).
 	Armed bool
-	// Switchover: Patroni's failover key asks for a switchover now. A
-	// one-shot pass leaves a frontend held then: the daemon's hold.
+	// Switchover: a planned switchover may be under way (requested, or
+	// the new leader not yet primary by its own key). A one-shot pass
+	// leaves a held frontend as it is then: the daemon's hold.
 	Switchover bool
+	// HoldRequest identifies the hold (its failover key revision) when
+	// Hold is set: a new hold on the same HAProxy worker is a new hold.
+	HoldRequest int64
 }
 
 // forcing records, for one cluster, the facts forcing has already acted

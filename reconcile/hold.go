@@ -257,6 +257,17 @@ func (h *hold) due(cfg HoldConfig) time.Time {
 // primary: Patroni writes the leader key before promotion ends (a write
 // routed then fails read-only), and the role primary (master before
 // Patroni 4) once PostgreSQL accepts writes.
+// switchoverUnderWay reports whether a planned switchover may still be
+// under way: requested now, or the leader key absent, or its holder not yet
+// primary by its own key (Patroni clears the failover key when the
+// candidate takes the leader key, before promotion ends).
+func switchoverUnderWay(dc *dcs.Cluster, now time.Time) bool {
+	if pending, _ := pendingSwitchover(dc, now); pending {
+		return true
+	}
+	return dc.Config != nil && !dc.Config.Standby && (dc.Leader == "" || !promotedPrimary(dc, dc.Leader))
+}
+
 func promotedPrimary(dc *dcs.Cluster, name string) bool {
 	m, ok := dc.Members[name]
 	return ok && m.State == "running" && (m.Role == "primary" || m.Role == "master")
@@ -432,6 +443,9 @@ func (r *Reconciler) releaseHolds(ctx context.Context, now time.Time, stopping b
 				r.holds[c] = &d.next
 			}
 			r.holdMu.Unlock()
+			if len(rep.Commands) == 0 {
+				continue // the pass found them released already
+			}
 			r.Log.Info("released connections a pass held again after hold_max", "cluster", c, "waiting", rep.Released[c])
 			if o, ok := r.Observer.(HoldObserver); ok {
 				o.HoldsReleased(nil, rep)

@@ -182,3 +182,29 @@ func TestDecideArmedHold(t *testing.T) {
 	assert.False(t, on)
 	assert.Nil(t, h, "holding turned off drops the armed hold")
 }
+
+// A one-shot pass leaves a held frontend alone while a switchover may be
+// under way: Patroni clears the failover key when the candidate takes the
+// leader key, before its promotion ends.
+func TestSwitchoverUnderWay(t *testing.T) {
+	now := time.Now()
+	members := func(role string) map[string]selector.Member {
+		return map[string]selector.Member{"pg-test-2": {Role: role, State: "running"}}
+	}
+	for _, tc := range []struct {
+		name string
+		dc   *dcs.Cluster
+		want bool
+	}{
+		{"requested", &dcs.Cluster{Leader: "pg-test-1", Config: &dcs.Config{}, Members: members("replica"),
+			Failover: &dcs.Failover{Leader: "pg-test-1", Member: "pg-test-2", Revision: 3}}, true},
+		{"scheduled later", &dcs.Cluster{Leader: "pg-test-2", Config: &dcs.Config{}, Members: members("primary"),
+			Failover: &dcs.Failover{Leader: "pg-test-2", Member: "pg-test-1", ScheduledAt: now.Add(time.Hour), Revision: 3}}, false},
+		{"request cleared, new leader not promoted yet", &dcs.Cluster{Leader: "pg-test-2", Config: &dcs.Config{}, Members: members("replica")}, true},
+		{"no leader key", &dcs.Cluster{Config: &dcs.Config{}, Members: members("replica")}, true},
+		{"the leader is primary by its own key", &dcs.Cluster{Leader: "pg-test-2", Config: &dcs.Config{}, Members: members("primary")}, false},
+		{"a standby cluster's leader", &dcs.Cluster{Leader: "pg-test-2", Config: &dcs.Config{Standby: true}, Members: members("standby_leader")}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) { assert.Equal(t, tc.want, switchoverUnderWay(tc.dc, now)) })
+	}
+}

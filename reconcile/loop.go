@@ -598,7 +598,10 @@ func (r *Reconciler) desired(w work) ([]Service, map[string]Accel, map[string]fo
 		}
 		a.Hold = on
 		a.Armed = h != nil && h.armed && h.ended == ""
-		a.Switchover, _ = pendingSwitchover(dc, now)
+		a.Switchover = switchoverUnderWay(dc, now)
+		if on {
+			a.HoldRequest = h.request
+		}
 		holds.next[c.Name], holds.due[c.Name] = h, due
 		if ev != nil {
 			holds.events = append(holds.events, *ev)
@@ -670,7 +673,7 @@ func (r *Reconciler) recordHolds(u holdUpdate, rep Report) []HoldEvent {
 	}
 	r.holdMu.Lock()
 	for c, h := range u.next {
-		if cur := r.holds[c]; cur != u.prev[c] && cur != nil && cur.ended != "" {
+		if cur, was := r.holds[c], u.prev[c]; cur != was && cur != nil && cur.ended != "" && was != nil && was.ended == "" {
 			// The hold watch ended this hold (hold_max) while the pass
 			// ran: its release stands, and its end was reported there. If
 			// the pass held the frontends again, the watch releases them
@@ -678,7 +681,7 @@ func (r *Reconciler) recordHolds(u holdUpdate, rep Report) []HoldEvent {
 			// desired state broken).
 			if h != nil && h.ended == "" {
 				n := *cur
-				n.releaseAgain = true
+				n.releaseAgain, n.frontends = true, h.frontends // what this pass held
 				cur = &n
 				r.holds[c] = cur
 			}
