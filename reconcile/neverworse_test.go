@@ -50,7 +50,9 @@ func TestLeaseExpiryIsNotADemotion(t *testing.T) {
 	l := newLab(t, labOptions{})
 	sess := l.session("primary")
 	for _, svc := range primaryServices {
-		require.True(t, l.backend(svc).Slots["pg-test-1"].Up(), "%s: the primary is up before the cut", svc)
+		// HAProxy's first checks may still be running on a busy machine.
+		require.Eventually(t, func() bool { return l.backend(svc).Slots["pg-test-1"].Up() }, 10*time.Second, 20*time.Millisecond,
+			"%s: the primary is up before the cut", svc)
 	}
 	// pg-test-1 loses etcd: its lease expires, leader and member key go in one revision.
 	logged := len(l.logs.String())
