@@ -54,6 +54,9 @@ func TestLeaseExpiryIsNotADemotion(t *testing.T) {
 		require.Eventually(t, func() bool { return l.backend(svc).Slots["pg-test-1"].Up() }, 10*time.Second, 20*time.Millisecond,
 			"%s: the primary is up before the cut", svc)
 	}
+	// The first pass logs what it applied (a new worker's replicas forced
+	// down) after the observer saw it: count from its last line.
+	require.Eventually(t, func() bool { return strings.Contains(l.logs.String(), "HAProxy in sync") }, 10*time.Second, 20*time.Millisecond)
 	// pg-test-1 loses etcd: its lease expires, leader and member key go in one revision.
 	logged := len(l.logs.String())
 	l.waitRev(l.patroni.ExpireLease("pg-test-1"))
