@@ -294,19 +294,26 @@ func (r *Reconciler) releaseLeftovers(ctx context.Context) {
 		}
 		services = append(services, heldFrontends(d.Services, c.Name)...)
 	}
+	r.releaseFrontends(ctx, rel, services, "released connections held by an earlier pgsvc",
+		"could not release frontends an earlier pgsvc may have left holding; the first pass does")
+}
+
+// releaseFrontends sets services' frontends back to their maxconn outside
+// any hold record (leftovers at start, a last sweep at shutdown), logging
+// each command as done and a failure as failed.
+func (r *Reconciler) releaseFrontends(ctx context.Context, rel Releaser, services []Service, done, failed string) {
 	if len(services) == 0 {
 		return
 	}
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	rep, err := rel.Release(rctx, services)
 	if err != nil {
-		r.Log.Warn("could not release frontends an earlier pgsvc may have left holding; the first pass does", "err", err)
+		r.Log.Warn(failed, "err", err)
 		return
 	}
 	for _, c := range rep.Commands {
-		r.Log.Info("released connections held by an earlier pgsvc", "cluster", c.Cluster, "service", c.Service,
-			"command", c.Line, "waiting", rep.Released[c.Cluster])
+		r.Log.Info(done, "cluster", c.Cluster, "service", c.Service, "command", c.Line, "waiting", rep.Released[c.Cluster])
 	}
 	if o, ok := r.Observer.(HoldObserver); ok && len(rep.Commands) > 0 {
 		o.HoldsReleased(nil, rep)
@@ -487,20 +494,6 @@ func (r *Reconciler) releaseAll(ctx context.Context) {
 		services = append(services, r.holds[c].frontends...)
 	}
 	r.holdMu.Unlock()
-	if len(services) == 0 {
-		return
-	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	rep, err := rel.Release(rctx, services)
-	if err != nil {
-		r.Log.Error("could not release held connections before stopping; the next pgsvc to start releases them", "err", err)
-		return
-	}
-	for _, c := range rep.Commands {
-		r.Log.Info("released connections held again by the last pass", "cluster", c.Cluster, "service", c.Service, "command", c.Line)
-	}
-	if o, ok := r.Observer.(HoldObserver); ok && len(rep.Commands) > 0 {
-		o.HoldsReleased(nil, rep)
-	}
+	r.releaseFrontends(ctx, rel, services, "released connections held again by the last pass",
+		"could not release held connections before stopping; the next pgsvc to start releases them")
 }
